@@ -1,0 +1,12 @@
+"""roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
+
+``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently).
+"""
+
+from __future__ import annotations
+
+# --- world and environment (issue 2) ---
+
+# --- corruptions, schedules, wrapper, preview (issue 3) ---
+
+__all__: list[str] = []
