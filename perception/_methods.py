@@ -1,0 +1,204 @@
+"""The built-in adaptation methods: ``source``, ``bn`` (BN re-estimation) and ``tent``.
+
+Semantics follow the papers and their reference code (see the class docstrings); each
+method overrides only the lifecycle steps of :class:`perception.Adapter` that differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._adapt import Adapter
+from ._adapt_registry import register_adapter
+
+_BatchNorm = nn.modules.batchnorm._BatchNorm
+#: normalisation layers whose affine parameters TENT adapts.
+NORM_LAYERS: tuple[type[nn.Module], ...] = (
+    _BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+
+
+def softmax_entropy(logits: Tensor) -> Tensor:
+    """Shannon entropy of the softmax over the class axis (dim 1), per sample/pixel."""
+    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+def use_batch_statistics(bn: nn.Module) -> None:
+    """Make a BatchNorm layer normalise with the current batch's statistics only.
+
+    As TENT's reference (``configure_model``): train mode, ``track_running_stats=False`` and
+    no running buffers, so neither the source statistics are used nor new ones accumulate."""
+    bn.train()
+    bn.track_running_stats = False
+    bn.running_mean = None
+    bn.running_var = None
+
+
+def _layer_names(model: nn.Module) -> str:
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, NORM_LAYERS)})
+    return ", ".join(kinds) if kinds else "no normalisation layers"
+
+
+@register_adapter(name="source")
+class Source(Adapter):
+    """The source model unchanged: eval mode, stored statistics, nothing adapts."""
+
+    uses_optimizer = False
+
+
+class _ReestimatedBatchNorm(nn.Module):
+    """Stands in for a BatchNorm layer: mixes source and batch statistics, or tracks an EMA.
+
+    Batch statistics are the mean and the *biased* variance over every axis but the channel
+    one. ``prior_strength`` N gives λ = N / (N + n) with n = batch size (images, not pixels)
+    and μ = λ·μs + (1−λ)·μt, σ² = λ·σs² + (1−λ)·σt². With ``momentum`` m the stored
+    statistics become (1−m)·old + m·batch on every batch and normalise that batch."""
+
+    def __init__(self, bn: nn.Module, prior_strength: float, momentum: float | None) -> None:
+        super().__init__()
+        self.eps = bn.eps
+        self.weight = bn.weight
+        self.bias = bn.bias
+        self.register_buffer("running_mean", bn.running_mean.detach().clone())
+        self.register_buffer("running_var", bn.running_var.detach().clone())
+        self.prior_strength = float(prior_strength)
+        self.momentum = momentum
+
+    def forward(self, x: Tensor) -> Tensor:
+        dims = [0, *range(2, x.dim())]
+        var_t, mean_t = torch.var_mean(x, dim=dims, correction=0)
+        if self.momentum is not None:
+            m = float(self.momentum)
+            with torch.no_grad():
+                self.running_mean.mul_(1.0 - m).add_(mean_t.detach(), alpha=m)
+                self.running_var.mul_(1.0 - m).add_(var_t.detach(), alpha=m)
+            mean, var = self.running_mean, self.running_var
+        else:
+            n = x.shape[0]
+            prior = self.prior_strength
+            lam = 1.0 if math.isinf(prior) else prior / (prior + n)
+            mean = lam * self.running_mean + (1.0 - lam) * mean_t
+            var = lam * self.running_var + (1.0 - lam) * var_t
+        return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
+
+    def extra_repr(self) -> str:
+        mode = (
+            f"momentum={self.momentum}"
+            if self.momentum is not None
+            else (f"prior_strength={self.prior_strength}")
+        )
+        return f"{self.running_mean.numel()}, eps={self.eps}, {mode}"
+
+
+def _replace(model: nn.Module, kind: type[nn.Module], make: Any) -> None:
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, kind):
+                setattr(parent, child_name, make(child))
+
+
+@register_adapter(name="bn")
+class BatchNormAdapter(Adapter):
+    """BN re-estimation: normalise with test-batch statistics; nothing trains.
+
+    Options:
+    - ``prior_strength`` (N, default 0): mix the source statistics in as a prior (Schneider
+      et al. 2020): λ = N / (N + n), μ = λ·μs + (1−λ)·μt, σ² = λ·σs² + (1−λ)·σt², with
+      biased batch variance and n the number of images in the batch, as in the paper (for
+      segmentation one could argue for n = images × pixels, which would make any practical
+      N negligible; we keep the paper's convention). N = 0 is batch-only (Nado et al. 2020;
+      TENT's "BN" baseline); N = inf is the source model.
+    - ``momentum`` (m, default None): instead keep an exponential moving average of the
+      statistics over the stream, starting from the source ones: after each batch
+      stat ← (1−m)·stat + m·batch_stat (PyTorch's convention: m weights the new batch), and
+      the batch is normalised with the updated statistics. Suited to video streams;
+      ``reset()`` (or ``episodic=True``) returns to the source statistics.
+    Needs BatchNorm layers; the two options are mutually exclusive.
+    """
+
+    uses_optimizer = False
+    options: ClassVar[Mapping[str, Any]] = {"prior_strength": 0.0, "momentum": None}
+
+    def check_options(self) -> None:
+        n, m = self.options["prior_strength"], self.options["momentum"]
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or math.isnan(n) or n < 0:
+            raise ValueError(f"bn: option 'prior_strength' must be a number >= 0, got {n!r}")
+        if m is not None:
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m <= 1:
+                raise ValueError(f"bn: option 'momentum' must be None or in (0, 1], got {m!r}")
+            if n != 0:
+                raise ValueError("bn: set one of the options 'prior_strength' and 'momentum'")
+
+    def configure(self, model: nn.Module) -> None:
+        super().configure(model)
+        layers = [(k, m) for k, m in model.named_modules() if isinstance(m, _BatchNorm)]
+        if not layers:
+            raise ValueError(
+                f"bn: the model has no BatchNorm layers ({_layer_names(model)}); "
+                "use 'tent' for GroupNorm/LayerNorm models, or 'source'"
+            )
+        prior, momentum = self.options["prior_strength"], self.options["momentum"]
+        if prior == 0 and momentum is None:
+            for _, m in layers:
+                use_batch_statistics(m)
+            return
+        for k, m in layers:
+            if m.running_mean is None or m.running_var is None:
+                raise ValueError(
+                    f"bn: layer {k!r} keeps no running statistics, so 'prior_strength'/'momentum' "
+                    "have no source statistics to use; use the default batch-only mode"
+                )
+        _replace(model, _BatchNorm, lambda bn: _ReestimatedBatchNorm(bn, prior, momentum))
+
+
+@register_adapter(name="tent")
+class Tent(Adapter):
+    """TENT: entropy minimisation on the normalisation layers' affine parameters (Wang et al. 2021).
+
+    As the reference: BatchNorm layers normalise with batch statistics only, only the
+    normalisation layers' weight and bias train, the loss is the softmax entropy averaged
+    over batch and pixels, Adam lr 1e-3 by default, one step per batch, and the prediction
+    returned is the forward pass before the update. Unlike the reference, only the
+    normalisation layers are in train mode (Dropout stays off) and the caller's model is
+    never modified. GroupNorm/LayerNorm/InstanceNorm layers adapt their affine parameters.
+    """
+
+    def configure(self, model: nn.Module) -> None:
+        super().configure(model)
+        norms = [m for m in model.modules() if isinstance(m, NORM_LAYERS)]
+        if not norms:
+            raise ValueError(
+                f"{self._label()}: the model has no normalisation layers (BatchNorm, GroupNorm, "
+                "LayerNorm, InstanceNorm) to adapt; use 'source'"
+            )
+        for m in norms:
+            if isinstance(m, _BatchNorm):
+                use_batch_statistics(m)
+            m.requires_grad_(True)
+
+    def params_to_train(self, model: nn.Module) -> Iterable[nn.Parameter]:
+        params: dict[int, nn.Parameter] = {}  # by identity: a shared parameter trains once
+        for m in model.modules():
+            if isinstance(m, NORM_LAYERS):
+                for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
+                    if isinstance(p, nn.Parameter):
+                        params.setdefault(id(p), p)
+        if not params:
+            raise ValueError(
+                f"{self._label()}: the model's normalisation layers have no affine parameters "
+                "(affine=False) to adapt"
+            )
+        return list(params.values())
+
+    def loss(self, logits: Tensor, x: Tensor) -> Tensor:
+        return softmax_entropy(logits).mean()
