@@ -1,0 +1,241 @@
+"""Source-domain training and evaluation on any stream of (image, label) batches.
+
+``perception`` never imports the simulator: the caller feeds batches (``scenarios._train_data``
+renders them from the world). Training is deterministic for a given ``TrainConfig.seed`` and batch
+stream: the model (when given by name) is initialised and augmented from generators seeded by it.
+Augmentation is geometric only (random crop, horizontal flip): photometric augmentation (noise,
+blur, colour jitter) would immunise the source model against the very shifts the suite measures.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._metrics import StreamMetrics
+from ._models import create_model
+from ._models_classes import CLASS_NAMES, IGNORE_INDEX
+from ._models_io import save_checkpoint
+
+Batch = tuple[Any, Any]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; recorded verbatim in the checkpoint's metadata."""
+
+    steps: int = 3000
+    lr: float = 4e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    crop: tuple[int, int] | None = (96, 192)
+    hflip: bool = True
+    seed: int = 0
+    val_every: int = 0  # 0: validate once, at the end
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "warmup_steps", "val_every", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"TrainConfig.{name} must be a non-negative int; got {v!r}")
+        if self.steps < 1:
+            raise ValueError(f"TrainConfig.steps must be >= 1; got {self.steps}")
+        for name in ("lr", "weight_decay"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0 or (name == "lr" and v == 0):
+                kind = "positive" if name == "lr" else "non-negative"
+                raise ValueError(f"TrainConfig.{name} must be a {kind} number; got {v!r}")
+        if self.crop is not None:
+            if len(self.crop) != 2 or not all(isinstance(c, int) and c > 0 for c in self.crop):
+                raise ValueError(
+                    f"TrainConfig.crop must be None or (height, width) ints; got {self.crop!r}"
+                )
+            object.__setattr__(self, "crop", tuple(self.crop))
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the trained model (eval mode), checkpoint metadata, loss history."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    path: Path | None = None
+
+
+def images_to_tensor(images: Any) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images (array or tensor) → float32 NCHW in [0, 1]; float NCHW passes."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"images must be a numpy array or torch.Tensor, got {type(images).__name__}"
+        )
+    if images.dtype == torch.uint8:
+        if images.dim() != 4 or images.shape[-1] != 3:
+            raise ValueError(f"uint8 images must be (N, H, W, 3); got {tuple(images.shape)}")
+        return images.permute(0, 3, 1, 2).float().div_(255.0)
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"float images must be (N, 3, H, W); got {tuple(images.shape)}")
+    return images.float()
+
+
+def _labels_to_tensor(labels: Any) -> torch.Tensor:
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(np.ascontiguousarray(labels))
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
+        raise ValueError("labels must be an (N, H, W) array or tensor of trainIds")
+    return labels.long()
+
+
+def _augment(
+    x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n, _, h, w = x.shape
+    if cfg.crop is not None and (cfg.crop[0] < h or cfg.crop[1] < w):
+        ch, cw = min(cfg.crop[0], h), min(cfg.crop[1], w)
+        tops = torch.randint(0, h - ch + 1, (n,), generator=gen).tolist()
+        lefts = torch.randint(0, w - cw + 1, (n,), generator=gen).tolist()
+        x = torch.stack(
+            [
+                x[i, :, t : t + ch, s : s + cw]
+                for i, (t, s) in enumerate(zip(tops, lefts, strict=True))
+            ]
+        )
+        y = torch.stack(
+            [y[i, t : t + ch, s : s + cw] for i, (t, s) in enumerate(zip(tops, lefts, strict=True))]
+        )
+    if cfg.hflip:
+        flip = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+        y = torch.where(flip.view(n, 1, 1), y.flip(-1), y)
+    return x, y
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable[Batch], num_classes: int | None = None) -> dict:
+    """Run ``model`` in eval mode over ``(images, labels)`` batches; the metrics summary."""
+    was_training = model.training
+    model.eval()
+    metrics = StreamMetrics(num_classes or getattr(model, "num_classes", len(CLASS_NAMES)))
+    try:
+        for images, labels in batches:
+            metrics.update(model(images_to_tensor(images)), _labels_to_tensor(labels))
+    finally:
+        model.train(was_training)
+    return metrics.compute()
+
+
+def _summary(metrics: dict) -> dict[str, Any]:
+    keys = ("miou", "pixel_acc", "ece", "entropy", "per_class_iou", "safety_recall", "frames")
+    return {k: metrics[k] for k in keys}
+
+
+def train(
+    model: nn.Module | str,
+    batches: Iterable[Batch],
+    config: TrainConfig | None = None,
+    *,
+    val_batches: Iterable[Batch] | Callable[[], Iterable[Batch]] | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` (a module or a registered name) on ``config.steps`` batches from ``batches``.
+
+    ``batches`` yields ``(images, labels)``: uint8 (N, H, W, 3) or float (N, 3, H, W) images and
+    (N, H, W) trainIds (255 ignored). ``val_batches`` (re-iterable, or a callable returning an
+    iterable) gives the held-out clean validation metrics stored with the checkpoint at ``out``.
+    ``meta`` (e.g. a description of the data) is merged into the checkpoint metadata.
+    """
+    cfg = config or TrainConfig()
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(cfg).__name__}")
+    if isinstance(model, str):
+        # Seeded initialisation without touching the caller's global RNG state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = create_model(model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"model must be an nn.Module or a registered name, got {type(model).__name__}"
+        )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 1% of lr
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    val_source = val_batches if callable(val_batches) else (lambda: val_batches)
+    history: list[dict[str, float]] = []
+    input_size: list[int] | None = None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, desc="train", unit="step", disable=not progress, leave=False)
+    start = time.perf_counter()
+    model.train()
+    it: Iterator[Batch] = iter(batches)
+    for step in range(cfg.steps):
+        try:
+            images, labels = next(it)
+        except StopIteration:
+            break
+        x, y = images_to_tensor(images), _labels_to_tensor(labels)
+        if input_size is None:
+            input_size = [int(x.shape[-2]), int(x.shape[-1])]
+        x, y = _augment(x, y, cfg, gen)
+        loss = F.cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        history.append({"step": step, "loss": float(loss), "lr": sched.get_last_lr()[0]})
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if (
+            cfg.val_every
+            and val_batches is not None
+            and (step + 1) % cfg.val_every == 0
+            and step + 1 < cfg.steps
+        ):
+            m = evaluate(model, val_source())
+            history[-1]["val_miou"] = m["miou"]
+            bar.write(f"step {step + 1}: val mIoU {m['miou']:.3f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    model.eval()
+    result_meta: dict[str, Any] = {
+        "model": getattr(model, "model_name", type(model).__name__),
+        "classes": list(CLASS_NAMES),
+        "input_size": input_size,
+        "train_config": {**asdict(cfg), "crop": list(cfg.crop) if cfg.crop else None},
+        "steps_done": len(history),
+        "train_seconds": round(seconds, 1),
+        "final_loss": history[-1]["loss"] if history else None,
+    }
+    if val_batches is not None:
+        result_meta["val_metrics"] = _summary(evaluate(model, val_source()))
+    result_meta.update(meta or {})
+    path = save_checkpoint(model, out, result_meta) if out is not None else None
+    return TrainResult(model=model, meta=result_meta, history=history, path=path)
