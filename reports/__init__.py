@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from reports._build import build_report
+
+__all__: list[str] = ["build_report"]

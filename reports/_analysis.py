@@ -1,0 +1,322 @@
+"""The numbers behind the report: robustness metrics computed from the stored cells.
+
+Definitions (Hendrycks & Dietterich 2019 for CE; Michaelis et al. 2019 for mPC/rPC):
+- clean: mIoU of the method on the unshifted stream.
+- mPC: mean mIoU over every corruption × severity cell of the static grid.
+- rPC = mPC / clean.
+- gain: mean over the cells both runs have of (mIoU_method − mIoU_source), i.e. mPC difference.
+- CE_c = Σ_s (1 − mIoU_{c,s}) / Σ_s (1 − mIoU^source_{c,s}) over the severities both have;
+  mCE = mean of CE_c over corruptions. source scores exactly 1 (shown as 100 %).
+Each is computed per seed (the source reference taken from the same seed, or the mean over the
+source's seeds where that seed is missing) and then summarised as mean, sample std and count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._load import CLEAN, RunData, is_schedule_cell
+
+SOURCE = "source"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A value summarised over seeds: mean, sample standard deviation (ddof=1), count."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat:
+        vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        if not vals:
+            return cls(None, None, 0)
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        return cls(float(np.mean(vals)), std, len(vals))
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def method_order(data: RunData) -> list[str]:
+    """source first, then methods in scenario/expected order, then any others by name."""
+    seen: list[str] = []
+    scen_methods = data.scenario.get("methods") or []
+    names: list[str] = []
+    for m in scen_methods if isinstance(scen_methods, list) else []:
+        names.append(m.get("name") if isinstance(m, dict) else m)
+    names += [c.get("method") for c in data.expected + data.cells]
+    for n in names:
+        if isinstance(n, str) and n not in seen:
+            seen.append(n)
+    present = {c.get("method") for c in data.cells} | {c.get("method") for c in data.expected}
+    ordered = [m for m in seen if m in present]
+    if SOURCE in ordered:
+        ordered.remove(SOURCE)
+        ordered.insert(0, SOURCE)
+    return ordered
+
+
+def corruption_order(data: RunData) -> list[str]:
+    """Static-grid corruptions in scenario order, grouped by family (first-seen family first)."""
+    seen: list[str] = []
+    for c in data.expected + data.cells:
+        name = c.get("corruption")
+        if not is_schedule_cell(c) and name not in (None, CLEAN) and name not in seen:
+            seen.append(str(name))
+    fam_rank: dict[str, int] = {}
+    for name in seen:
+        fam_rank.setdefault(data.families.get(name, "other"), len(fam_rank))
+    return sorted(seen, key=lambda n: (fam_rank[data.families.get(n, "other")], seen.index(n)))
+
+
+def severity_order(cells: Sequence[dict[str, Any]]) -> list[float]:
+    return sorted({float(c["severity"]) for c in cells if c.get("corruption") != CLEAN})
+
+
+class Grid:
+    """Done static cells indexed as method -> seed -> corruption -> severity -> cell."""
+
+    def __init__(self, data: RunData) -> None:
+        self.cells = [c for c in data.done if not is_schedule_cell(c) and c.get("miou") is not None]
+        self.idx: dict[str, dict[int, dict[str, dict[float, dict]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(dict))
+        )
+        for c in self.cells:
+            sev = 0.0 if c["corruption"] == CLEAN else float(c["severity"])
+            self.idx[c["method"]][int(c.get("seed") or 0)][c["corruption"]][sev] = c
+
+    def seeds(self, method: str) -> list[int]:
+        return sorted(self.idx.get(method, {}))
+
+    def clean(self, method: str, seed: int) -> float | None:
+        cell = self.idx.get(method, {}).get(seed, {}).get(CLEAN, {}).get(0.0)
+        return None if cell is None else float(cell["miou"])
+
+    def corrupted(self, method: str, seed: int) -> dict[tuple[str, float], float]:
+        out = {}
+        for corr, by_sev in self.idx.get(method, {}).get(seed, {}).items():
+            if corr == CLEAN:
+                continue
+            for sev, cell in by_sev.items():
+                out[(corr, sev)] = float(cell["miou"])
+        return out
+
+    def mean_over_seeds(self, method: str, key: str = "miou") -> dict[tuple[str, float], float]:
+        """(corruption, severity) -> mean over seeds of ``key`` (clean under ("clean", 0))."""
+        acc: dict[tuple[str, float], list[float]] = defaultdict(list)
+        for by_corr in self.idx.get(method, {}).values():
+            for corr, by_sev in by_corr.items():
+                for sev, cell in by_sev.items():
+                    if cell.get(key) is not None:
+                        acc[(corr, sev)].append(float(cell[key]))
+        return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+@dataclass(frozen=True)
+class Headline:
+    method: str
+    clean: Stat
+    mpc: Stat
+    rpc: Stat
+    gain: Stat
+    mce: Stat
+    ce: dict[str, Stat]
+    n_cells: int
+
+
+def _source_ref(grid: Grid, seed: int) -> dict[tuple[str, float], float]:
+    ref = grid.corrupted(SOURCE, seed)
+    return ref if ref else grid_source_mean(grid)
+
+
+def grid_source_mean(grid: Grid) -> dict[tuple[str, float], float]:
+    return {k: v for k, v in grid.mean_over_seeds(SOURCE).items() if k[0] != CLEAN}
+
+
+def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
+    grid = grid or Grid(data)
+    have_source = bool(grid.seeds(SOURCE))
+    out = []
+    for method in method_order(data):
+        seeds = grid.seeds(method)
+        if not seeds:
+            continue
+        cleans, mpcs, rpcs, gains, mces = [], [], [], [], []
+        ce_per: dict[str, list[float]] = defaultdict(list)
+        n_cells = 0
+        for seed in seeds:
+            clean = grid.clean(method, seed)
+            corr = grid.corrupted(method, seed)
+            n_cells += len(corr)
+            mpc = _mean(corr.values())
+            cleans.append(clean)
+            mpcs.append(mpc)
+            rpcs.append(mpc / clean if mpc is not None and clean else None)
+            if not have_source:
+                continue
+            ref = _source_ref(grid, seed)
+            common = [k for k in corr if k in ref]
+            gains.append(_mean(corr[k] - ref[k] for k in common) if common else None)
+            ces = []
+            for name in sorted({k[0] for k in common}):
+                keys = [k for k in common if k[0] == name]
+                den = sum(1.0 - ref[k] for k in keys)
+                if den > 0:
+                    ce = sum(1.0 - corr[k] for k in keys) / den
+                    ce_per[name].append(ce)
+                    ces.append(ce)
+            mces.append(_mean(ces))
+        out.append(
+            Headline(
+                method=method,
+                clean=Stat.of(cleans),
+                mpc=Stat.of(mpcs),
+                rpc=Stat.of(rpcs),
+                gain=Stat.of(gains),
+                mce=Stat.of(mces),
+                ce={k: Stat.of(v) for k, v in ce_per.items()},
+                n_cells=n_cells,
+            )
+        )
+    return out
+
+
+def per_class(data: RunData, grid: Grid, method: str) -> tuple[list, list]:
+    """Per-class IoU of ``method``: (clean means, corrupted means) per class; None = absent."""
+    n = len(data.class_names)
+    clean_acc: list[list[float]] = [[] for _ in range(n)]
+    shift_acc: list[list[float]] = [[] for _ in range(n)]
+    for c in grid.cells:
+        if c["method"] != method or not isinstance(c.get("per_class_iou"), list):
+            continue
+        target = clean_acc if c["corruption"] == CLEAN else shift_acc
+        for i, v in enumerate(c["per_class_iou"][:n]):
+            if v is not None:
+                target[i].append(float(v))
+    return [_mean(v) for v in clean_acc], [_mean(v) for v in shift_acc]
+
+
+def safety(data: RunData, grid: Grid, method: str) -> dict[str, tuple[float | None, float | None]]:
+    """Safety-class recall of ``method``: class -> (clean mean, corrupted mean)."""
+    clean_acc: dict[str, list[float]] = defaultdict(list)
+    shift_acc: dict[str, list[float]] = defaultdict(list)
+    names: list[str] = []
+    for c in grid.cells:
+        rec = c.get("safety_recall")
+        if c["method"] != method or not isinstance(rec, dict):
+            continue
+        for name, v in rec.items():
+            if name not in names:
+                names.append(name)
+            if v is not None:
+                (clean_acc if c["corruption"] == CLEAN else shift_acc)[name].append(float(v))
+    rank = {n: i for i, n in enumerate(data.class_names)}
+    names.sort(key=lambda n: rank.get(n, len(rank)))
+    return {n: (_mean(clean_acc[n]), _mean(shift_acc[n])) for n in names}
+
+
+@dataclass(frozen=True)
+class Compute:
+    method: str
+    cells: int
+    frames: int
+    ms_per_frame: float | None
+    forward_per_frame: float | None
+    backward_per_frame: float | None
+    forward: int
+    backward: int
+
+
+def compute(data: RunData) -> list[Compute]:
+    out = []
+    for method in method_order(data):
+        cells = [c for c in data.done if c["method"] == method]
+        if not cells:
+            continue
+        frames = sum(int(c.get("frames") or 0) for c in cells)
+        timed = [c for c in cells if c.get("ms_per_frame") is not None and c.get("frames")]
+        tframes = sum(int(c["frames"]) for c in timed)
+        ms = (
+            sum(float(c["ms_per_frame"]) * int(c["frames"]) for c in timed) / tframes
+            if tframes
+            else None
+        )
+        fwd = sum(int(c.get("forward_passes") or 0) for c in cells)
+        bwd = sum(int(c.get("backward_passes") or 0) for c in cells)
+        out.append(
+            Compute(
+                method,
+                len(cells),
+                frames,
+                ms,
+                fwd / frames if frames else None,
+                bwd / frames if frames else None,
+                fwd,
+                bwd,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One schedule (kind + label) and, per method, its mean segment trace over seeds."""
+
+    kind: str
+    label: str
+    # method -> list of (start, stop, label, mean mIoU over seeds)
+    traces: dict[str, list[tuple[int, int, str, float]]]
+    # method -> per-seed stream mIoU stat
+    overall: dict[str, Stat]
+    # method -> (frame, mIoU) per-frame mean over seeds (used when segments are absent)
+    frame_traces: dict[str, list[tuple[int, float]]]
+
+
+def streams(data: RunData) -> list[Stream]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for c in data.done:
+        if is_schedule_cell(c):
+            groups[(str(c.get("schedule")), str(c.get("corruption")))].append(c)
+    out = []
+    for (kind, label), cells in groups.items():
+        traces, overall, ftraces = {}, {}, {}
+        for method in method_order(data):
+            mine = [c for c in cells if c["method"] == method]
+            if not mine:
+                continue
+            overall[method] = Stat.of(c.get("miou") for c in mine)
+            seg_acc: dict[int, list] = defaultdict(list)
+            seg_info: dict[int, tuple[int, int, str]] = {}
+            fr_acc: dict[int, list[float]] = defaultdict(list)
+            for c in mine:
+                for s in data.segments.get(c["cell_id"], []):
+                    if s.get("miou") is None:
+                        continue
+                    seg_acc[int(s["segment"])].append(float(s["miou"]))
+                    seg_info.setdefault(
+                        int(s["segment"]),
+                        (int(s["start_frame"]), int(s["stop_frame"]), str(s.get("label") or "")),
+                    )
+                for f in data.frames.get(c["cell_id"], []):
+                    if f.get("miou") is not None:
+                        fr_acc[int(f["frame"])].append(float(f["miou"]))
+            if seg_acc:
+                traces[method] = [
+                    (*seg_info[k], float(np.mean(seg_acc[k]))) for k in sorted(seg_acc)
+                ]
+            if fr_acc:
+                ftraces[method] = [(k, float(np.mean(fr_acc[k]))) for k in sorted(fr_acc)]
+        out.append(Stream(kind, label, traces, overall, ftraces))
+    out.sort(key=lambda s: (s.kind, s.label))
+    return out

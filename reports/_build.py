@@ -1,0 +1,240 @@
+"""``build_report``: a run folder in, ``report.html`` + ``report.md`` + ``figures/*.png`` out.
+
+The HTML is self-contained (inline CSS, figures as PNG data URIs, no external resources) and every
+text from a scenario, model or plugin passes through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+
+from . import _figures as figs
+from ._analysis import corruption_order, method_order, severity_order
+from ._load import RunData, load_run
+from ._tables import DASH, all_tables, cell_name
+
+_TEMPLATES = Path(__file__).parent / "templates"
+MAX_MISSING_LISTED = 60
+
+
+@dataclass
+class FigureRef:
+    name: str
+    title: str
+    caption: str
+    data_uri: str
+    path: str  # relative to the run folder, for the Markdown report
+
+
+def _md_escape(value: Any) -> Any:
+    """Markdown output: neutralise HTML and table syntax in any text we did not write."""
+    if value is None:
+        return ""
+    if isinstance(value, (markupsafe.Markup, jinja2.Undefined)):
+        return value  # output of our own macros (already escaped inside), or undefined
+    text = str(value)
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
+def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
+    loader = jinja2.FileSystemLoader(str(_TEMPLATES))
+    html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    md = jinja2.Environment(
+        loader=loader,
+        autoescape=False,
+        finalize=_md_escape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return html, md
+
+
+def _fmt_seconds(sec: float | None) -> str:
+    if sec is None:
+        return DASH
+    if sec < 120:
+        return f"{sec:.1f} s"
+    if sec < 7200:
+        return f"{sec / 60:.1f} min"
+    return f"{sec / 3600:.2f} h"
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
+    meta, sc = data.meta, data.scenario
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    model_name = str(model.get("name") or sc.get("model") or DASH)
+    params = model.get("params")
+    if isinstance(params, (int, float)):
+        model_name += f" ({int(params):,} parameters)"
+    model_metrics = ", ".join(
+        f"{k}: {_scalar(v)}"
+        for k, v in model.items()
+        if k not in ("name", "params") and isinstance(v, (int, float, str)) and v is not None
+    )
+    cells = data.cells + data.expected
+    seeds = sorted({int(c["seed"]) for c in cells if c.get("seed") is not None})
+    frame_counts = sorted({int(c["frames"]) for c in data.done if c.get("frames")})
+    frames = sc.get("frames")
+    if frames is None and frame_counts:
+        frames = (
+            str(frame_counts[0])
+            if len(frame_counts) == 1
+            else f"{frame_counts[0]}–{frame_counts[-1]}"
+        )
+    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    n_expected = len(data.expected) or len(data.cells)
+    return {
+        "scenario": str(sc.get("name") or meta.get("scenario_name") or data.run_dir.name),
+        "description": str(sc.get("description") or ""),
+        "rows": [
+            ("model", model_name),
+            ("model clean metrics", model_metrics or DASH),
+            ("methods", ", ".join(methods) or DASH),
+            (
+                "corruptions",
+                f"{len(corruptions)}: " + ", ".join(corruptions) if corruptions else DASH,
+            ),
+            ("seeds", ", ".join(map(str, seeds)) or DASH),
+            ("frames per cell", DASH if frames is None else str(frames)),
+            ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or DASH),
+            ("started", str(meta.get("started_at") or DASH)),
+            ("finished", str(meta.get("finished_at") or "not finished")),
+            ("wall time", _fmt_seconds(meta.get("wall_seconds"))),
+            (
+                "cells",
+                f"{len(data.done)} done, {len(data.failed)} failed, "
+                f"{len(data.missing)} missing of {n_expected} expected",
+            ),
+        ],
+    }
+
+
+def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors) -> list:
+    """(name, title, caption, Figure) for every figure the run's content supports."""
+    grid, gm = tables["grid"], tables["grid_methods"]
+    sevs = severity_order(grid.cells)
+    out = [
+        (
+            "heatmap_miou",
+            "mIoU heat maps",
+            "Corruption × severity mIoU per method (mean over seeds).",
+            figs.heatmaps(grid, gm, corruptions, sevs),
+        ),
+        (
+            "heatmap_gain",
+            "Difference to source",
+            "mIoU of each method minus the source model's, per corruption and severity.",
+            figs.delta_heatmaps(grid, gm, corruptions, sevs),
+        ),
+        (
+            "severity_curves",
+            "Severity curves",
+            "Mean mIoU against severity per corruption family; severity 0 is the clean stream.",
+            figs.severity_curves(data, grid, gm, corruptions, sevs, colors),
+        ),
+        (
+            "class_iou",
+            "Per-class IoU",
+            "Per-class IoU under corruption per method; the black bar is the clean IoU.",
+            figs.class_iou(data, grid, gm, colors),
+        ),
+    ]
+    for k, (stream, _table) in enumerate(tables["streams"]):
+        out.append(
+            (
+                f"timeline_{k}",
+                f"Timeline: {stream.label}",
+                "mIoU per segment along the stream; shaded bands and labels mark the shift.",
+                figs.timeline(stream, colors),
+            )
+        )
+    out.append(
+        (
+            "samples",
+            "Qualitative examples",
+            "clean | corrupted | ground truth | source prediction | adapted predictions.",
+            figs.qualitative(data, methods),
+        )
+    )
+    return [o for o in out if o[3] is not None]
+
+
+def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]:
+    """Write ``report.html``, ``report.md`` and ``figures/*.png`` into a run folder.
+
+    Reads only the folder's results store, so it works on a finished, a failed-only or a still
+    running (partial) run. Returns ``{"html": ..., "markdown": ..., "figures": ...}`` paths.
+    Raises ``scenarios.NoResultsError`` (a ``ValueError``) when the folder holds no results.
+    """
+    t0 = time.perf_counter()
+    data = load_run(run_dir)
+    run_dir = data.run_dir
+    methods = method_order(data)
+    corruptions = corruption_order(data)
+    colors = figs.method_colors(methods)
+    tables = all_tables(data, methods, corruptions)
+
+    fig_dir = run_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    for old in fig_dir.glob("*.png"):  # figures of an earlier build of this report
+        old.unlink()
+    figures: list[FigureRef] = []
+    for name, title, caption, fig in _figures(data, tables, methods, corruptions, colors):
+        png = figs.to_png(fig)
+        (fig_dir / f"{name}.png").write_bytes(png)
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        figures.append(FigureRef(name, title, caption, uri, f"figures/{name}.png"))
+    by_name = {f.name: f for f in figures}
+
+    missing = [cell_name(c) for c in data.missing]
+    ctx = {
+        "header": _header(data, methods, corruptions),
+        "partial": data.partial,
+        "unfinished": not data.meta.get("finished_at"),
+        "missing": missing[:MAX_MISSING_LISTED],
+        "missing_more": max(len(missing) - MAX_MISSING_LISTED, 0),
+        "n_done": len(data.done),
+        "n_failed": len(data.failed),
+        "static_done": bool(tables["grid"].cells),
+        "schedule_only": tables["has_schedule_cells"] and not tables["grid"].cells,
+        "t": tables,
+        "fig": by_name,
+        "streams": [
+            (s, t, by_name.get(f"timeline_{k}")) for k, (s, t) in enumerate(tables["streams"])
+        ],
+        "collapsing": tables["collapsing"],
+        "colors": colors,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    html_env, md_env = _environments()
+    html_path, md_path = run_dir / "report.html", run_dir / "report.md"
+    html_path.write_text(html_env.get_template("report.html.j2").render(**ctx), encoding="utf-8")
+    md_path.write_text(md_env.get_template("report.md.j2").render(**ctx), encoding="utf-8")
+    if not quiet:
+        state = "partial run, " if data.partial else ""
+        print(
+            f"report: {html_path} ({state}{len(figures)} figures, {time.perf_counter() - t0:.1f} s)"
+        )
+    return {"html": html_path, "markdown": md_path, "figures": fig_dir}

@@ -1,0 +1,222 @@
+"""Reading a run folder through the results store's read API into one plain snapshot.
+
+Everything the report shows comes from here, so the rest of the package works on lists of dicts
+and never touches SQLite, the runner or torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The 19 Cityscapes trainId names and official colours; used only when ``sim`` cannot be imported
+# and the store's meta carries no class names (the contract allows this copy).
+_CLASS_NAMES = (
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+)
+_PALETTE = np.array(
+    [
+        (128, 64, 128),
+        (244, 35, 232),
+        (70, 70, 70),
+        (102, 102, 156),
+        (190, 153, 153),
+        (153, 153, 153),
+        (250, 170, 30),
+        (220, 220, 0),
+        (107, 142, 35),
+        (152, 251, 152),
+        (70, 130, 180),
+        (220, 20, 60),
+        (255, 0, 0),
+        (0, 0, 142),
+        (0, 0, 70),
+        (0, 60, 100),
+        (0, 80, 100),
+        (0, 0, 230),
+        (119, 11, 32),
+    ],
+    dtype=np.uint8,
+)
+
+CLEAN = "clean"
+STATIC = "static"
+
+
+@dataclass
+class RunData:
+    """A snapshot of one run folder: meta, cells by status, schedule traces and sample files."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    cells: list[dict[str, Any]]
+    expected: list[dict[str, Any]]
+    missing: list[dict[str, Any]]
+    partial: bool
+    segments: dict[str, list[dict[str, Any]]]
+    frames: dict[str, list[dict[str, Any]]]
+    samples: list[Path]
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+    families: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> list[dict[str, Any]]:
+        return [c for c in self.cells if c.get("status") == "done"]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [c for c in self.cells if c.get("status") != "done"]
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        sc = self.meta.get("scenario")
+        return sc if isinstance(sc, dict) else {}
+
+
+def is_schedule_cell(cell: dict[str, Any]) -> bool:
+    """True for cells of a shift schedule (a stream), False for the static corruption grid."""
+    return (cell.get("schedule") or STATIC) != STATIC
+
+
+def _sim_constants() -> tuple[tuple[str, ...], np.ndarray] | None:
+    try:
+        import sim
+    except Exception:  # sim missing or broken: the copy above is the same data
+        return None
+    names, palette = getattr(sim, "CLASS_NAMES", None), getattr(sim, "PALETTE", None)
+    if names is None or palette is None:
+        return None
+    return tuple(names), np.asarray(palette, dtype=np.uint8)
+
+
+def _families(meta: dict[str, Any], corruptions: set[str]) -> dict[str, str]:
+    """Corruption name -> family, from ``sim.corruption_info`` or else the store's meta."""
+    out: dict[str, str] = {}
+    info = None
+    try:
+        import sim
+
+        info = getattr(sim, "corruption_info", None)
+    except Exception:
+        info = None
+    meta_fams = meta.get("corruption_families") or meta.get("families") or {}
+    if not isinstance(meta_fams, dict):
+        meta_fams = {}
+    for name in corruptions:
+        fam = None
+        if info is not None:
+            try:
+                fam = info(name).family
+            except Exception:  # unknown to this sim (plugin or renamed corruption)
+                fam = None
+        if fam is None:
+            fam = meta_fams.get(name)
+        out[name] = str(fam) if fam else "other"
+    return out
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _wall_seconds(meta: dict[str, Any]) -> float | None:
+    wall = meta.get("wall_seconds")
+    if isinstance(wall, (int, float)):
+        return float(wall)
+    try:
+        start = datetime.fromisoformat(str(meta["started_at"]))
+        stop = datetime.fromisoformat(str(meta["finished_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max((stop - start).total_seconds(), 0.0)
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run folder through ``scenarios.ResultsStore`` (raises its ``NoResultsError``)."""
+    if not isinstance(run_dir, (str, Path)):
+        raise TypeError(f"run_dir must be a str or pathlib.Path, got {type(run_dir).__name__}")
+    from scenarios import ResultsStore
+
+    run_dir = Path(run_dir)
+    store = ResultsStore(run_dir, readonly=True)
+    try:
+        meta = {k: _decode(v) for k, v in dict(store.meta()).items()}
+        cells = [dict(c) for c in store.cells()]
+        expected = [dict(c) for c in store.expected_cells()]
+        missing = [dict(c) for c in store.missing_cells()]
+        partial = bool(store.is_partial())
+        segments: dict[str, list[dict[str, Any]]] = {}
+        for row in store.segments():
+            segments.setdefault(row["cell_id"], []).append(dict(row))
+        frames: dict[str, list[dict[str, Any]]] = {}
+        for row in store.frames():
+            frames.setdefault(row["cell_id"], []).append(dict(row))
+        samples = sorted(Path(p) for p in store.samples())
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+    for rows in segments.values():
+        rows.sort(key=lambda r: r.get("segment") or 0)
+    for rows in frames.values():
+        rows.sort(key=lambda r: r.get("frame") or 0)
+    meta.setdefault("wall_seconds", None)
+    meta["wall_seconds"] = _wall_seconds(meta)
+
+    consts = _sim_constants()
+    names = meta.get("class_names")
+    if isinstance(names, list) and len(names) == len(_CLASS_NAMES):
+        class_names = tuple(str(n) for n in names)
+    elif consts is not None:
+        class_names = consts[0]
+    else:
+        class_names = _CLASS_NAMES
+    palette = consts[1] if consts is not None else _PALETTE
+    corruptions = {
+        str(c["corruption"])
+        for c in cells + expected
+        if not is_schedule_cell(c) and c.get("corruption") not in (None, CLEAN)
+    }
+    return RunData(
+        run_dir=run_dir,
+        meta=meta,
+        cells=cells,
+        expected=expected,
+        missing=missing,
+        partial=partial,
+        segments=segments,
+        frames=frames,
+        samples=samples,
+        class_names=class_names,
+        palette=palette,
+        families=_families(meta, corruptions),
+    )

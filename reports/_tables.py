@@ -1,0 +1,290 @@
+"""The report's tables as preformatted strings, shared verbatim by the HTML and Markdown output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._analysis import (
+    SOURCE,
+    Grid,
+    Headline,
+    Stat,
+    compute,
+    headlines,
+    per_class,
+    safety,
+    streams,
+)
+from ._load import RunData, is_schedule_cell
+
+DASH = "—"
+
+
+@dataclass
+class Table:
+    """A titled table of strings; ``classes`` optionally gives a CSS class per cell."""
+
+    title: str
+    anchor: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    classes: list[list[str]] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # optional long text per row (HTML only)
+    text: bool = False  # a table of prose (left-aligned), not of numbers
+
+
+def pct(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return DASH
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def stat(s: Stat, signed: bool = False) -> str:
+    if s.mean is None:
+        return DASH
+    text = pct(s.mean, signed)
+    return f"{text} ± {100 * s.std:.1f}" if s.std is not None else text
+
+
+def cell_name(c: dict[str, Any]) -> str:
+    if c.get("cell_id"):
+        return str(c["cell_id"])
+    sev = c.get("severity", 0)
+    sev = int(sev) if isinstance(sev, float) and sev.is_integer() else sev
+    return f"{c.get('method')}__{c.get('corruption')}__s{sev}__seed{c.get('seed')}"
+
+
+def _sign_class(s: Stat) -> str:
+    if s.mean is None or abs(s.mean) < 0.0005:
+        return ""
+    return "good" if s.mean > 0 else "bad"
+
+
+def headline_table(rows: list[Headline], n_seeds: int) -> Table:
+    spread = (
+        f"Values are mean ± sample standard deviation (ddof = 1) over the {n_seeds} seeds. "
+        if n_seeds > 1
+        else ""
+    )
+    note = (
+        spread + "clean and mPC are mIoU in %; mPC averages every corruption × severity cell; "
+        "rPC = mPC / clean; gain = mPC − mPC of source in percentage points (paired cells); "
+        "CE_c = Σ_s(1 − mIoU_c,s) / Σ_s(1 − mIoU^source_c,s), mCE = mean CE_c in % "
+        "(source = 100, lower is better)."
+    )
+    t = Table(
+        "Headline: robustness per method",
+        "headline",
+        ["method", "clean mIoU", "mPC", "rPC", "gain over source", "mCE", "cells"],
+        [],
+        note,
+    )
+    for h in rows:
+        ref = h.method == SOURCE  # the reference: gain 0 and mCE 100 by definition
+        t.rows.append(
+            [
+                h.method,
+                stat(h.clean),
+                stat(h.mpc),
+                stat(h.rpc),
+                "reference" if ref else stat(h.gain, True),
+                "100.0" if ref and h.mce.mean is not None else stat(h.mce),
+                str(h.n_cells),
+            ]
+        )
+        t.classes.append(["", "", "", "", _sign_class(h.gain), "", ""])
+    return t
+
+
+def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> Table:
+    ce_methods = [h for h in heads if h.method != SOURCE and h.ce]
+    cols = [
+        "corruption",
+        "family",
+        *[f"{m} mIoU" for m in methods],
+        *[f"{h.method} CE" for h in ce_methods],
+    ]
+    t = Table(
+        "Per corruption",
+        "per-corruption",
+        cols,
+        [],
+        "mIoU in % averaged over severities and seeds; CE in % (source = 100).",
+    )
+    means = {m: grid.mean_over_seeds(m) for m in methods}
+    for c in corruptions:
+        row = [c, data.families.get(c, "other")]
+        for m in methods:
+            vals = [v for (name, _), v in means[m].items() if name == c]
+            row.append(pct(sum(vals) / len(vals)) if vals else DASH)
+        for h in ce_methods:
+            row.append(stat(h.ce.get(c, Stat(None, None, 0))))
+        t.rows.append(row)
+    return t
+
+
+def class_table(data: RunData, grid: Grid, methods: list[str]) -> tuple[Table, list[str]]:
+    ref = methods[0]
+    rows = {m: per_class(data, grid, m) for m in methods}
+    cols = ["class", f"{ref} clean", *[f"{m} corrupted" for m in methods], f"{ref} drop (pp)"]
+    t = Table(
+        "Per-class IoU under shift",
+        "per-class",
+        cols,
+        [],
+        f"IoU in %; corrupted = mean over every corruption cell. ⚠ marks a class whose "
+        f"{ref} IoU under corruption falls below half its clean IoU.",
+    )
+    drops = []
+    for i, name in enumerate(data.class_names):
+        clean = rows[ref][0][i]
+        shifted = [rows[m][1][i] for m in methods]
+        if clean is None and all(v is None for v in shifted):
+            continue
+        drop = None if clean is None or shifted[0] is None else clean - shifted[0]
+        collapsed = clean is not None and shifted[0] is not None and shifted[0] < 0.5 * clean
+        t.rows.append(
+            [name + (" ⚠" if collapsed else ""), pct(clean), *[pct(v) for v in shifted], pct(drop)]
+        )
+        t.classes.append(["bad" if collapsed else "", *[""] * (len(cols) - 1)])
+        if drop is not None:
+            drops.append((drop, name))
+    worst = [n for d, n in sorted(drops, reverse=True)[:3] if d > 0]
+    return t, worst
+
+
+def safety_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
+    per = {m: safety(data, grid, m) for m in methods}
+    names: list[str] = []
+    for m in methods:
+        names += [n for n in per[m] if n not in names]
+    if not names:
+        return None
+    t = Table(
+        "Safety-critical recall",
+        "safety",
+        ["class", *[f"{m} clean → corrupted" for m in methods]],
+        [],
+        "Recall in % (share of the class's pixels found), clean and mean over corruption cells.",
+    )
+    for n in names:
+        row = [n]
+        for m in methods:
+            clean, shifted = per[m].get(n, (None, None))
+            row.append(f"{pct(clean)} → {pct(shifted)}")
+        t.rows.append(row)
+    return t
+
+
+def compute_table(data: RunData) -> Table:
+    rows = compute(data)
+    base = next((r.ms_per_frame for r in rows if r.method == SOURCE), None)
+    t = Table(
+        "Compute",
+        "compute",
+        [
+            "method",
+            "cells",
+            "frames",
+            "ms / frame",
+            "× source time",
+            "forward / frame",
+            "backward / frame",
+            "forward passes",
+            "backward passes",
+        ],
+        [],
+        "ms / frame is frame-weighted over every completed cell (static and schedule).",
+    )
+    for r in rows:
+        ratio = f"{r.ms_per_frame / base:.2f}×" if base and r.ms_per_frame is not None else DASH
+        t.rows.append(
+            [
+                r.method,
+                str(r.cells),
+                str(r.frames),
+                DASH if r.ms_per_frame is None else f"{r.ms_per_frame:.2f}",
+                ratio,
+                DASH if r.forward_per_frame is None else f"{r.forward_per_frame:.2f}",
+                DASH if r.backward_per_frame is None else f"{r.backward_per_frame:.2f}",
+                str(r.forward),
+                str(r.backward),
+            ]
+        )
+    return t
+
+
+def stream_tables(data: RunData) -> list[tuple[Any, Table]]:
+    out = []
+    for s in streams(data):
+        t = Table(
+            f"{s.kind} schedule: {s.label}",
+            f"stream-{len(out)}",
+            ["method", "stream mIoU", "first segment", "last segment", "worst segment"],
+            [],
+            "mIoU in %; segments averaged over seeds.",
+        )
+        for m, st in s.overall.items():
+            trace = s.traces.get(m, [])
+            worst = min(trace, key=lambda r: r[3]) if trace else None
+            t.rows.append(
+                [
+                    m,
+                    stat(st),
+                    pct(trace[0][3]) if trace else DASH,
+                    pct(trace[-1][3]) if trace else DASH,
+                    f"{pct(worst[3])} ({worst[2]})" if worst else DASH,
+                ]
+            )
+        out.append((s, t))
+    return out
+
+
+def failed_table(data: RunData) -> Table | None:
+    failed = data.failed
+    if not failed:
+        return None
+    t = Table(
+        "Failed cells",
+        "failed",
+        ["cell", "error"],
+        [],
+        "The first line of each error; the HTML report shows the full text.",
+        text=True,
+    )
+    for c in failed:
+        err = str(c.get("error") or "(no error recorded)").strip()
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        # A traceback's last line names the exception; the first is "Traceback ...".
+        first = lines[-1] if lines and lines[0].startswith("Traceback") else (lines or [""])[0]
+        t.rows.append([cell_name(c), first[:300]])
+        t.details.append(err)
+    return t
+
+
+def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
+    grid = Grid(data)
+    grid_methods = [m for m in methods if grid.seeds(m)]
+    seeds = sorted({int(c.get("seed") or 0) for c in grid.cells})
+    heads = headlines(data, grid)
+    out: dict[str, Any] = {"grid": grid, "grid_methods": grid_methods, "heads": heads}
+    out["headline"] = headline_table(heads, len(seeds)) if heads else None
+    out["per_corruption"] = (
+        corruption_table(data, grid, grid_methods, corruptions, heads)
+        if corruptions and grid_methods
+        else None
+    )
+    if grid_methods:
+        out["per_class"], out["collapsing"] = class_table(data, grid, grid_methods)
+        if not out["per_class"].rows:
+            out["per_class"] = None
+        out["safety"] = safety_table(data, grid, grid_methods)
+    else:
+        out["per_class"], out["collapsing"], out["safety"] = None, [], None
+    out["compute"] = compute_table(data) if data.done else None
+    out["streams"] = stream_tables(data)
+    out["failed"] = failed_table(data)
+    out["has_schedule_cells"] = any(is_schedule_cell(c) for c in data.cells)
+    return out
