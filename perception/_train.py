@@ -210,9 +210,10 @@ def train(
         loss.backward()
         opt.step()
         sched.step()
-        history.append({"step": step, "loss": float(loss), "lr": sched.get_last_lr()[0]})
+        loss_value = float(loss.detach())
+        history.append({"step": step, "loss": loss_value, "lr": sched.get_last_lr()[0]})
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}")
         if (
             cfg.val_every
             and val_batches is not None
