@@ -1,0 +1,115 @@
+"""Executors: where work units run. ``local`` (a process pool, or in-process for one worker) and
+``ray`` (a local Ray cluster with N CPUs, or the cluster in ``RAY_ADDRESS``).
+
+Both render the needed clean streams first (each once), then run units and yield each unit's
+results as it finishes; the caller (the main process) is the only writer of the results store.
+Workers fix torch to one thread each: parallelism comes from the workers, and float results do
+not depend on how many there are.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from scenarios._cells import Unit
+from scenarios._streams import ensure_stream
+from scenarios._work import CellResult, RunContext, init_worker, run_unit
+
+__all__ = ["EXECUTORS", "execute"]
+
+EXECUTORS = ("local", "ray")
+Job = tuple[Unit, frozenset[str]]
+
+
+def execute(
+    jobs: Sequence[Job], ctx: RunContext, executor: str = "local", workers: int = 1
+) -> Iterator[tuple[Unit, list[CellResult]]]:
+    """Run ``jobs`` (unit, pending cell ids) and yield ``(unit, results)`` as units finish."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor: unknown executor {executor!r}; valid choices: local, ray")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    if not jobs:
+        return iter(())
+    if executor == "ray":
+        return _ray(jobs, ctx, workers)
+    if workers == 1 or len(jobs) == 1:
+        return _inline(jobs, ctx)
+    return _pool(jobs, ctx, workers)
+
+
+def _streams(jobs: Sequence[Job]) -> list:
+    seen: dict[str, object] = {}
+    for unit, _ in jobs:
+        seen.setdefault(unit.stream.key, unit.stream)
+    return list(seen.values())
+
+
+def _inline(jobs: Sequence[Job], ctx: RunContext) -> Iterator[tuple[Unit, list[CellResult]]]:
+    init_worker(ctx.torch_threads)
+    for unit, pending in jobs:
+        yield unit, run_unit(unit, ctx, pending)
+
+
+def _pool(
+    jobs: Sequence[Job], ctx: RunContext, workers: int
+) -> Iterator[tuple[Unit, list[CellResult]]]:
+    # spawn: fresh interpreters, no inherited torch thread pools or locks from the parent
+    mp = multiprocessing.get_context("spawn")
+    n = min(workers, len(jobs))
+    pool = ProcessPoolExecutor(
+        n, mp_context=mp, initializer=init_worker, initargs=(ctx.torch_threads,)
+    )
+    try:
+        streams = _streams(jobs)
+        for fut in [pool.submit(ensure_stream, ctx.run_dir, s) for s in streams]:
+            fut.result()
+        futures = {pool.submit(run_unit, unit, ctx, pending): unit for unit, pending in jobs}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: futures[f].index):
+                yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(
+    jobs: Sequence[Job], ctx: RunContext, workers: int
+) -> Iterator[tuple[Unit, list[CellResult]]]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            "executor: 'ray' needs the optional extra: pip install 'roadshift[ray]'"
+        ) from None
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Workers are fresh processes: give them the driver's import path (plugins, test helpers).
+    path = os.pathsep.join([p for p in sys.path if p and os.path.isdir(p)])
+    runtime_env = {"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}
+    address = os.environ.get("RAY_ADDRESS")
+    started = False
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=workers, **kwargs)
+        started = True
+    try:
+        render = ray.remote(num_cpus=1)(ensure_stream)
+        work = ray.remote(num_cpus=1)(run_unit)
+        ray.get([render.remote(ctx.run_dir, s) for s in _streams(jobs)])
+        refs = {work.remote(unit, ctx, pending): unit for unit, pending in jobs}
+        remaining = list(refs)
+        while remaining:
+            done, remaining = ray.wait(remaining, num_returns=1)
+            for ref in done:
+                yield refs[ref], ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()

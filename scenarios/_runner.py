@@ -1,0 +1,276 @@
+"""The batch runner: a scenario in, a resumable run folder out.
+
+Everything is validated before anything is created (scenario, executor, workers, model, method
+options, the output folder). Then the run folder gets the resolved scenario, the model's state
+and the meta data, and work units run on the chosen executor while the main process writes each
+finished cell to the store in its own transaction. Starting again on the same folder skips the
+cells that finished, so a run killed at any moment ends with exactly the uninterrupted results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from scenarios._cells import Unit, plan_units
+from scenarios._executors import EXECUTORS, execute
+from scenarios._schema import Scenario, ScenarioError, dump_yaml, load_scenario
+from scenarios._store import ResultsStore
+from scenarios._work import RunContext, build_model
+
+__all__ = ["RunSummary", "prepare_run", "run_scenario"]
+
+MODEL_STATE = "model.pt"
+
+
+@dataclass
+class RunSummary:
+    """What a run did: its folder, cell counts and the failed cells (id -> error)."""
+
+    run_dir: Path
+    total: int
+    done: int
+    skipped: int
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("roadshift", "torch", "numpy", "opencv-python-headless", "pydantic", "ray"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class Prepared:
+    scenario: Scenario
+    model_name: str
+    model: Any
+    model_meta: dict[str, Any]
+    units: list[Unit]
+
+
+def _resolve_model(sc: Scenario, src: str) -> tuple[str, Any, dict[str, Any]]:
+    import torch
+
+    import perception
+
+    name = sc.model.name or perception.DEFAULT_MODEL
+    weights: str | None = sc.model.weights
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # only reached for architectures whose weights are loaded next
+            if weights is not None:
+                model = perception.load_model(name, weights)
+            elif name in perception.pretrained_names():
+                model = perception.load_pretrained(name)
+                weights = "bundled"
+            else:
+                model = build_model(name).eval()
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()
+        raise ScenarioError(f"{src}: model: {msg[0] if msg else type(exc).__name__}") from None
+    ckpt = dict(getattr(model, "checkpoint_meta", {}) or {})
+    meta = {
+        "name": name,
+        "weights": weights,
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "clean_val_miou": ckpt.get("clean_val_miou", ckpt.get("val_miou")),
+        "checkpoint": {k: v for k, v in ckpt.items() if isinstance(v, (str, int, float, bool))},
+    }
+    return name, model.eval(), meta
+
+
+def _check_methods(sc: Scenario, model: Any, src: str) -> None:
+    import perception
+
+    for i, m in enumerate(sc.methods):
+        try:
+            perception.create_adapter(m.name, model, **m.options)
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()
+            raise ScenarioError(
+                f"{src}: methods[{i}].options: {msg[0] if msg else type(exc).__name__}"
+            ) from None
+
+
+def _check_out(out: Path, sc: Scenario) -> None:
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{out}: out: exists and is not a folder")
+    if (out / "results.sqlite").is_file():
+        with ResultsStore(out) as store:
+            previous = store.meta().get("scenario")
+        if previous is not None and previous != sc.resolved():
+            raise ScenarioError(
+                f"{out}: out: folder holds results of a different scenario "
+                f"({previous.get('name')!r}); choose another --out to start a new run"
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise ScenarioError(f"{out}: out: folder is not empty and is not a roadshift run folder")
+
+
+def prepare_run(
+    scenario: Scenario | str | Path, out: str | Path, *, executor: str = "local",
+    workers: int | None = None,
+) -> Prepared:  # fmt: skip
+    """Validate everything a run needs without creating anything (raises ``ScenarioError``)."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    src = str(scenario) if not isinstance(scenario, Scenario) else f"scenario {sc.name!r}"
+    if executor not in EXECUTORS:
+        raise ScenarioError(f"executor: unknown executor {executor!r}; valid choices: local, ray")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):  # fmt: skip
+        raise ScenarioError(f"workers: must be a positive integer, got {workers!r}")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ScenarioError(
+                "executor: 'ray' needs the optional extra: pip install 'roadshift[ray]'"
+            ) from None
+    _check_out(Path(out), sc)
+    name, model, meta = _resolve_model(sc, src)
+    _check_methods(sc, model, src)
+    try:
+        units = plan_units(sc)
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"{src}: schedule: {exc}") from None
+    return Prepared(sc, name, model, meta, units)
+
+
+def _logger(run_dir: Path) -> tuple[logging.Logger, logging.Handler]:
+    log = logging.getLogger(f"roadshift.run.{id(run_dir)}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return log, handler
+
+
+def run_scenario(
+    scenario: Scenario | str | Path, out: str | Path, *, executor: str = "local",
+    workers: int | None = None, quiet: bool = False,
+) -> RunSummary:  # fmt: skip
+    """Run (or resume) ``scenario`` into the folder ``out``; see the module docstring.
+
+    ``workers`` defaults to the number of CPU cores. Results do not depend on ``workers`` or
+    the executor. Returns a :class:`RunSummary`; failed cells are stored, not raised.
+    """
+    import torch
+    from tqdm import tqdm
+
+    prep = prepare_run(scenario, out, executor=executor, workers=workers)
+    workers = workers or os.cpu_count() or 1
+    sc = prep.scenario
+    run_dir = Path(out)
+
+    # ---- everything validated: create the run folder
+    store = ResultsStore.create(run_dir)
+    log, handler = _logger(run_dir)
+    t_start = time.perf_counter()
+    try:
+        meta = store.meta()
+        expected = [c for u in prep.units for c in u.cells]
+        if "started_at" not in meta:
+            store.set_meta("started_at", _now())
+        store.set_meta("scenario", sc.resolved())
+        store.set_meta("versions", versions())
+        store.set_meta("model", prep.model_meta)
+        store.set_meta("class_names", _class_names())
+        store.set_meta("expected_cells", expected)
+        store.set_meta("seeds", {
+            "scenario": list(sc.seeds),
+            "corruption": "numpy SeedSequence([seed, sha256(shift label, severity)[:4]])",
+            "model_init": 0,
+        })  # fmt: skip
+        store.set_meta("finished_at", None)
+        (run_dir / "scenario.yaml").write_text(dump_yaml(sc), encoding="utf-8")
+        state_path = run_dir / MODEL_STATE
+        if not state_path.is_file():
+            tmp = run_dir / f".{MODEL_STATE}.tmp"
+            torch.save(prep.model.state_dict(), tmp)
+            tmp.replace(state_path)
+
+        done = store.done_ids()
+        jobs = []
+        for u in prep.units:
+            pending = frozenset(c["cell_id"] for c in u.cells if c["cell_id"] not in done)
+            if pending:
+                jobs.append((u, pending))
+        skipped = sum(1 for c in expected if c["cell_id"] in done)
+        log.info(
+            "run %s: %d cells, %d already done, %d units to run on %s with %d worker(s)",
+            sc.name, len(expected), skipped, len(jobs), executor, workers,
+        )  # fmt: skip
+        ctx = RunContext(
+            run_dir=str(run_dir.resolve()),
+            model_name=prep.model_name,
+            model_state=str(state_path.resolve()),
+            methods=tuple((m.key, m.name, dict(m.options)) for m in sc.methods),
+            batch_size=sc.batch_size,
+            per_frame=sc.per_frame,
+        )
+        failed: dict[str, str] = {}
+        bar = tqdm(total=len(expected), initial=skipped, unit="cell", disable=quiet,
+                   file=sys.stderr, dynamic_ncols=True, desc=sc.name)  # fmt: skip
+        try:
+            if jobs:
+                bar.set_postfix_str(jobs[0][0].label)
+            for unit, results in execute(jobs, ctx, executor, workers):
+                for res in results:
+                    store.write_cell(res.cell, res.segments, res.frames)
+                    cid = res.cell["cell_id"]
+                    if res.cell["status"] == "failed":
+                        failed[cid] = res.cell["error"] or "failed"
+                        log.error("cell %s failed: %s", cid, failed[cid])
+                    else:
+                        log.info("cell %s done: miou %.4f, %.2f ms/frame", cid,
+                                 res.cell.get("miou") or float("nan"),
+                                 res.cell.get("ms_per_frame") or float("nan"))  # fmt: skip
+                    bar.update(1)
+                bar.set_postfix_str(unit.label)
+        finally:
+            bar.close()
+        # failed cells recorded earlier (in a previous invocation) still count as failed
+        for c in store.cells("failed"):
+            failed.setdefault(c["cell_id"], c["error"] or "failed")
+        wall = time.perf_counter() - t_start + float(meta.get("wall_seconds") or 0.0)
+        store.set_meta("wall_seconds", wall)
+        if not store.missing_cells():
+            store.set_meta("finished_at", _now())
+            shutil.rmtree(run_dir / "cache", ignore_errors=True)
+        log.info("run %s finished: %d failed cell(s), %.1f s", sc.name, len(failed), wall)
+        return RunSummary(run_dir, len(expected), len(expected) - len(failed), skipped,
+                          failed, wall)  # fmt: skip
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        store.close()
+
+
+def _class_names() -> list[str]:
+    import perception
+
+    return list(perception.CLASS_NAMES)

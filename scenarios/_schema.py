@@ -1,0 +1,436 @@
+"""Scenario files: the YAML schema (pydantic, unknown keys rejected), loading and validation.
+
+A scenario says *what* to measure: methods x shifts x severities x seeds on streams of ``frames``
+frames of one world. Loading validates everything a run needs (names against the live registries,
+world fields, schedules, method options) so a bad file fails before any run folder exists, with
+one line naming the file, the field and the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "MethodSpec",
+    "ModelSpec",
+    "Scenario",
+    "ScenarioError",
+    "ScheduleSpec",
+    "WorldShiftSpec",
+    "bundled_scenarios",
+    "load_scenario",
+    "scenario_names",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message is one line naming the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodSpec(_Strict):
+    """One adaptation method: a registered name or ``module:Class``, with options."""
+
+    name: str = Field(min_length=1)
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The name cells and reports use (``label`` if given, else ``name``)."""
+        return self.label or self.name
+
+
+class ModelSpec(_Strict):
+    """The source model: a registered name (or ``module:factory``) and optional weights file."""
+
+    name: str | None = None
+    weights: str | None = None
+
+
+class ScheduleSpec(_Strict):
+    """A non-static shift schedule (see ``sim.make_schedule``) run as one cell per method/seed."""
+
+    spec: dict[str, Any] | str
+    label: str | None = None
+
+
+class WorldShiftSpec(_Strict):
+    """A shift of the world itself (another town, time of day, weather): clean frames, no
+    corruption, scored against the base world's clean cell."""
+
+    label: str | None = None
+    world: dict[str, Any]
+
+
+class Scenario(_Strict):
+    """A validated scenario. ``corruptions`` holds names after group expansion."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    methods: list[MethodSpec] = Field(min_length=1)
+    corruptions: list[str] = Field(default_factory=list)
+    severities: list[float] = Field(default_factory=lambda: [3.0])
+    schedule: list[ScheduleSpec] = Field(default_factory=list)
+    world_shifts: list[WorldShiftSpec] = Field(default_factory=list)
+    frames: int = Field(default=64, gt=0, le=1_000_000)
+    batch_size: int = Field(default=8, gt=0, le=4096)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    height: int = Field(default=128, ge=16, le=4096)
+    width: int = Field(default=256, ge=16, le=4096)
+    world: dict[str, Any] = Field(default_factory=dict)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    include_clean: bool = True
+    per_frame: bool = True
+    samples: int = Field(default=4, ge=0, le=1000)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
+        return v
+
+    @field_validator("corruptions", "seeds", "severities", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (str, int, float)) and not isinstance(v, bool) else v
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[float]) -> list[float]:
+        for s in v:
+            if not 0 < s <= 5:
+                raise ValueError(f"severity {s:g} out of range; valid: numbers in (0, 5]")
+        if len(set(v)) != len(v):
+            raise ValueError("severities repeat a value")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if any(s < 0 or s >= 2**32 for s in v):
+            raise ValueError("seeds must be integers in [0, 2**32)")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds repeat a value")
+        return v
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        if v is None or v == "static" or v == {"kind": "static"}:
+            return []
+        items = v if isinstance(v, list) else [v]
+        out = []
+        for item in items:
+            if (
+                isinstance(item, dict)
+                and ("label" in item or "spec" in item)
+                and set(item)
+                <= {
+                    "label",
+                    "spec",
+                }
+            ):
+                out.append(item)
+            elif isinstance(item, dict) and "label" in item:
+                rest = {k: x for k, x in item.items() if k != "label"}
+                out.append({"spec": rest, "label": item["label"]})
+            else:
+                out.append({"spec": item})
+        return [o for o in out if o["spec"] not in ("static", {"kind": "static"})]
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("world_shifts", mode="before")
+    @classmethod
+    def _world_shifts(cls, v: Any) -> Any:
+        # ``- {town: rural, label: r}`` is shorthand for ``{label: r, world: {town: rural}}``
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:
+            if isinstance(item, dict) and "world" not in item:
+                rest = {k: x for k, x in item.items() if k != "label"}
+                item = {"label": item.get("label"), "world": rest}
+            out.append(item)
+        return out
+
+    def method_keys(self) -> list[str]:
+        return [m.key for m in self.methods]
+
+    def resolved(self) -> dict[str, Any]:
+        """The scenario as plain data (what is saved beside the results)."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- bundled library
+def _library() -> Path:
+    return Path(str(resources.files("scenarios") / "library"))
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario names -> their YAML files."""
+    return {p.stem: p for p in sorted(_library().glob("*.yaml"))}
+
+
+def scenario_names() -> list[str]:
+    """Names of the bundled scenarios (``roadshift list scenarios``)."""
+    return sorted(bundled_scenarios())
+
+
+def describe_bundled() -> dict[str, str]:
+    """Bundled scenario name -> its one-line description."""
+    out = {}
+    for name, path in bundled_scenarios().items():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            out[name] = str(data.get("description", "")).strip().splitlines()[0]
+        except (yaml.YAMLError, IndexError, AttributeError):
+            out[name] = ""
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+def _resolve_source(source: str | Path) -> Path:
+    s = str(source)
+    path = Path(s)
+    looks_like_path = path.suffix in (".yaml", ".yml") or "/" in s or "\\" in s or path.exists()
+    if looks_like_path:
+        if not path.is_file():
+            raise ScenarioError(f"{s}: scenario: no such file")
+        return path
+    bundled = bundled_scenarios()
+    if s in bundled:
+        return bundled[s]
+    close = difflib.get_close_matches(s, list(bundled), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ScenarioError(
+        f"{s}: scenario: no such file or bundled scenario{hint}; "
+        f"bundled: {', '.join(sorted(bundled))}"
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise ScenarioError(f"{path}: not a text YAML file (binary content)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text YAML file (not UTF-8)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{path}: top level must be a mapping of scenario keys, got {type(data).__name__}"
+        )
+    return data
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or "(" in str(part):  # pydantic's union-member tags
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _pydantic_message(path: Path | str, err: ValidationError) -> str:
+    e = err.errors()[0]
+    field = _loc(tuple(e["loc"]))
+    if e["type"] == "extra_forbidden":
+        model = Scenario
+        parts = [p for p in e["loc"] if not isinstance(p, int)][:-1]
+        sub = {
+            ("methods",): MethodSpec,
+            ("model",): ModelSpec,
+            ("schedule",): ScheduleSpec,
+            ("world_shifts",): WorldShiftSpec,
+        }
+        model = sub.get(tuple(parts), model)
+        valid = ", ".join(model.model_fields)
+        return f"{path}: {field}: unknown key; valid keys: {valid}"
+    if e["type"] == "missing":
+        return f"{path}: {field}: required key is missing"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{path}: {field}: {msg} (got {e.get('input')!r})".replace("\n", " ")
+
+
+def load_scenario(source: str | Path, *, check: bool = True) -> Scenario:
+    """Load a scenario from a bundled name or a YAML path and validate it.
+
+    ``check`` (default) also validates names against the registries of ``sim`` and
+    ``perception`` (corruptions, groups, methods, models, world fields, schedules).
+    Raises ``ScenarioError`` (a ``ValueError``) with one line naming the file and field.
+    """
+    path = _resolve_source(source)
+    data = _read_yaml(path)
+    return validate_scenario(data, source=path, check=check)
+
+
+def validate_scenario(
+    data: dict[str, Any], *, source: str | Path = "<scenario>", check: bool = True
+) -> Scenario:
+    """Validate a scenario given as plain data (see ``load_scenario``)."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_pydantic_message(source, exc)) from None
+    if check:
+        scenario = _check_names(scenario, str(source))
+    return scenario
+
+
+def _choices_error(src: str, field: str, kind: str, name: Any, valid: list[str]) -> ScenarioError:
+    close = difflib.get_close_matches(str(name), valid, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ScenarioError(
+        f"{src}: {field}: unknown {kind} {name!r}{hint}; valid choices: {', '.join(valid)}"
+    )
+
+
+def _check_names(sc: Scenario, src: str) -> Scenario:
+    import sim
+
+    # corruptions: names or groups, expanded in order, without repeats
+    names = list(sim.corruption_names())
+    groups = sim.corruption_groups()
+    expanded: list[str] = []
+    for i, c in enumerate(sc.corruptions):
+        if c in groups:
+            items = list(groups[c])
+        elif c in names:
+            items = [c]
+        else:
+            valid = names + [f"{g} (group)" for g in sorted(groups)]
+            raise _choices_error(src, f"corruptions[{i}]", "corruption", c, valid)
+        expanded += [x for x in items if x not in expanded]
+    if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
+        raise ScenarioError(
+            f"{src}: corruptions: nothing to run (no corruptions, schedule, world_shifts or clean)"
+        )
+
+    # world fields -> a WorldConfig must accept them
+    _check_world(src, "world", sc.world, sc)
+    for i, ws in enumerate(sc.world_shifts):
+        _check_world(src, f"world_shifts[{i}]", {**sc.world, **ws.world}, sc)
+
+    # schedules
+    labels: list[str] = []
+    schedules = []
+    for i, spec in enumerate(sc.schedule):
+        try:
+            sched = sim.make_schedule(spec.spec)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
+        label = spec.label or sched.kind
+        schedules.append(spec.model_copy(update={"label": label}))
+        labels.append(label)
+    shifts = [
+        ws.model_copy(update={"label": ws.label or _world_label(ws.world)})
+        for ws in sc.world_shifts
+    ]
+    labels += [ws.label for ws in shifts]
+    all_labels = labels + expanded + (["clean"] if sc.include_clean else [])
+    dup = sorted({x for x in all_labels if all_labels.count(x) > 1})
+    if dup:
+        raise ScenarioError(f"{src}: schedule/world_shifts: labels repeat: {', '.join(dup)}")
+
+    # methods
+    _check_methods(src, sc)
+
+    # model
+    _check_model(src, sc)
+
+    return sc.model_copy(
+        update={"corruptions": expanded, "schedule": schedules, "world_shifts": shifts}
+    )
+
+
+def _world_label(world: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(world.items()) if not isinstance(v, dict))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_world(src: str, field: str, world: dict[str, Any], sc: Scenario) -> None:
+    import sim
+
+    valid = [
+        f.name for f in dataclasses.fields(sim.WorldConfig) if f.name not in ("height", "width")
+    ]
+    for key in world:
+        if key not in valid:
+            raise _choices_error(src, f"{field}.{key}", "world field", key, valid)
+    try:
+        sim.WorldConfig(height=sc.height, width=sc.width, **world)
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"{src}: {field}: {_one_line(exc)}") from None
+
+
+def _check_methods(src: str, sc: Scenario) -> None:
+    import perception
+
+    valid = list(perception.adapter_names())
+    keys: list[str] = []
+    for i, m in enumerate(sc.methods):
+        if ":" in m.name:
+            mod, _, attr = m.name.partition(":")
+            try:
+                getattr(importlib.import_module(mod), attr)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise ScenarioError(
+                    f"{src}: methods[{i}].name: cannot import {m.name!r} ({_one_line(exc)})"
+                ) from None
+        elif m.name not in valid:
+            raise _choices_error(src, f"methods[{i}].name", "method", m.name, valid)
+        keys.append(m.key)
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ScenarioError(
+            f"{src}: methods: method {', '.join(dup)} listed twice; give each a distinct label"
+        )
+
+
+def _check_model(src: str, sc: Scenario) -> None:
+    import perception
+
+    name = sc.model.name
+    if name is not None and ":" not in name and name not in perception.model_names():
+        raise _choices_error(src, "model.name", "model", name, list(perception.model_names()))
+    if sc.model.weights is not None and not Path(sc.model.weights).is_file():
+        raise ScenarioError(f"{src}: model.weights: no such file {sc.model.weights!r}")
+
+
+def dump_yaml(sc: Scenario) -> str:
+    """The resolved scenario as YAML text (saved as ``scenario.yaml`` in the run folder)."""
+    return yaml.safe_dump(sc.resolved(), sort_keys=False)
