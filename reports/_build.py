@@ -206,7 +206,9 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
         (fig_dir / f"{name}.png").write_bytes(png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         figures.append(FigureRef(name, title, caption, uri, f"figures/{name}.png"))
-    by_name = {f.name: f for f in figures}
+    static = ("heatmap_miou", "heatmap_gain", "severity_curves", "class_iou", "samples")
+    by_name: dict[str, FigureRef | None] = dict.fromkeys(static)
+    by_name.update({f.name: f for f in figures})
 
     missing = [cell_name(c) for c in data.missing]
     ctx = {

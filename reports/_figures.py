@@ -156,7 +156,7 @@ def _annotate_cells(ax, mat, dark, fmt="{:.0f}") -> None:
             ax.text(
                 j,
                 i,
-                fmt.format(v),
+                fmt.format(round(v) + 0.0),  # + 0.0: no "-0"
                 ha="center",
                 va="center",
                 fontsize=7,
@@ -187,9 +187,9 @@ def severity_curves(
         by_family[data.families.get(c, "other")].append(c)
     if not by_family or not severities:
         return None
-    ncols = min(len(by_family), 4)
+    ncols = len(by_family) if len(by_family) <= 5 else 4
     nrows = (len(by_family) + ncols - 1) // ncols
-    fig = Figure(figsize=(max(7.0, 0.6 + 3.4 * ncols), 0.6 + 2.8 * nrows), layout="constrained")
+    fig = Figure(figsize=(max(7.0, 0.6 + 3.0 * ncols), 0.6 + 2.8 * nrows), layout="constrained")
     axes = _grid_axes(fig, len(by_family), ncols)
     xs = [0.0, *severities]
     for ax, (fam, names) in zip(axes, by_family.items(), strict=False):
@@ -302,6 +302,8 @@ def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
             fontsize=7,
         )
         top.tick_params(length=0)
+        for lab in top.get_xticklabels():
+            lab.set_rotation_mode("anchor")
     ax.set_ylim(0, 100)
     ax.set_xlabel("frame")
     ax.set_ylabel("mIoU (%)")

@@ -1,0 +1,153 @@
+"""The report's tables agree with an independent computation from the rows written to the store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import mean, stdev
+
+import pytest
+
+TOL = 0.051  # tables print one decimal of a percentage
+
+
+def md_table(md: str, title: str) -> dict[str, list[str]]:
+    """Rows of the Markdown table under ``### title``, keyed by their first cell."""
+    lines = md.splitlines()
+    start = lines.index(f"### {title}")
+    rows: dict[str, list[str]] = {}
+    seen_table = False
+    for ln in lines[start + 1 : start + 200]:
+        if ln.startswith("|:"):
+            continue  # the alignment row
+        if ln.startswith("|"):
+            seen_table = True
+            cells = [c.strip() for c in ln.strip().strip("|").split(" | ")]
+            rows[cells[0]] = cells[1:]
+        elif seen_table:
+            break
+    return rows
+
+
+def parse(text: str) -> tuple[float, float | None]:
+    """'61.2 ± 1.3' -> (61.2, 1.3); '+7.5' -> (7.5, None)."""
+    parts = text.split("±")
+    return float(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
+
+
+def expected_headline(cells: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """Per method, per-seed clean/mPC/rPC/gain/mCE straight from the definitions."""
+    done = [c for c in cells if c["status"] == "done" and c["schedule"] == "static"]
+    table: dict = defaultdict(lambda: defaultdict(dict))
+    for c in done:
+        table[c["method"]][c["seed"]][(c["corruption"], c["severity"])] = c["miou"]
+    out: dict[str, dict[str, list[float]]] = {}
+    for method, by_seed in table.items():
+        acc: dict[str, list[float]] = defaultdict(list)
+        for seed, cellmap in by_seed.items():
+            clean = cellmap[("clean", 0.0)]
+            corr = {k: v for k, v in cellmap.items() if k[0] != "clean"}
+            src = {k: v for k, v in table["source"][seed].items() if k[0] != "clean"}
+            mpc = sum(corr.values()) / len(corr)
+            acc["clean"].append(clean)
+            acc["mpc"].append(mpc)
+            acc["rpc"].append(mpc / clean)
+            acc["gain"].append(mean(corr[k] - src[k] for k in corr))
+            ces = {}
+            for name in {k[0] for k in corr}:
+                sevs = [k for k in corr if k[0] == name]
+                ces[name] = sum(1 - corr[k] for k in sevs) / sum(1 - src[k] for k in sevs)
+                acc[f"ce:{name}"].append(ces[name])
+            acc["mce"].append(mean(ces.values()))
+        out[method] = acc
+    return out
+
+
+def check(text: str, values: list[float]) -> None:
+    got, spread = parse(text)
+    assert got == pytest.approx(100 * mean(values), abs=TOL), text
+    if len(values) > 1:
+        assert spread == pytest.approx(100 * stdev(values), abs=TOL), text
+
+
+def test_headline_table_matches_independent_computation(demo):
+    rows = md_table(demo["md"], "Headline: robustness per method")
+    exp = expected_headline(demo["cells"])
+    assert list(rows) == ["method", "source", "bn", "tent"]
+    header = rows["method"]
+    for method in ("source", "bn", "tent"):
+        row = dict(zip(header, rows[method], strict=True))
+        check(row["clean mIoU"], exp[method]["clean"])
+        check(row["mPC"], exp[method]["mpc"])
+        check(row["rPC"], exp[method]["rpc"])
+        if method == "source":
+            assert row["gain over source"] == "reference"
+            assert parse(row["mCE"])[0] == pytest.approx(100.0)
+        else:
+            check(row["gain over source"], exp[method]["gain"])
+            check(row["mCE"], exp[method]["mce"])
+    # the failed tent cell is left out, not counted as zero
+    assert rows["tent"][-1] == str(int(rows["bn"][-1]) - 1)
+
+
+def test_adaptation_helps_in_the_demo_and_the_table_shows_it(demo):
+    rows = md_table(demo["md"], "Headline: robustness per method")
+    header = rows["method"]
+    gain = {
+        m: parse(dict(zip(header, rows[m], strict=True))["gain over source"])[0]
+        for m in ("bn", "tent")
+    }
+    assert gain["bn"] > 0 and gain["tent"] > gain["bn"]
+
+
+def test_per_corruption_ce_matches(demo):
+    rows = md_table(demo["md"], "Per corruption")
+    header = rows["corruption"]
+    exp = expected_headline(demo["cells"])
+    for name in ("gaussian_noise", "fog", "contrast", "low_light"):
+        row = dict(zip(header, rows[name], strict=True))
+        check(row["bn CE"], exp["bn"][f"ce:{name}"])
+        check(row["tent CE"], exp["tent"][f"ce:{name}"])
+        assert row["family"] in {"noise", "weather", "digital", "driving"}
+
+
+def test_per_class_and_safety_tables_match(demo):
+    done = [c for c in demo["cells"] if c["status"] == "done" and c["schedule"] == "static"]
+    src = [c for c in done if c["method"] == "source"]
+    rows = md_table(demo["md"], "Per-class IoU under shift")
+    header = rows["class"]
+    for k, name in ((0, "road"), (11, "person"), (5, "pole")):
+        clean = mean(c["per_class_iou"][k] for c in src if c["corruption"] == "clean")
+        shifted = mean(c["per_class_iou"][k] for c in src if c["corruption"] != "clean")
+        key = next(r for r in rows if r.split(" ⚠")[0] == name)
+        row = dict(zip(header, rows[key], strict=True))
+        assert float(row["source clean"]) == pytest.approx(100 * clean, abs=TOL)
+        assert float(row["source corrupted"]) == pytest.approx(100 * shifted, abs=TOL)
+        assert key.endswith("⚠") == (shifted < 0.5 * clean)
+    assert "wall" not in rows  # a class absent everywhere is left out, not shown as 0
+    safety = md_table(demo["md"], "Safety-critical recall")
+    header = safety["class"]
+    row = dict(zip(header, safety["person"], strict=True))
+    clean, shifted = (float(x) for x in row["source clean → corrupted"].split(" → "))
+    exp_clean = mean(c["safety_recall"]["person"] for c in src if c["corruption"] == "clean")
+    exp_shift = mean(c["safety_recall"]["person"] for c in src if c["corruption"] != "clean")
+    assert clean == pytest.approx(100 * exp_clean, abs=TOL)
+    assert shifted == pytest.approx(100 * exp_shift, abs=TOL)
+
+
+def test_compute_and_schedule_tables_match(demo):
+    done = [c for c in demo["cells"] if c["status"] == "done"]
+    rows = md_table(demo["md"], "Compute")
+    header = rows["method"]
+    for method in ("source", "tent"):
+        mine = [c for c in done if c["method"] == method]
+        frames = sum(c["frames"] for c in mine)
+        ms = sum(c["ms_per_frame"] * c["frames"] for c in mine) / frames
+        row = dict(zip(header, rows[method], strict=True))
+        assert int(row["frames"]) == frames
+        assert float(row["ms / frame"]) == pytest.approx(ms, abs=0.006)
+        assert int(row["backward passes"]) == sum(c["backward_passes"] for c in mine)
+    stream = md_table(demo["md"], "continual schedule: continual-imagenet-c")
+    header = stream["method"]
+    for method in ("bn", "tent"):
+        vals = [c["miou"] for c in done if c["method"] == method and c["schedule"] == "continual"]
+        check(dict(zip(header, stream[method], strict=True))["stream mIoU"], vals)
