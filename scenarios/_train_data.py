@@ -130,6 +130,8 @@ def train_default(
     seed: int | None = None,
     streams: int | None = None,
     towns: Sequence[str] | None = None,
+    frames_per_stream: int | None = None,
+    val_streams: int | None = None,
     threads: int | None = None,
     quiet: bool = False,
 ) -> Any:
@@ -147,10 +149,13 @@ def train_default(
     model = perception.DEFAULT_MODEL if model is None else model
     seed = 0 if seed is None else seed
     batch_size = 16 if batch_size is None else batch_size
-    data = SourceData(
-        towns=SourceData.towns if towns is None else tuple(towns),
-        streams=SourceData.streams if streams is None else streams,
-    )
+    overrides = {
+        "towns": None if towns is None else tuple(towns),
+        "streams": streams,
+        "frames_per_stream": frames_per_stream,
+        "val_streams": val_streams,
+    }
+    data = SourceData(**{k: v for k, v in overrides.items() if v is not None})
     config = perception.TrainConfig(steps=3000 if steps is None else steps, seed=seed)
     perception.create_model(model)  # fail fast on an unknown name, before rendering
     if threads is not None:
