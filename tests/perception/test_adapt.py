@@ -196,3 +196,16 @@ def test_register_adapter_makes_a_name_available():
         perception._adapt_registry._BUILTIN._items.pop("test-flip-registered", None)
     with pytest.raises(TypeError, match=r"Adapter subclass"):
         perception.register_adapter(nn.Linear)
+
+
+def test_registered_tiny_models_work_with_the_builtin_methods():
+    x = torch.rand((2, 3, 64, 128), generator=torch.Generator().manual_seed(0))
+    bn_model, gn_model = perception.create_model("test_bn"), perception.create_model("test_gn")
+    for method in METHODS:
+        out = perception.create_adapter(method, bn_model).predict(x)
+        assert out.shape == (2, perception.NUM_CLASSES, 64, 128) and torch.isfinite(out).all()
+    tent = perception.create_adapter("tent", gn_model)
+    tent.predict(x)
+    assert tent.stats["backward_passes"] == 1
+    with pytest.raises(ValueError, match="no BatchNorm layers"):
+        perception.create_adapter("bn", gn_model)

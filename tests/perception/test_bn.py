@@ -137,3 +137,18 @@ def test_bad_configurations_fail_with_one_line():
     # optimiser options do not apply to a method that trains nothing
     with pytest.raises(ValueError, match=r"option.*'lr'.*valid options: episodic, momentum"):
         perception.create_adapter("bn", TinyNet(), lr=0.1)
+
+
+@torch.no_grad()
+def test_statistics_fallback_gives_the_same_result(monkeypatch):
+    """Backends without ATen's BatchNorm statistics kernel take the generic path."""
+    net, x = TinyNet(), batches(1)[0]
+    fast = perception.create_adapter("bn", net, prior_strength=4.0).predict(x)
+
+    def unavailable(*args, **kwargs):
+        raise NotImplementedError("no kernel for this backend")
+
+    monkeypatch.setattr(torch, "batch_norm_update_stats", unavailable)
+    slow = perception.create_adapter("bn", net, prior_strength=4.0).predict(x)
+    torch.testing.assert_close(slow, fast, atol=1e-5, rtol=0)
+    torch.testing.assert_close(slow, hand_forward(net, x, prior_stats(4.0)), atol=1e-5, rtol=0)
