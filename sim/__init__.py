@@ -9,10 +9,33 @@ from __future__ import annotations
 from sim._classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize
 
 # --- corruptions, schedules, wrapper, preview (issue 3) ---
+from sim._corrupt import (
+    CorruptionInfo,
+    corrupt,
+    corrupt_frame,
+    corruption_groups,
+    corruption_info,
+    corruption_names,
+)
+from sim._preview import contact_sheet
+from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
+from sim._wrapper import CorruptionWrapper
 
 __all__: list[str] = [
     "CLASS_NAMES",
     "IGNORE_INDEX",
     "PALETTE",
+    "CorruptionInfo",
+    "CorruptionWrapper",
+    "Schedule",
+    "ShiftState",
     "colorize",
+    "contact_sheet",
+    "corrupt",
+    "corrupt_frame",
+    "corruption_groups",
+    "corruption_info",
+    "corruption_names",
+    "make_schedule",
+    "schedule_kinds",
 ]

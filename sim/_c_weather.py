@@ -1,0 +1,236 @@
+"""ImageNet-C weather corruptions: snow, frost, fog, brightness, spatter.
+
+Frost uses a procedural, seeded ice texture instead of the published photographs (no image
+files ship with roadshift); its mean colour and contrast are matched to those photographs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from sim._c_blur import apply_kernel, motion_kernel
+from sim._corrupt import Context, gaussian, levels, register
+
+# ---------------------------------------------------------------------------------------------
+# plasma fractal (diamond-square)
+
+_PLASMA_MAX = 256
+
+
+def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
+    """Diamond-square height map in [0, 1] of shape (size, size); ``size`` a power of two.
+
+    As in the published fog: every midpoint is the mean of its four neighbours plus
+    ``wibble * U(-wibble, wibble)``, ``wibble`` starting at 100 and divided by ``decay`` per
+    octave; the map wraps around.
+    """
+    m = np.zeros((size, size), np.float64)
+    step = size
+    wibble = 100.0
+    while step >= 2:
+        half = step // 2
+        corners = m[0:size:step, 0:size:step]
+        sq = corners + np.roll(corners, -1, axis=0)
+        sq = sq + np.roll(sq, -1, axis=1)
+        m[half:size:step, half:size:step] = sq / 4 + wibble * rng.uniform(-wibble, wibble, sq.shape)
+        dr = m[half:size:step, half:size:step]
+        ul = m[0:size:step, 0:size:step]
+        lt = dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1)
+        m[0:size:step, half:size:step] = lt / 4 + wibble * rng.uniform(-wibble, wibble, lt.shape)
+        tt = dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0)
+        m[half:size:step, 0:size:step] = tt / 4 + wibble * rng.uniform(-wibble, wibble, tt.shape)
+        step = half
+        wibble /= decay
+    m -= m.min()
+    return (m / max(m.max(), 1e-12)).astype(np.float32)
+
+
+def plasma_for(h: int, w: int, decay: float, rng: np.random.Generator) -> np.ndarray:
+    """The top-left (h, w) crop of a plasma map of side next_pow2(max(h, w)).
+
+    Octaves finer than 1/256 of the map carry well under 1% of the amplitude (it shrinks by
+    decay**2 per octave), so maps larger than 256 are generated at 256 and upsampled.
+    """
+    side = 1 << (max(h, w) - 1).bit_length()
+    small = min(side, _PLASMA_MAX)
+    p = plasma_fractal(small, decay, rng)
+    if small == side:
+        return p[:h, :w]
+    r = small / side
+    crop = p[: max(2, math.ceil(h * r) + 1), : max(2, math.ceil(w * r) + 1)]
+    # Sample the crop at the positions of the big map's pixels (pixel i -> i * r).
+    m = np.float32([[r, 0, 0], [0, r, 0]])
+    return cv2.warpAffine(
+        crop,
+        m,
+        (w, h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+@register("fog", "weather", "Fractal haze (diamond-square plasma) brightening and flattening.")
+def fog(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    if s < 1:
+        return (1 - s) * x + s * fog(x, 1.0, rng, ctx)
+    strength, decay = levels(((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)), s, (0, 2))
+    h, w = x.shape[:2]
+    max_val = float(x.max())
+    haze = plasma_for(h, w, decay, rng)
+    out = x + np.float32(strength) * haze[..., None]
+    return out * np.float32(max_val / (max_val + strength))
+
+
+@register("brightness", "weather", "Raise the HSV value channel by .1-.5.")
+def brightness(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    c = levels((0.1, 0.2, 0.3, 0.4, 0.5), s, 0.0)
+    # Closed form of rgb -> hsv, V += c, hsv -> rgb: hue and saturation fixed, every channel
+    # scales with V; black (S = 0, V = 0) becomes grey c.
+    v = x.max(axis=2, keepdims=True)
+    v2 = np.minimum(v + np.float32(c), 1.0)
+    ratio = np.divide(v2, v, out=np.zeros_like(v), where=v > 0)
+    return np.where(v > 0, x * ratio, v2)
+
+
+# ---------------------------------------------------------------------------------------------
+# snow
+
+
+@register("snow", "weather", "Falling snow flakes (blurred streaks) over a whitened scene.")
+def snow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    if s < 1:
+        return (1 - s) * x + s * snow(x, 1.0, rng, ctx)
+    loc, scale_, zoom, thresh, radius, sigma, keep = levels(
+        (
+            (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+            (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+            (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+            (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+            (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+        ),
+        s,
+        (0.0,) * 7,
+    )
+    h, w = x.shape[:2]
+    zoom = max(zoom * ctx.scale, 0.25)
+    # The published layer: N(loc, scale) noise zoomed by `zoom` (flake size), thresholded.
+    sh, sw = max(2, math.ceil(h / zoom)), max(2, math.ceil(w / zoom))
+    layer = rng.normal(loc, scale_, (sh, sw)).astype(np.float32)
+    layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
+    layer[layer < thresh] = 0
+    np.clip(layer, 0, 1, out=layer)
+    angle = rng.uniform(-135, -45)
+    layer = apply_kernel(layer, motion_kernel(radius * ctx.scale, sigma * ctx.scale, angle))
+    layer = np.round(np.clip(layer, 0, 1) * 255) * np.float32(1 / 255)
+    gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
+    x = keep * x + (1 - keep) * np.maximum(x, gray * 1.5 + 0.5)
+    flakes = layer + layer[::-1, ::-1]
+    return x + flakes[..., None]
+
+
+# ---------------------------------------------------------------------------------------------
+# frost
+
+_FROST_TINT = np.float32([0.80, 0.93, 1.0])
+
+
+def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A seeded ice-crystal texture, float32 (h, w, 3) on the 0–255 scale.
+
+    Low-frequency haze plus branching needle crystals and rime speckle, bluish white. Built
+    at a working size proportional to the frame (so crystals keep their size relative to the
+    image, as the published photographs do after resizing) and upsampled.
+    """
+    short = min(h, w)
+    f = min(1.0, 192 / short)
+    th, tw = max(16, round(h * f)), max(16, round(w * f))
+    unit = min(th, tw) / 224
+    haze = cv2.resize(
+        rng.random((max(2, th // 24), max(2, tw // 24)), dtype=np.float32),
+        (tw, th),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    crystals = np.zeros((th, tw), np.float32)
+    n_seeds = int(60 * th * tw / (224 * 224)) + 8
+    pts = rng.random((n_seeds, 2)) * (tw, th)
+    angles = rng.uniform(0, 2 * np.pi, n_seeds)
+    lengths = rng.uniform(10, 40, n_seeds) * unit
+    shades = rng.uniform(0.35, 1.0, n_seeds)
+    for (px, py), a, ln, sh in zip(pts, angles, lengths, shades, strict=True):
+        # One needle with two side branches: the dendrite look of window frost.
+        ex, ey = px + ln * math.cos(a), py + ln * math.sin(a)
+        cv2.line(crystals, (int(px), int(py)), (int(ex), int(ey)), float(sh), 1, cv2.LINE_AA)
+        for frac, turn in ((0.4, 0.6), (0.7, -0.6)):
+            bx, by = px + frac * (ex - px), py + frac * (ey - py)
+            bl = ln * 0.4
+            cv2.line(
+                crystals,
+                (int(bx), int(by)),
+                (int(bx + bl * math.cos(a + turn)), int(by + bl * math.sin(a + turn))),
+                float(sh) * 0.8,
+                1,
+                cv2.LINE_AA,
+            )
+    crystals = cv2.GaussianBlur(crystals, (3, 3), 0.7)
+    speckle = (rng.random((th, tw), dtype=np.float32) > 0.97).astype(np.float32) * 0.5
+    g = 0.36 + 0.55 * haze + 0.8 * crystals + speckle
+    g = cv2.GaussianBlur(g, (3, 3), 0.6)
+    tex = np.clip(g[..., None] * _FROST_TINT * 235.0, 0, 255)
+    if (th, tw) != (h, w):
+        tex = cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR)
+    return tex
+
+
+@register("frost", "weather", "Ice crystals on the lens (procedural texture) blended in.")
+def frost(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    keep, amount = levels(((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)), s, (1, 0))
+    tex = frost_texture(x.shape[0], x.shape[1], rng)
+    return keep * x + np.float32(amount / 255) * tex
+
+
+# ---------------------------------------------------------------------------------------------
+# spatter
+
+_WATER = np.float32([175, 238, 238]) / 255
+_MUD = np.float32([63, 42, 20]) / 255
+
+
+@register("spatter", "weather", "Water droplets (levels 1-3) or mud splashes (4-5) on the lens.")
+def spatter(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    if s < 1:
+        return (1 - s) * x + s * spatter(x, 1.0, rng, ctx)
+    table = (
+        (0.65, 0.3, 4, 0.69, 0.6, 0),
+        (0.65, 0.3, 3, 0.68, 0.6, 0),
+        (0.65, 0.3, 2, 0.68, 0.5, 0),
+        (0.65, 0.3, 1, 0.65, 1.5, 1),
+        (0.67, 0.4, 1, 0.65, 1.5, 1),
+    )
+    loc, sc, blur1, thresh, blur2, _ = levels(table, s, table[0])
+    mud = s > 3.5  # the published table switches from water to mud between levels 3 and 4
+    h, w = x.shape[:2]
+    k = ctx.scale
+    liquid = rng.normal(loc, sc, (h, w)).astype(np.float32)
+    liquid = gaussian(liquid, blur1 * k)
+    liquid[liquid < thresh] = 0
+    if not mud:
+        layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
+        dist = 255 - cv2.Canny(layer, 50, 150)
+        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+        trunc = max(1.0, 20 * k)
+        _, dist = cv2.threshold(dist, trunc, trunc, cv2.THRESH_TRUNC)
+        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+        dist = cv2.equalizeHist(dist)
+        ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
+        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
+        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        m = liquid * dist
+        m *= np.float32(blur2 / max(float(m.max()), 1e-6))
+        return x + m[..., None] * _WATER
+    m = (liquid > thresh).astype(np.float32)
+    m = gaussian(m, blur2 * k)
+    m[m < 0.8] = 0
+    return x * (1 - m[..., None]) + m[..., None] * _MUD
