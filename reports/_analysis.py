@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._load import CLEAN, RunData, is_schedule_cell
+from ._load import CLEAN, RunData, is_grid_cell, is_schedule_cell, is_world_cell
 
 SOURCE = "source"
 
@@ -54,7 +54,8 @@ def method_order(data: RunData) -> list[str]:
     scen_methods = data.scenario.get("methods") or []
     names: list[str] = []
     for m in scen_methods if isinstance(scen_methods, list) else []:
-        names.append(m.get("name") if isinstance(m, dict) else m)
+        # cells are keyed by a method's label when it has one, else by its name
+        names.append((m.get("label") or m.get("name")) if isinstance(m, dict) else m)
     names += [c.get("method") for c in data.expected + data.cells]
     for n in names:
         if isinstance(n, str) and n not in seen:
@@ -72,7 +73,7 @@ def corruption_order(data: RunData) -> list[str]:
     seen: list[str] = []
     for c in data.expected + data.cells:
         name = c.get("corruption")
-        if not is_schedule_cell(c) and name not in (None, CLEAN) and name not in seen:
+        if is_grid_cell(c) and name not in (None, CLEAN) and name not in seen:
             seen.append(str(name))
     fam_rank: dict[str, int] = {}
     for name in seen:
@@ -88,7 +89,7 @@ class Grid:
     """Done static cells indexed as method -> seed -> corruption -> severity -> cell."""
 
     def __init__(self, data: RunData) -> None:
-        self.cells = [c for c in data.done if not is_schedule_cell(c) and c.get("miou") is not None]
+        self.cells = [c for c in data.done if is_grid_cell(c) and c.get("miou") is not None]
         self.idx: dict[str, dict[int, dict[str, dict[float, dict]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(dict))
         )
@@ -319,4 +320,41 @@ def streams(data: RunData) -> list[Stream]:
                 ftraces[method] = [(k, float(np.mean(fr_acc[k]))) for k in sorted(fr_acc)]
         out.append(Stream(kind, label, traces, overall, ftraces))
     out.sort(key=lambda s: (s.kind, s.label))
+    return out
+
+
+@dataclass(frozen=True)
+class WorldShift:
+    """A shift of the world (clean camera): per method its mIoU over seeds and paired gain."""
+
+    label: str
+    miou: dict[str, Stat]
+    gain: dict[str, Stat]
+
+
+def world_shifts(data: RunData) -> list[WorldShift]:
+    cells = [c for c in data.done if is_world_cell(c) and c.get("miou") is not None]
+    labels: list[str] = []
+    for c in data.expected + cells:
+        if is_world_cell(c) and c["corruption"] not in labels:
+            labels.append(str(c["corruption"]))
+    out = []
+    for label in labels:
+        mine = [c for c in cells if c["corruption"] == label]
+        if not mine:
+            continue
+        src = {int(c.get("seed") or 0): float(c["miou"]) for c in mine if c["method"] == SOURCE}
+        miou, gain = {}, {}
+        for method in method_order(data):
+            rows = [c for c in mine if c["method"] == method]
+            if not rows:
+                continue
+            miou[method] = Stat.of(c["miou"] for c in rows)
+            if src and method != SOURCE:
+                gain[method] = Stat.of(
+                    float(c["miou"]) - src[int(c.get("seed") or 0)]
+                    for c in rows
+                    if int(c.get("seed") or 0) in src
+                )
+        out.append(WorldShift(label, miou, gain))
     return out

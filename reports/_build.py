@@ -7,6 +7,7 @@ text from a scenario, model or plugin passes through Jinja2's autoescaping.
 from __future__ import annotations
 
 import base64
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,9 @@ def _scalar(v: Any) -> str:
 def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
     meta, sc = data.meta, data.scenario
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    model_name = str(model.get("name") or sc.get("model") or DASH)
+    spec = sc.get("model")
+    spec_name = spec.get("name") if isinstance(spec, dict) else spec
+    model_name = str(model.get("name") or spec_name or DASH)
     params = model.get("params")
     if isinstance(params, (int, float)):
         model_name += f" ({int(params):,} parameters)"
@@ -235,8 +238,11 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     html_path.write_text(html_env.get_template("report.html.j2").render(**ctx), encoding="utf-8")
     md_path.write_text(md_env.get_template("report.md.j2").render(**ctx), encoding="utf-8")
     if not quiet:
-        state = "partial run, " if data.partial else ""
+        missing_note = f", {len(missing)} cells missing" if missing else ""
         print(
-            f"report: {html_path} ({state}{len(figures)} figures, {time.perf_counter() - t0:.1f} s)"
+            f"roadshift report: {len(figures)} figures, {len(data.done)} cells done, "
+            f"{len(data.failed)} failed{missing_note}{', partial run' if data.partial else ''} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
         )
     return {"html": html_path, "markdown": md_path, "figures": fig_dir}

@@ -379,7 +379,7 @@ def qualitative(data: RunData, methods: list[str]) -> Figure | None:
                 present |= {int(v) for v in np.unique(s["prediction"]) if v < len(data.class_names)}
         titles = [
             "clean",
-            f"{key[0]} s{_sev_label(key[1])}",
+            f"{key[0]} s{_sev_label(key[1])}" if key[1] else key[0],
             "ground truth",
             *[f"{m} prediction" for m in pred_cols],
         ]

@@ -64,6 +64,7 @@ _PALETTE = np.array(
 
 CLEAN = "clean"
 STATIC = "static"
+WORLD = "world"
 
 
 @dataclass
@@ -99,7 +100,24 @@ class RunData:
 
 def is_schedule_cell(cell: dict[str, Any]) -> bool:
     """True for cells of a shift schedule (a stream), False for the static corruption grid."""
-    return (cell.get("schedule") or STATIC) != STATIC
+    return (cell.get("schedule") or STATIC) not in (STATIC, WORLD)
+
+
+def is_world_cell(cell: dict[str, Any]) -> bool:
+    """True for a shift of the world itself (another town, weather...): clean camera, no
+    corruption and no severity, so it stays out of the corruption × severity grid."""
+    if (cell.get("schedule") or STATIC) == WORLD:
+        return True
+    return (
+        not is_schedule_cell(cell)
+        and cell.get("corruption") not in (None, CLEAN)
+        and float(cell.get("severity") or 0.0) == 0.0
+    )
+
+
+def is_grid_cell(cell: dict[str, Any]) -> bool:
+    """A cell of the static grid: clean, or a corruption at a severity."""
+    return not is_schedule_cell(cell) and not is_world_cell(cell)
 
 
 def _sim_constants() -> tuple[tuple[str, ...], np.ndarray] | None:
@@ -204,7 +222,7 @@ def load_run(run_dir: str | Path) -> RunData:
     corruptions = {
         str(c["corruption"])
         for c in cells + expected
-        if not is_schedule_cell(c) and c.get("corruption") not in (None, CLEAN)
+        if is_grid_cell(c) and c.get("corruption") not in (None, CLEAN)
     }
     return RunData(
         run_dir=run_dir,

@@ -15,6 +15,7 @@ from ._analysis import (
     per_class,
     safety,
     streams,
+    world_shifts,
 )
 from ._load import RunData, is_schedule_cell
 
@@ -242,6 +243,43 @@ def stream_tables(data: RunData) -> list[tuple[Any, Table]]:
     return out
 
 
+def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
+    shifts = world_shifts(data)
+    if not shifts:
+        return None
+    gain_methods = [m for m in methods if any(m in s.gain for s in shifts)]
+    shown = [m for m in methods if any(m in s.miou for s in shifts)]
+    t = Table(
+        "World shifts",
+        "world-shifts",
+        ["shift", *[f"{m} mIoU" for m in shown], *[f"{m} gain" for m in gain_methods]],
+        [],
+        "Shifts of the world itself with a clean camera. mIoU in %; gain = mIoU − source "
+        "mIoU on the same seed, in percentage points; clean = the unshifted stream.",
+    )
+    clean_row = ["clean"]
+    for m in shown:
+        clean_row.append(stat(Stat.of(grid.clean(m, s) for s in grid.seeds(m))))
+    t.rows.append(clean_row + [DASH] * len(gain_methods))
+    t.classes.append([""] * (1 + len(shown) + len(gain_methods)))
+    for s in shifts:
+        t.rows.append(
+            [
+                s.label,
+                *[stat(s.miou.get(m, Stat(None, None, 0))) for m in shown],
+                *[stat(s.gain.get(m, Stat(None, None, 0)), True) for m in gain_methods],
+            ]
+        )
+        t.classes.append(
+            [
+                "",
+                *[""] * len(shown),
+                *[_sign_class(s.gain.get(m, Stat(None, None, 0))) for m in gain_methods],
+            ]
+        )
+    return t
+
+
 def failed_table(data: RunData) -> Table | None:
     failed = data.failed
     if not failed:
@@ -285,6 +323,7 @@ def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dic
         out["per_class"], out["collapsing"], out["safety"] = None, [], None
     out["compute"] = compute_table(data) if data.done else None
     out["streams"] = stream_tables(data)
+    out["world"] = world_table(data, grid, methods)
     out["failed"] = failed_table(data)
     out["has_schedule_cells"] = any(is_schedule_cell(c) for c in data.cells)
     return out

@@ -181,6 +181,7 @@ def make_demo_store(
     severities: tuple[int, ...] = (1, 2, 3, 4, 5),
     frames: int = 48,
     schedules: bool = True,
+    world_shifts: bool = True,
     samples: bool = True,
     failed: int = 1,
     missing: int = 0,
@@ -227,6 +228,13 @@ def make_demo_store(
                             schedule=kind,
                         )
                     )
+    worlds = ("town=highway", "town=rural") if world_shifts else ()
+    for label in worlds:  # a shift of the world itself: clean camera, severity 0
+        for m in methods:
+            for s in seeds:
+                plan.append(
+                    dict(method=m, corruption=label, severity=0.0, seed=s, schedule="static")
+                )
     for p in plan:
         p["cell_id"] = cell_id(p["method"], p["corruption"], p["severity"], p["seed"])
     store.set_meta(
@@ -272,7 +280,11 @@ def make_demo_store(
     clean_base = {"source": 0.884, "bn": 0.868, "tent": 0.872}
     written: list[dict[str, Any]] = []
     n_write = len(plan) - missing
-    failed_ids = {p["cell_id"] for p in plan[:n_write] if p["method"] != "source"}
+    failed_ids = {
+        p["cell_id"]
+        for p in plan[:n_write]
+        if p["method"] != "source" and p["corruption"] in corruptions
+    }
     failed_ids = set(sorted(failed_ids)[-failed:]) if failed else set()
     for p in plan[:n_write]:
         m, c, sev, s = p["method"], p["corruption"], p["severity"], p["seed"]
@@ -293,6 +305,10 @@ def make_demo_store(
         if p["schedule"] == "static":
             if c == "clean":
                 miou = base
+            elif c in worlds:
+                hard = 0.08 if c == "town=highway" else 0.15
+                recover = {"source": 0.0, "bn": 0.3, "tent": 0.35}.get(m, 0.3)
+                miou = base * (1 - hard * (1 - recover)) + 0.006 * rng.standard_normal()
             else:
                 _fam, k, rec = CORRUPTIONS.get(c, ("other", 0.08, 0.3))
                 loss = 1 - np.exp(-k * sev)

@@ -36,6 +36,7 @@ def small_run(tmp_path: Path, **kw) -> Path:
         seeds=(0,),
         frames=8,
         schedules=False,
+        world_shifts=False,
         samples=False,
         failed=0,
     )
@@ -84,7 +85,7 @@ def test_header_names_the_run(demo):
         "segnet_small_bn",
         "412,883",
         "torch 2.13.0",
-        "347 done, 1 failed, 0 missing of 348 expected",
+        "359 done, 1 failed, 0 missing of 360 expected",
         "9.2 min",
     ):
         assert text in html and text in demo["md"]

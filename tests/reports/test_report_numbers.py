@@ -34,9 +34,21 @@ def parse(text: str) -> tuple[float, float | None]:
     return float(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
 
 
+def grid_cells(cells: list[dict]) -> list[dict]:
+    """Done cells of the corruption grid: clean, or a corruption at a severity (world shifts,
+    which have severity 0, and schedules are reported separately)."""
+    return [
+        c
+        for c in cells
+        if c["status"] == "done"
+        and c["schedule"] == "static"
+        and (c["corruption"] == "clean" or c["severity"] > 0)
+    ]
+
+
 def expected_headline(cells: list[dict]) -> dict[str, dict[str, list[float]]]:
     """Per method, per-seed clean/mPC/rPC/gain/mCE straight from the definitions."""
-    done = [c for c in cells if c["status"] == "done" and c["schedule"] == "static"]
+    done = grid_cells(cells)
     table: dict = defaultdict(lambda: defaultdict(dict))
     for c in done:
         table[c["method"]][c["seed"]][(c["corruption"], c["severity"])] = c["miou"]
@@ -111,7 +123,7 @@ def test_per_corruption_ce_matches(demo):
 
 
 def test_per_class_and_safety_tables_match(demo):
-    done = [c for c in demo["cells"] if c["status"] == "done" and c["schedule"] == "static"]
+    done = grid_cells(demo["cells"])
     src = [c for c in done if c["method"] == "source"]
     rows = md_table(demo["md"], "Per-class IoU under shift")
     header = rows["class"]
@@ -151,3 +163,20 @@ def test_compute_and_schedule_tables_match(demo):
     for method in ("bn", "tent"):
         vals = [c["miou"] for c in done if c["method"] == method and c["schedule"] == "continual"]
         check(dict(zip(header, stream[method], strict=True))["stream mIoU"], vals)
+
+
+def test_world_shift_table_matches(demo):
+    done = [c for c in demo["cells"] if c["status"] == "done"]
+    rows = md_table(demo["md"], "World shifts")
+    header = rows["shift"]
+    assert {"town=highway", "town=rural", "clean"} <= set(rows)
+    for label in ("town=highway", "town=rural"):
+        row = dict(zip(header, rows[label], strict=True))
+        by = {(c["method"], c["seed"]): c["miou"] for c in done if c["corruption"] == label}
+        check(row["source mIoU"], [v for (m, _), v in by.items() if m == "source"])
+        check(row["tent gain"], [v - by[("source", s)] for (m, s), v in by.items() if m == "tent"])
+    clean = dict(zip(header, rows["clean"], strict=True))
+    check(
+        clean["bn mIoU"],
+        [c["miou"] for c in done if c["method"] == "bn" and c["corruption"] == "clean"],
+    )
