@@ -165,9 +165,11 @@ def _sample_arrays(rng: np.random.Generator, severity: float, quality: float, fo
         corrupted = np.clip(clean + noise, 0, 255).astype(np.uint8)
     pred = sem.copy()
     pred[pred == 255] = 0
-    wrong = rng.random((h // 8, w // 8)) > quality
-    wrong = np.kron(wrong, np.ones((8, 8), bool))
-    pred[wrong] = rng.choice([0, 2, 8, 10, 13], size=int(wrong.sum())).astype(np.uint8)
+    # errors come in blobs of one wrong class each, as a segmentation model's do
+    blocks = rng.random((h // 8, w // 8)) > quality
+    wrong_class = rng.choice(np.array([0, 1, 2, 8, 10, 13], np.uint8), size=blocks.shape)
+    mask = np.kron(blocks, np.ones((8, 8), bool))
+    pred[mask] = np.kron(wrong_class, np.ones((8, 8), np.uint8))[mask]
     return {"clean": clean, "corrupted": corrupted, "semantic": sem, "prediction": pred}
 
 
