@@ -96,7 +96,7 @@ def _resolve_model(sc: Scenario, src: str) -> tuple[str, Any, dict[str, Any]]:
         "name": name,
         "weights": weights,
         "params": int(sum(p.numel() for p in model.parameters())),
-        "clean_val_miou": ckpt.get("clean_val_miou", ckpt.get("val_miou")),
+        "clean_val_miou": (ckpt.get("val_metrics") or {}).get("miou"),
         "checkpoint": {k: v for k, v in ckpt.items() if isinstance(v, (str, int, float, bool))},
     }
     return name, model.eval(), meta

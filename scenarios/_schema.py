@@ -349,7 +349,7 @@ def _check_names(sc: Scenario, src: str) -> Scenario:
             sched = sim.make_schedule(spec.spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
-        label = spec.label or sched.kind
+        label = spec.label or _schedule_label(sched)
         schedules.append(spec.model_copy(update={"label": label}))
         labels.append(label)
     shifts = [
@@ -371,6 +371,12 @@ def _check_names(sc: Scenario, src: str) -> Scenario:
     return sc.model_copy(
         update={"corruptions": expanded, "schedule": schedules, "world_shifts": shifts}
     )
+
+
+def _schedule_label(sched: Any) -> str:
+    """Default label of a schedule cell: its kind, plus its corruption when it has one."""
+    corruption = sched.to_dict().get("corruption")
+    return f"{sched.kind}-{corruption}" if isinstance(corruption, str) else sched.kind
 
 
 def _world_label(world: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from scenarios._cells import Unit, stable_int
+from scenarios._fastmetrics import add_counts, batch_counts
 from scenarios._streams import StreamReader, ensure_stream
 
 __all__ = ["CellResult", "RunContext", "init_worker", "load_model", "run_unit"]
@@ -193,7 +194,7 @@ def run_unit(
                 y = torch.from_numpy(targets.astype(np.int64))
                 for r in runs:
                     if r.alive:
-                        _feed(r, x, y, start, states, ctx.per_frame)
+                        _feed(r, x, y, start, states, ctx.per_frame, unit.sample and stop == n)
                 if unit.sample and stop == n:
                     sample = {
                         "clean": images[-1],
@@ -231,7 +232,10 @@ def _state(shift: Any, schedule: Any, i: int, n: int) -> tuple[str | None, float
     return None, 0.0
 
 
-def _feed(r: _MethodRun, x: Any, y: Any, start: int, states: list, per_frame: bool) -> None:
+def _feed(
+    r: _MethodRun, x: Any, y: Any, start: int, states: list, per_frame: bool,
+    keep_prediction: bool,
+) -> None:  # fmt: skip
     import torch
 
     import perception
@@ -253,20 +257,19 @@ def _feed(r: _MethodRun, x: Any, y: Any, start: int, states: list, per_frame: bo
         r.error = _error(exc)
         r.traceback = traceback.format_exc()
         return
-    for j in range(logits.shape[0]):
-        m = perception.StreamMetrics()
-        m.update(logits[j : j + 1], y[j : j + 1])
+    for j, counts in enumerate(batch_counts(logits, y)):
         if per_frame:
-            s = m.compute()
             corr, sev = states[j]
             r.frame_rows.append(
                 {"frame": start + j, "corruption": corr or "clean", "severity": sev,
-                 "miou": _finite(s["miou"]), "entropy": _finite(s["entropy"])}
+                 "miou": _finite(float(perception.miou_from_confusion(counts.confusion))),
+                 "entropy": counts.entropy_sum / counts.pixels}
             )  # fmt: skip
-        r.segment.merge(m)
-        r.total.merge(m)
+        add_counts(r.segment, counts)
+        add_counts(r.total, counts)
     r.frames += logits.shape[0]
-    r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()
+    if keep_prediction:
+        r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()
 
 
 def _close_segment(r: _MethodRun, index: int, start: int, stop: int, label: str,

@@ -88,13 +88,15 @@ def _parser() -> _Parser:
     pv.add_argument("--weather", default=None)
 
     t = sub.add_parser("train", help="train a model on the simulated world (source domain)")
+    t.add_argument("-o", "--out", "--output", dest="output", required=True,
+                   help="checkpoint path to write (.pt)")  # fmt: skip
     t.add_argument("--model", default=None, help="registered model name (default: the default)")
-    t.add_argument("-o", "--output", required=True, help="checkpoint path (.pt)")
     t.add_argument("--steps", type=_positive_int, default=None)
     t.add_argument("--batch-size", type=_positive_int, default=None)
-    t.add_argument("--height", type=_positive_int, default=None)
-    t.add_argument("--width", type=_positive_int, default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--streams", type=_positive_int, default=None, help="drives per town")
+    t.add_argument("--towns", nargs="+", default=None, help="source towns")
+    t.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
     t.add_argument("--quiet", action="store_true")
     return p
 
@@ -245,19 +247,18 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from scenarios import _train_data
+    from scenarios._train_data import train_default
 
     out = Path(a.output)
     if not out.parent.is_dir():
-        raise BadInput(f"train: --output folder {str(out.parent)!r} does not exist")
-    options = {"steps": a.steps, "batch_size": a.batch_size, "height": a.height,
-               "width": a.width}  # fmt: skip
-    result = _train_data.train_on_world(
-        a.model, out, seed=a.seed, progress=not a.quiet,
-        **{k: v for k, v in options.items() if v is not None},
+        raise BadInput(f"train: --out folder {str(out.parent)!r} does not exist")
+    result = train_default(
+        out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
+        streams=a.streams, towns=a.towns, threads=a.threads, quiet=a.quiet,
     )  # fmt: skip
-    val = getattr(result, "meta", {}).get("clean_val_miou") if result is not None else None
-    print(f"{out}" + (f" (clean val mIoU {val:.3f})" if isinstance(val, float) else ""))
+    miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
+    tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""
+    print(f"{getattr(result, 'path', None) or out}{tail}")
     return EXIT_OK
 
 
