@@ -212,16 +212,18 @@ def spatter(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> 
     loc, sc, blur1, thresh, blur2, _ = levels(table, s, table[0])
     mud = s > 3.5  # the published table switches from water to mud between levels 3 and 4
     h, w = x.shape[:2]
-    k = ctx.scale
-    liquid = rng.normal(loc, sc, (h, w)).astype(np.float32)
-    liquid = gaussian(liquid, blur1 * k)
+    # The liquid layer is a thresholded texture whose character changes when its blur drops
+    # below a pixel, so it is synthesised at the 224-px reference scale with the published
+    # constants and resized to the frame (the resolution rule for texture layers).
+    wh, ww = max(16, round(h / ctx.scale)), max(16, round(w / ctx.scale))
+    liquid = rng.normal(loc, sc, (wh, ww)).astype(np.float32)
+    liquid = gaussian(liquid, blur1)
     liquid[liquid < thresh] = 0
     if not mud:
         layer = (np.clip(liquid, 0, 1) * 255).astype(np.uint8)
         dist = 255 - cv2.Canny(layer, 50, 150)
         dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        trunc = max(1.0, 20 * k)
-        _, dist = cv2.threshold(dist, trunc, trunc, cv2.THRESH_TRUNC)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
         dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
         dist = cv2.equalizeHist(dist)
         ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
@@ -229,8 +231,15 @@ def spatter(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> 
         dist = cv2.blur(dist, (3, 3)).astype(np.float32)
         m = liquid * dist
         m *= np.float32(blur2 / max(float(m.max()), 1e-6))
-        return x + m[..., None] * _WATER
+        return x + _fit(m, h, w)[..., None] * _WATER
     m = (liquid > thresh).astype(np.float32)
-    m = gaussian(m, blur2 * k)
+    m = gaussian(m, blur2)
     m[m < 0.8] = 0
-    return x * (1 - m[..., None]) + m[..., None] * _MUD
+    m = _fit(m, h, w)[..., None]
+    return x * (1 - m) + m * _MUD
+
+
+def _fit(layer: np.ndarray, h: int, w: int) -> np.ndarray:
+    if layer.shape == (h, w):
+        return layer
+    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
