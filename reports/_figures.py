@@ -60,6 +60,13 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _esc(text: object) -> str:
+    """Names from scenarios and plugins shown verbatim: no mathtext for ``$``, and a leading
+    underscore (which hides a legend entry) kept visible."""
+    s = str(text).replace("$", r"\$")
+    return "\u200b" + s if s.startswith("_") else s
+
+
 def _sev_label(sev: float) -> str:
     return str(int(sev)) if float(sev).is_integer() else f"{sev:g}"
 
@@ -99,7 +106,7 @@ def heatmaps(
         im = ax.imshow(100 * mat, cmap="viridis", vmin=0, vmax=100, aspect="auto")
         _annotate_cells(ax, 100 * mat, lambda v: v > 55)
         _label_heatmap(ax, corruptions, severities)
-        ax.set_title(f"{m}: mIoU (%)")
+        ax.set_title(f"{_esc(m)}: mIoU (%)")
     fig.colorbar(im, ax=axes, label="mIoU (%)", shrink=0.8)
     fig.suptitle("mIoU under corruption (mean over seeds)")
     return fig
@@ -142,7 +149,7 @@ def delta_heatmaps(
         im = ax.imshow(mat, cmap="RdBu", norm=norm, aspect="auto")
         _annotate_cells(ax, mat, lambda v: abs(v) <= 0.6 * lim, fmt="{:+.0f}")
         _label_heatmap(ax, corruptions, severities)
-        ax.set_title(f"{m} − source (pp)")
+        ax.set_title(f"{_esc(m)} − source (pp)")
     fig.colorbar(im, ax=axes, label="mIoU change vs source (percentage points)", shrink=0.8)
     fig.suptitle("Gain over the source model (blue = better, red = worse)")
     return fig
@@ -168,7 +175,7 @@ def _annotate_cells(ax, mat, dark, fmt="{:.0f}") -> None:
 
 def _label_heatmap(ax, corruptions, severities) -> None:
     ax.set_xticks(range(len(severities)), [_sev_label(s) for s in severities])
-    ax.set_yticks(range(len(corruptions)), corruptions, fontsize=8)
+    ax.set_yticks(range(len(corruptions)), [_esc(c) for c in corruptions], fontsize=8)
     ax.set_xlabel("severity")
     ax.set_ylabel("corruption")
 
@@ -201,8 +208,8 @@ def severity_curves(
                 ys.append(np.mean(vals) if vals else np.nan)
             ys_arr = 100 * np.array(ys, dtype=float)
             if np.isfinite(ys_arr).any():
-                ax.plot(xs, ys_arr, marker="o", ms=3, color=colors[m], label=m)
-        ax.set_title(f"{fam} ({len(names)} corruption{'s' if len(names) > 1 else ''})")
+                ax.plot(xs, ys_arr, marker="o", ms=3, color=colors[m], label=_esc(m))
+        ax.set_title(f"{_esc(fam)} ({len(names)} corruption{'s' if len(names) > 1 else ''})")
         ax.set_xticks(xs, ["clean", *[_sev_label(s) for s in severities]])
         ax.set_xlabel("severity")
         ax.set_ylabel("mIoU (%)")
@@ -240,11 +247,13 @@ def class_iou(
             100 * shift,
             width,
             color=colors[m],
-            label=f"{m} under corruption",
+            label=f"{_esc(m)} under corruption",
         )
     clean = np.array([np.nan if rows[ref][0][i] is None else rows[ref][0][i] for i in keep])
-    ax.scatter(x, 100 * clean, marker="_", s=300, color="black", zorder=3, label=f"{ref} clean")
-    ax.set_xticks(x, [data.class_names[i] for i in keep], rotation=45, ha="right", fontsize=8)
+    ax.scatter(
+        x, 100 * clean, marker="_", s=300, color="black", zorder=3, label=f"{_esc(ref)} clean"
+    )
+    ax.set_xticks(x, [_esc(data.class_names[i]) for i in keep], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 118)
     ax.set_yticks(range(0, 101, 20))
@@ -269,7 +278,7 @@ def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
             for start, stop, _label, v in trace:
                 xs += [start, stop]
                 ys += [100 * v, 100 * v]
-            ax.plot(xs, ys, color=colors.get(m, "black"), lw=1.8, label=m)
+            ax.plot(xs, ys, color=colors.get(m, "black"), lw=1.8, label=_esc(m))
             if len(trace) > len(segs):
                 segs = [(a, b, lab) for a, b, lab, _ in trace]
     for m, ftrace in stream.frame_traces.items():
@@ -285,7 +294,7 @@ def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
             color=colors.get(m, "black"),
             lw=0.8,
             alpha=0.35 if stream.traces else 1.0,
-            label=None if stream.traces else f"{m} (per frame, smoothed)",
+            label=None if stream.traces else f"{_esc(m)} (per frame, smoothed)",
         )
     if not segs:
         segs = _segments_from_frames(stream)
@@ -296,7 +305,7 @@ def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
         top = ax.secondary_xaxis("top")
         top.set_xticks(
             [(a + b) / 2 for a, b, _ in segs],
-            [lab for _, _, lab in segs],
+            [_esc(lab) for _, _, lab in segs],
             rotation=35 if len(segs) > 4 else 0,
             ha="left" if len(segs) > 4 else "center",
             fontsize=7,
@@ -309,7 +318,7 @@ def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
     ax.set_ylabel("mIoU (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{stream.kind} schedule '{stream.label}': mIoU along the stream")
+    ax.set_title(f"{_esc(stream.kind)} schedule '{_esc(stream.label)}': mIoU along the stream")
     return fig
 
 
@@ -391,12 +400,12 @@ def qualitative(data: RunData, methods: list[str]) -> Figure | None:
                 ax.text(0.5, 0.5, "no sample", ha="center", va="center", transform=ax.transAxes)
             else:
                 ax.imshow(img, interpolation="nearest")
-            ax.set_title(title, fontsize=8)
+            ax.set_title(_esc(title), fontsize=8)
     handles = [
         Patch(
             facecolor=np.asarray(data.palette[i]) / 255.0,
             edgecolor="0.3",
-            label=data.class_names[i],
+            label=_esc(data.class_names[i]),
         )
         for i in sorted(present)
     ]
