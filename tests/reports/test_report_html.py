@@ -103,7 +103,7 @@ def test_scenario_and_plugin_text_is_escaped(tmp_path):
         name=evil,
         description="a <b>bold</b> | claim & more",
         methods=("source", "<img src=x onerror=alert(2)>", "_$x$_"),
-        corruptions=("gaussian_noise", "$\\frac{"),
+        corruptions=("gaussian_noise", "a$\\frac{$b"),
         failed=1,
     )
     paths = build_report(run, quiet=True)
