@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import perception
 from tests.perception.test_adapt_nets import TinyNet, batches
@@ -152,3 +154,17 @@ def test_statistics_fallback_gives_the_same_result(monkeypatch):
     slow = perception.create_adapter("bn", net, prior_strength=4.0).predict(x)
     torch.testing.assert_close(slow, fast, atol=1e-5, rtol=0)
     torch.testing.assert_close(slow, hand_forward(net, x, prior_stats(4.0)), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n_prior=st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    batch=st.integers(min_value=1, max_value=6),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_prior_mixing_formula_holds_for_any_strength_and_batch_size(n_prior, batch, seed):
+    net, x = TinyNet(seed=seed % 7), batches(1, seed=seed, size=batch)[0]
+    with torch.no_grad():
+        got = perception.create_adapter("bn", net, prior_strength=n_prior).predict(x)
+        expected = hand_forward(net, x, prior_stats(n_prior))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
