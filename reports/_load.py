@@ -186,6 +186,8 @@ def load_run(run_dir: str | Path) -> RunData:
 
     run_dir = Path(run_dir)
     store = ResultsStore(run_dir, readonly=True)
+    if run_dir.is_file():  # the results.sqlite itself was given: report beside it
+        run_dir = run_dir.parent
     try:
         meta = {k: _decode(v) for k, v in dict(store.meta()).items()}
         cells = [dict(c) for c in store.cells()]

@@ -289,7 +289,7 @@ def failed_table(data: RunData) -> Table | None:
         "failed",
         ["cell", "error"],
         [],
-        "The line of each error that names the exception; the HTML report also holds the full text.",
+        "The line of each error naming the exception; the HTML report also holds the full text.",
         text=True,
     )
     for c in failed:

@@ -171,6 +171,8 @@ def test_empty_and_failed_only_runs_render(tmp_path):
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "2 cell(s) failed" in md and "ValueError: bad batch 2" in md
     assert "Headline" not in md and not list(paths["figures"].glob("*.png"))
+    # the database file itself may be given: the report goes beside it
+    assert build_report(failed / "results.sqlite", quiet=True)["html"] == failed / "report.html"
 
 
 def test_rebuilding_replaces_stale_figures(tmp_path):
