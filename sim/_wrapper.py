@@ -88,7 +88,7 @@ class CorruptionWrapper(
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
         self.n_frames = n_frames
         self._world_schedule = self.schedule.state(0, n_frames).world is not None
-        if self._world_schedule and not hasattr(env.unwrapped, "set_conditions"):
+        if self._world_schedule and _world_setter(env) is None:
             raise ValueError(
                 f"schedule kind {self.schedule.kind!r} drives the world's weather; it needs an env "
                 "with set_conditions (roadshift/DrivingStream-v0)"
@@ -147,7 +147,9 @@ class CorruptionWrapper(
     def _set_world(self) -> None:
         if self._world_schedule:
             state = self.schedule.state(min(self._frame, self.n_frames - 1), self.n_frames)
-            self.env.unwrapped.set_conditions(**state.world)
+            setter = _world_setter(self.env)
+            assert setter is not None and state.world is not None
+            setter(**state.world)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -174,3 +176,13 @@ class CorruptionWrapper(
         if self._rng is None:
             self._seed(None)
         return self._apply(observation, {})[0]
+
+
+def _world_setter(env: gym.Env) -> Any:
+    """``set_conditions`` of the unwrapped env, or of its ``world``; None when there is none."""
+    base = env.unwrapped
+    for obj in (base, getattr(base, "world", None)):
+        fn = getattr(obj, "set_conditions", None)
+        if callable(fn):
+            return fn
+    return None
