@@ -17,18 +17,37 @@ from sim._corrupt import (
     corruption_info,
     corruption_names,
 )
+from sim._env import DrivingStreamEnv, register_envs
 from sim._preview import contact_sheet
 from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
+from sim._world import Frame, World, render_stream
+from sim._world_config import (
+    TIMES_OF_DAY,
+    TOWNS,
+    TRAFFIC_LEVELS,
+    WEATHER_PRESETS,
+    Weather,
+    WorldConfig,
+)
 from sim._wrapper import CorruptionWrapper
 
 __all__: list[str] = [
     "CLASS_NAMES",
     "IGNORE_INDEX",
     "PALETTE",
+    "TIMES_OF_DAY",
+    "TOWNS",
+    "TRAFFIC_LEVELS",
+    "WEATHER_PRESETS",
     "CorruptionInfo",
     "CorruptionWrapper",
+    "DrivingStreamEnv",
+    "Frame",
     "Schedule",
     "ShiftState",
+    "Weather",
+    "World",
+    "WorldConfig",
     "colorize",
     "contact_sheet",
     "corrupt",
@@ -37,5 +56,7 @@ __all__: list[str] = [
     "corruption_info",
     "corruption_names",
     "make_schedule",
+    "register_envs",
+    "render_stream",
     "schedule_kinds",
 ]

@@ -1,0 +1,360 @@
+"""The camera renderer: ground, road-side layers and objects into image, labels and depth.
+
+Geometry is exact per pixel for the ground plane and the vertical layers. The road's centre
+line, seen from the ego camera, is the curve X(d) = -u_ego + heading * d + curvature * d^2 / 2
+(d: distance ahead); a ground pixel's lateral offset follows from its row's distance, and each
+column's ray is intersected with the layer planes |u| = set-back by solving that quadratic.
+Objects are painted back to front as camera-facing parts (``_render_sprites``) and resolved
+against the scene's depth. Lighting, night lights, wet roads, rain, fog and glare are applied
+last (``_render_fx``). Depth is measured along the camera's forward axis, in metres; the sky
+has depth +inf.
+
+Speed: everything that depends only on the camera (row distances, pixel rays) is computed
+once; the ground's materials and markings come from lookup tables indexed by the pixel's
+lateral offset and a per-row "kind" (marking width, dash phase, crossing, intersection).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim._render_fx import apply_effects, frame_lighting
+from sim._render_objects import draw_object
+from sim._render_sprites import F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
+from sim._render_tex import tileable_noise
+from sim._town import (
+    BUILDING,
+    K_BUILDING,
+    K_FENCE,
+    K_HEDGE,
+    K_NONE,
+    K_RAIL,
+    K_TREES,
+    KIND_LABEL,
+    ROAD,
+    SIDEWALK,
+    SKY,
+    TERRAIN,
+)
+from sim._town_map import TownMap
+from sim._world_config import Weather, WorldConfig
+
+# Ids of the ground materials and other fixed entries in the per-frame id table.
+G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_CURB = range(8)
+NG = 16
+ZMAX = 3000.0
+LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
+LUT_LEN = int(512 * LUT_RES)
+N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
+_KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
+
+
+@dataclass
+class CameraState:
+    s: float  # ego position along the road (m)
+    u: float  # ego lateral offset (m, + right)
+    heading: float  # road direction minus camera direction (rad, + road bends right)
+    curvature: float  # effective road curvature ahead (1/m, + right)
+    yaw: float  # world yaw of the road at the ego (rad), for sun and clouds
+    time: float  # simulated seconds
+    frame: int
+
+
+class Renderer:
+    """Renders one camera; holds everything that does not change between frames."""
+
+    def __init__(self, config: WorldConfig, town: TownMap, rng: np.random.Generator) -> None:
+        self.cfg = config
+        self.town = town
+        H, W = config.height, config.width
+        self.H, self.W = H, W
+        self.f = (W / 2) / math.tan(math.radians(config.fov_deg) / 2)
+        self.cx = W / 2
+        self.cam_h = config.camera_height
+        self.a = ((np.arange(W) + 0.5 - self.cx) / self.f).astype(np.float64)
+        self.yh = H / 2 + self.f * math.tan(math.radians(config.camera_pitch_deg))
+        self.b = (np.arange(H) + 0.5 - self.yh) / self.f
+        self.ground = self.b > 1e-4
+        zg = np.where(self.ground, self.cam_h / np.where(self.ground, self.b, 1.0), ZMAX)
+        self.zg = np.minimum(zg, ZMAX)
+        self.X = (self.a[None, :] * self.zg[:, None]).astype(np.float32)
+        self.depth0 = np.broadcast_to(
+            np.where(self.ground, self.zg, np.inf).astype(np.float32)[:, None], (H, W)).copy()
+        self.b32 = self.b.astype(np.float32)
+        self.top = int(min(H, max(0, math.ceil(self.yh) + 1)))  # rows that may show sky
+        px = self.zg / self.f  # metres per pixel on the ground, per row
+        self.width_class = np.clip(np.floor(np.log2(np.maximum(px / 0.05, 1.0))), 0,
+                                   N_WIDTH - 1).astype(np.int64)
+        self.tex = tileable_noise(rng, 256, base=8)
+        self.tex_flat = self.tex.ravel()
+        self.tex1d = tileable_noise(rng, 256, base=4)[0].copy()
+        self.screen = 0.5 * tileable_noise(rng, 256, base=32)[np.arange(H) % 256][
+            :, np.arange(W) % 256]
+        self.fx_rng_seed = int(rng.integers(2**31))
+        self.sprites = SpriteDrawer(H, W)
+        st = town.style
+        n = NG + 2 * W + MAX_PARTS
+        self.color = np.zeros((n, 3), np.float32)
+        self.label = np.zeros(n, np.uint8)
+        self.facing = np.zeros(n, np.uint8)
+        self.emit = np.zeros((n, 3), np.float32)
+        self.texamp = np.zeros(n, np.float32)
+        self.part_depth = np.full(MAX_PARTS + 1, np.inf, np.float32)
+        g = {G_ROAD: (st.road_rgb, ROAD, 0.22), G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
+             G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5), G_MARK: ((205, 205, 200), ROAD, 0.1),
+             G_MARK_Y: ((210, 175, 60), ROAD, 0.1), G_SKY: ((0, 0, 0), SKY, 0.0),
+             G_WINDOW: ((58, 70, 88), BUILDING, 0.3),
+             G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1)}
+        for gid, (rgb, lab, amp) in g.items():
+            self.color[gid] = rgb
+            self.label[gid] = lab
+            self.texamp[gid] = amp
+            self.facing[gid] = F_UP
+        self.base_ground = self.color[:NG].copy()
+        self.facing[G_WINDOW] = 3
+        self.texamp[NG:NG + 2 * W] = 0.28
+        self.texamp[NG + 2 * W:] = 0.14
+        self.col_ids = [NG + np.arange(W, dtype=np.int32), NG + W + np.arange(W, dtype=np.int32)]
+        self._luts: dict[int, np.ndarray] = {}
+        self._lut_all = np.zeros(0, np.int32)
+        self._kind_lookup = np.zeros(128, np.int32)
+
+    # ------------------------------------------------------------------
+    def _ground_lut(self, kind: int) -> np.ndarray:
+        """Material by |u| for one row kind: width class, dash on, crossing, stop line,
+        intersection (bit-packed in ``kind``)."""
+        st, lay = self.town.style, self.town.layout
+        wc, dash, cross, stop, inter = (kind & 7, (kind >> 3) & 1, (kind >> 4) & 1,
+                                        (kind >> 5) & 1, (kind >> 6) & 1)
+        au = (np.arange(LUT_LEN) + 0.5) / LUT_RES
+        idx = np.searchsorted(lay.band_edges, au)
+        band = np.array([{ROAD: G_ROAD, SIDEWALK: G_SIDEWALK, TERRAIN: G_TERRAIN}[int(m)]
+                         for m in lay.band_labels], np.int32)
+        gid = band[idx]
+        if st.sidewalk:  # a lighter kerb stone along the sidewalk's road edge
+            kerb = lay.road_half + st.verge
+            gid = np.where((au >= kerb) & (au < kerb + 0.25), G_CURB, gid)
+        far_side = min(self.town.setback[0][1], self.town.setback[1][1])
+        if inter:
+            gid = np.where((au > lay.road_half) & (au < far_side), G_ROAD, gid)
+        half0 = st.median / 2
+        lanes_half = lay.road_half - st.parking
+        line_w = 0.075 * 2**wc
+        q = (au - half0) / st.lane_width
+        qi = np.rint(q)
+        on = (np.abs(q - qi) * st.lane_width < line_w) & (qi >= 0) & (qi <= st.lanes_per_dir)
+        solid = (qi == 0) | (qi == st.lanes_per_dir)
+        if st.name == "urban":
+            solid = qi == 0
+        mark = on & (solid | bool(dash)) & (au < lanes_half + 0.2) & (not inter)
+        if cross:
+            mark |= ((au % 1.2) < 0.6) & (au < lanes_half)
+        if stop:
+            mark |= (au > half0) & (au < lanes_half)
+        mid = G_MARK_Y if self.yellow_centre else G_MARK
+        gid = np.where(mark, np.where(qi == 0, mid, G_MARK), gid)
+        return gid.astype(np.int32)
+
+    @property
+    def yellow_centre(self) -> bool:
+        return self.town.style.name in ("suburban", "rural")
+
+    def _lut_offsets(self, kinds: np.ndarray) -> np.ndarray:
+        """Offsets into the concatenated lookup table for each row's kind (built lazily)."""
+        new = [int(k) for k in np.unique(kinds) if int(k) not in self._luts]
+        if new:
+            for k in new:
+                self._luts[k] = self._ground_lut(k)
+            order = sorted(self._luts)
+            self._lut_all = np.concatenate([self._luts[k] for k in order])
+            self._kind_lookup = np.zeros(128, np.int32)
+            for i, k in enumerate(order):
+                self._kind_lookup[k] = i * LUT_LEN
+        return self._kind_lookup[kinds]
+
+    def _layer_hits(self, cam: CameraState, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: depth of the first hit with this layer's planes and the side hit."""
+        A = -0.5 * cam.curvature
+        B = self.a - cam.heading
+        best = np.full(self.W, np.inf)
+        side_of = np.zeros(self.W, np.int8)
+        for side in (0, 1):
+            U = self.town.setback[side][layer] * (1.0 if side else -1.0)
+            C = cam.u - U
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if abs(A) < 1e-9:
+                    z = -C / B
+                    z = np.where(z > 0.05, z, np.inf)
+                else:
+                    disc = B * B - 4 * A * C
+                    sq = np.sqrt(np.maximum(disc, 0.0))
+                    q = -0.5 * (B + np.where(B >= 0, sq, -sq))
+                    r1 = q / A
+                    r2 = C / q
+                    r1 = np.where(r1 > 0.05, r1, np.inf)
+                    r2 = np.where(r2 > 0.05, r2, np.inf)
+                    z = np.where(disc >= 0, np.minimum(r1, r2), np.inf)
+            better = z < best
+            best = np.where(better, z, best)
+            side_of = np.where(better, side, side_of).astype(np.int8)
+        best = np.where(best < ZMAX, best, np.inf)
+        return best, side_of
+
+    def render(self, cam: CameraState, weather: Weather,
+               objects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        H, W, town = self.H, self.W, self.town
+        st = town.style
+        light = frame_lighting(weather, cam.yaw)
+        zg, ground = self.zg, self.ground
+        s_row = cam.s + zg
+        off_row = (cam.u - cam.heading * zg - 0.5 * cam.curvature * zg * zg).astype(np.float32)
+        u = self.X + off_row[:, None]
+
+        # ---- ground materials from the row-kind lookup tables ----
+        inter_row = town.in_intersection(s_row) & ground
+        kinds = self.width_class.copy()
+        kinds |= (((s_row * (1 / 9.0)) % 1.0) < 0.39).astype(np.int64) << 3
+        if len(town.inter_start):
+            j = np.clip(np.searchsorted(town.inter_start, s_row), 0, len(town.inter_start) - 1)
+            ahead = town.inter_start[j] - s_row
+            kinds |= ((ahead > 1.0) & (ahead < 5.0)).astype(np.int64) << 4
+            kinds |= ((ahead > 5.6) & (ahead < 6.1)).astype(np.int64) << 5
+        kinds |= inter_row.astype(np.int64) << 6
+        offs = self._lut_offsets(kinds)
+        q = np.minimum((np.abs(u) * LUT_RES).astype(np.int32), LUT_LEN - 1)
+        q += offs[:, None]
+        gid = self._lut_all.take(q)
+        gid[~ground] = G_SKY
+        depth = self.depth0.copy()
+        tbase = (((s_row * 3.0).astype(np.int64) & 255) * 256).astype(np.int32)
+        tidx = ((u * 3.0).astype(np.int32) & 255) + tbase[:, None]
+        texv = self.tex_flat.take(tidx)
+
+        # ---- building shadows on the ground, row by row ----
+        shadow = None
+        if light.direct > 0.02 and light.sun_alt > 0.5:
+            cot = 1.0 / math.tan(math.radians(light.sun_alt))
+            lateral = math.sin(light.az_rel)
+            for side, sgn in ((1, 1.0), (0, -1.0)):
+                if sgn * lateral <= 0.05:
+                    continue
+                reach = np.full(H, -1e9)
+                for layer in (0, 1):
+                    blk = town.blocks[side][layer]
+                    hh = blk.height[blk.lookup(s_row)].astype(np.float64)
+                    if layer == 0:
+                        hh = np.where(inter_row, 0.0, hh)
+                    r = np.minimum(hh * cot * abs(lateral), 400.0) - town.setback[side][layer]
+                    reach = np.maximum(reach, r)
+                reach = np.where(ground, reach, -1e9).astype(np.float32)
+                sh = (u * sgn) > -reach[:, None]
+                shadow = sh if shadow is None else shadow | sh
+
+        # ---- vertical layers, far then near ----
+        for layer in (1, 0):
+            z, side = self._layer_hits(cam, layer)
+            hit = np.isfinite(z)
+            if not hit.any():
+                continue
+            zc = np.where(hit, z, ZMAX)
+            s_hit = cam.s + zc
+            bl, br = town.blocks[0][layer], town.blocks[1][layer]
+            idx_l, idx_r = bl.lookup(s_hit), br.lookup(s_hit)
+            right = side == 1
+            kind = np.where(right, br.kind[idx_r], bl.kind[idx_l])
+            top = np.where(right, br.height[idx_r], bl.height[idx_l]).astype(np.float32)
+            rgb = np.where(right[:, None], br.rgb[idx_r], bl.rgb[idx_l])
+            bstart = np.where(right, br.start[idx_r], bl.start[idx_l])
+            if layer == 0:
+                top = np.where(town.in_intersection(s_hit), 0.0, top)
+            n1 = self.tex1d[(s_hit * 2.0).astype(np.int64) & 255]
+            top = np.where(kind == K_TREES, top * (0.72 + 0.28 * n1), top)
+            top = np.where(kind == K_HEDGE, top * (0.9 + 0.1 * n1), top)
+            top = np.where(hit & (kind != K_NONE), top, 0.0).astype(np.float32)
+            if not (top > 0).any():
+                continue
+            zc32 = zc.astype(np.float32)
+            hp = self.cam_h - self.b32[:, None] * zc32[None, :]
+            solid = (hp >= 0) & (hp < top[None, :])
+            fence_col = kind == K_FENCE
+            rail_col = kind == K_RAIL
+            if fence_col.any() or rail_col.any():
+                post = ((s_hit % 2.5) < 0.12) & fence_col | ((s_hit % 4.0) < 0.15) & rail_col
+                t = hp * 2.0
+                slat = (t - np.floor(t)) < 0.28
+                band = hp > 0.45
+                pattern = post[None, :] | (slat & fence_col[None, :]) | (band & rail_col[None, :])
+                solid &= pattern | ~(fence_col | rail_col)[None, :]
+            sl = slice(NG + layer * W, NG + (layer + 1) * W)
+            self.color[sl] = rgb
+            self.label[sl] = _KIND_LABEL[kind]
+            self.facing[sl] = np.where(right, F_LEFT, F_RIGHT)
+            m = solid & (zc32[None, :] < depth)
+            np.copyto(depth, np.broadcast_to(zc32[None, :], (H, W)), where=m)
+            lid = np.broadcast_to(self.col_ids[layer][None, :], (H, W))
+            bcol = kind == K_BUILDING
+            if bcol.any():
+                along = (s_hit - bstart) % 3.4
+                wcol = bcol & (along > 0.9) & (along < 2.6)
+                t = hp * (1 / 3.1)
+                fl = t - np.floor(t)
+                win = (fl > 0.33) & (fl < 0.75) & (hp > 1.0) & wcol[None, :] & (
+                    hp < top[None, :] - 0.8)
+                lid = np.where(win, G_WINDOW, lid)
+            np.copyto(gid, lid, where=m)
+            tl = self.tex1d.take((hp * 3.0).astype(np.int32) & 255) + (0.6 * n1).astype(
+                np.float32)[None, :]
+            np.copyto(texv, tl, where=m)
+            if shadow is not None:
+                shadow &= ~m
+
+        # ---- objects ----
+        spr = self.sprites
+        spr.reset()
+        spr.set_camera(self.f, self.cx, self.yh, self.cam_h, cam.u, cam.heading,
+                       cam.curvature)
+        self._draw_objects(objects, cam, light.night)
+        spr.finish()
+        n = spr.n
+        is_part = None
+        if n:
+            self.part_depth[1:n + 1] = spr.depth[:n]
+            sd = self.part_depth.take(spr.buf)
+            is_part = sd < depth
+            np.copyto(depth, sd, where=is_part)
+            np.copyto(gid, spr.buf + (NG + 2 * W - 1), where=is_part)
+            np.copyto(texv, self.screen, where=is_part)
+            p = slice(NG + 2 * W, NG + 2 * W + n)
+            self.color[p] = spr.color[:n]
+            self.label[p] = spr.label[:n]
+            self.facing[p] = spr.facing[:n]
+            self.emit[p] = spr.emit[:n]
+        contact = None
+        if spr.has_shadow:
+            contact = spr.shadow > 0
+            contact &= gid < G_SKY
+            if is_part is not None:
+                contact &= ~is_part
+        labels = self.label.take(gid)
+        img = apply_effects(self, gid, depth, texv, shadow, contact, is_part, u, s_row,
+                            light, weather, cam)
+        self.part_depth[1:n + 1] = np.inf
+        self.emit[NG + 2 * W:NG + 2 * W + n] = 0.0
+        del st
+        return img, labels, depth
+
+    # ------------------------------------------------------------------
+    def _draw_objects(self, objects: np.ndarray, cam: CameraState, night: float) -> None:
+        if len(objects) == 0:
+            return
+        d = objects[:, 0] - cam.s
+        near = d - 0.5 * objects[:, 3]
+        size_px = self.f * objects[:, 5] / np.maximum(near, 0.5)
+        keep = (d + 0.5 * objects[:, 3] > 0.6) & (d < 250.0) & (size_px > 1.2)
+        objs = objects[keep]
+        order = np.argsort(-near[keep], kind="stable")
+        for row in objs[order]:
+            draw_object(self.sprites, row, cam, night)

@@ -1,0 +1,363 @@
+"""Objects standing in the world (props, vehicles, people) drawn as camera-facing parts.
+
+Each object is split into *parts* (a car: body, cabin, glass, wheels, lights) that are painted
+back to front into a part-index buffer with OpenCV's polygon fills; a part table holds each
+part's colour, class, depth, facing and light emission. The renderer then resolves the buffer
+against the static scene's per-pixel depth, so objects hide behind walls correctly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from sim._town import BIKE, BUS, CAR, MOTO, PERSON, POLE, RIDER, TLIGHT, TRAIN, TRUCK, TSIGN, VEG
+
+# Object types in the per-frame object table.
+T_TREE, T_BUSH, T_POLE, T_LAMP, T_SIGN, T_TLIGHT = range(6)
+T_CAR, T_TRUCK, T_BUS, T_TRAIN, T_MOTO, T_BIKE, T_PERSON = range(6, 13)
+VEHICLE_LABEL = {T_CAR: CAR, T_TRUCK: TRUCK, T_BUS: BUS, T_TRAIN: TRAIN, T_MOTO: MOTO,
+                 T_BIKE: BIKE}
+
+# Facing of a part, used to light it: up, faces left, faces right, faces the camera, self-lit.
+F_UP, F_LEFT, F_RIGHT, F_BACK, F_EMIT = range(5)
+
+MAX_PARTS = 4096
+_SHIFT = 4  # sub-pixel bits for OpenCV polygon fills
+_SCALE = float(1 << _SHIFT)
+
+_GLASS = np.array((38, 46, 58), np.float32)
+_TYRE = np.array((22, 22, 24), np.float32)
+_TAIL = np.array((150, 20, 20), np.float32)
+_HEAD = np.array((215, 210, 190), np.float32)
+
+
+class SpriteDrawer:
+    """Paints objects into a part buffer; one instance per renderer, reused every frame."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.H, self.W = height, width
+        self.color = np.zeros((MAX_PARTS, 3), np.float32)
+        self.label = np.zeros(MAX_PARTS, np.uint8)
+        self.depth = np.full(MAX_PARTS, np.inf, np.float32)
+        self.facing = np.zeros(MAX_PARTS, np.uint8)
+        self.emit = np.zeros((MAX_PARTS, 3), np.float32)
+        self.n = 0
+        self._rows: list[tuple] = []
+        self.buf = np.zeros((height, width), np.int32)
+        self.shadow = np.zeros((height, width), np.uint8)
+        self.has_shadow = False
+
+    # ----- camera -----
+    def set_camera(self, f: float, cx: float, yh: float, cam_h: float, u_ego: float,
+                   heading: float, curv: float) -> None:
+        self.f, self.cx, self.yh, self.cam_h = f, cx, yh, cam_h
+        self.u_ego, self.hd, self.k = u_ego, heading, curv
+
+    def _x(self, d: float, u: float) -> float:
+        X = u - self.u_ego + self.hd * d + 0.5 * self.k * d * d
+        return self.cx + self.f * X / d
+
+    def _y(self, d: float, y: float) -> float:
+        return self.yh + self.f * (self.cam_h - y) / d
+
+    # ----- parts -----
+    def reset(self) -> None:
+        self.n = 0
+        self._rows: list[tuple] = []
+        self.buf.fill(0)
+        if self.has_shadow:
+            self.shadow.fill(0)
+        self.has_shadow = False
+
+    def _part(self, color: np.ndarray, label: int, depth: float, facing: int,
+              emit: np.ndarray | None = None) -> int:
+        if self.n >= MAX_PARTS - 1:
+            return -1
+        self._rows.append((color, label, depth, facing, emit))
+        self.n += 1
+        return self.n  # 0 marks "no part" in the buffer
+
+    def finish(self) -> None:
+        """Move the parts drawn this frame into the part table arrays."""
+        n = self.n
+        if not n:
+            return
+        rows = self._rows
+        self.color[:n] = [r[0] for r in rows]
+        self.label[:n] = [r[1] for r in rows]
+        self.depth[:n] = [r[2] for r in rows]
+        self.facing[:n] = [r[3] for r in rows]
+        self.emit[:n] = 0.0
+        for i, r in enumerate(rows):
+            if r[4] is not None:
+                self.emit[i] = r[4]
+
+    def rect(self, d: float, u0: float, u1: float, y0: float, y1: float, color: np.ndarray,
+             label: int, facing: int = F_BACK, emit: np.ndarray | None = None,
+             depth: float | None = None) -> None:
+        """A camera-facing rectangle at depth ``d`` spanning u0..u1 and heights y0..y1."""
+        xa, xb = self._x(d, u0), self._x(d, u1)
+        if xa > xb:
+            xa, xb = xb, xa
+        ya, yb = self._y(d, y1), self._y(d, y0)
+        c0 = int(xa + 0.5)
+        c1 = max(c0 + 1, int(xb + 0.5))
+        r0 = int(ya + 0.5)
+        r1 = max(r0 + 1, int(yb + 0.5))
+        c0, c1 = max(c0, 0), min(c1, self.W)
+        r0, r1 = max(r0, 0), min(r1, self.H)
+        if c0 >= c1 or r0 >= r1:
+            return
+        pid = self._part(color, label, d if depth is None else depth, facing, emit)
+        if pid > 0:
+            self.buf[r0:r1, c0:c1] = pid
+
+    def ellipse(self, d: float, u: float, y: float, ru: float, ry: float, color: np.ndarray,
+                label: int, facing: int = F_BACK, emit: np.ndarray | None = None) -> None:
+        f = self.f / d
+        cx, cy = self._x(d, u), self._y(d, y)
+        ax, ay = max(ru * f, 0.5), max(ry * f, 0.5)
+        if cx + ax < 0 or cx - ax >= self.W or cy + ay < 0 or cy - ay >= self.H:
+            return
+        pid = self._part(color, label, d, facing, emit)
+        if pid > 0:
+            cv2.ellipse(self.buf, (int(cx * _SCALE), int(cy * _SCALE)),
+                        (int(ax * _SCALE), int(ay * _SCALE)), 0, 0, 360, pid, -1,
+                        cv2.LINE_8, _SHIFT)
+
+    def quad(self, pts: list[tuple[float, float, float]], color: np.ndarray, label: int,
+             facing: int) -> None:
+        """A planar polygon through world points (d, u, height)."""
+        f, cx, yh, ch = self.f, self.cx, self.yh, self.cam_h
+        ue, hd, k = self.u_ego, self.hd, self.k
+        xs = [cx + f * (u - ue + hd * d + 0.5 * k * d * d) / d for d, u, _ in pts]
+        ys = [yh + f * (ch - y) / d for d, _, y in pts]
+        if max(xs) < 0 or min(xs) >= self.W or max(ys) < 0 or min(ys) >= self.H:
+            return
+        depth = sum(p[0] for p in pts) / len(pts)
+        pid = self._part(color, label, depth, facing)
+        if pid > 0:
+            poly = np.array([xs, ys]).T * _SCALE
+            cv2.fillConvexPoly(self.buf, poly.astype(np.int32), pid, cv2.LINE_8, _SHIFT)
+
+    # ----- objects -----
+    def box(self, d0: float, d1: float, u0: float, u1: float, y0: float, y1: float,
+            color: np.ndarray, label: int) -> bool:
+        """Visible faces of an axis-aligned box; returns whether the near face was drawn."""
+        near_ok = d0 >= 0.4
+        d0 = max(d0, 0.4)
+        if d1 <= d0:
+            return False
+        side = color * 0.82
+        if self._x(d0, u0) > self.cx:  # camera left of the box: its left face shows
+            self.quad([(d0, u0, y0), (d1, u0, y0), (d1, u0, y1), (d0, u0, y1)], side, label,
+                      F_LEFT)
+        elif self._x(d0, u1) < self.cx:
+            self.quad([(d0, u1, y0), (d1, u1, y0), (d1, u1, y1), (d0, u1, y1)], side, label,
+                      F_RIGHT)
+        if y1 < self.cam_h:
+            self.quad([(d0, u0, y1), (d1, u0, y1), (d1, u1, y1), (d0, u1, y1)], color * 1.05,
+                      label, F_UP)
+        if near_ok:
+            self.rect(d0, u0, u1, y0, y1, color, label)
+        return near_ok
+
+    def vehicle(self, typ: int, d: float, u: float, length: float, width: float,
+                height: float, color: np.ndarray, direction: float, night: float) -> None:
+        label = VEHICLE_LABEL[typ]
+        d0, d1 = d - length / 2, d + length / 2
+        u0, u1 = u - width / 2, u + width / 2
+        px_h = self.f * height / max(d0, 0.4)
+        if px_h > 6:
+            self._shadow(d, u, length, width)
+        if px_h < 12:  # far away: one block is enough
+            if d0 > 0.4:
+                self.rect(d0, u0, u1, 0.15 * height, height, color, label)
+            else:
+                self.box(d0, d1, u0, u1, 0.2 * height, height, color, label)
+            return
+        lights = _TAIL if direction > 0 else _HEAD
+        glow = lights * (1.6 * night) if night > 0 else None
+        if typ in (T_MOTO, T_BIKE):
+            self._two_wheeler(typ, d, u, length, height, color, direction, night)
+            return
+        if typ == T_CAR:
+            near = self.box(d0, d1, u0, u1, 0.3, 0.62 * height, color, label)
+            c0 = d0 + 0.22 * length if direction > 0 else d0 + 0.3 * length
+            c1 = d1 - 0.3 * length if direction > 0 else d1 - 0.22 * length
+            cab = self.box(c0, c1, u0 + 0.1, u1 - 0.1, 0.62 * height, height, color * 0.95,
+                           label)
+            if cab:
+                self.rect(c0 - 0.01, u0 + 0.22, u1 - 0.22, 0.68 * height, 0.95 * height,
+                          _GLASS, label, depth=c0)
+        else:
+            base = 0.45 if typ != T_TRAIN else 0.5
+            near = self.box(d0, d1, u0, u1, base, height, color, label)
+            if near and typ in (T_BUS, T_TRAIN):
+                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.5 * height, 0.85 * height,
+                          _GLASS, label, depth=d0)
+            elif near and typ == T_TRUCK and direction < 0:
+                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.55 * height, 0.8 * height,
+                          _GLASS, label, depth=d0)
+            if typ in (T_BUS, T_TRAIN):
+                self._side_windows(d0, d1, u0, u1, height, label)
+        if near:
+            dd = d0 - 0.02
+            self.rect(dd, u0, u0 + 0.35, 0.0, 0.32, _TYRE, label, depth=d0)
+            self.rect(dd, u1 - 0.35, u1, 0.0, 0.32, _TYRE, label, depth=d0)
+            ly = 0.45 * height if typ == T_CAR else 0.3 * height
+            self.rect(dd, u0 + 0.05, u0 + 0.3, ly, ly + 0.14, lights, label, F_EMIT, glow,
+                      depth=d0)
+            self.rect(dd, u1 - 0.3, u1 - 0.05, ly, ly + 0.14, lights, label, F_EMIT, glow,
+                      depth=d0)
+
+    def _side_windows(self, d0: float, d1: float, u0: float, u1: float, height: float,
+                      label: int) -> None:
+        d0 = max(d0, 0.4)
+        if d1 <= d0:
+            return
+        for uu, ok in ((u0, self._x(d0, u0) > self.cx), (u1, self._x(d0, u1) < self.cx)):
+            if ok:
+                self.quad([(d0 + 0.3, uu, 0.5 * height), (d1 - 0.3, uu, 0.5 * height),
+                           (d1 - 0.3, uu, 0.85 * height), (d0 + 0.3, uu, 0.85 * height)],
+                          _GLASS, label, F_LEFT)
+
+    def _two_wheeler(self, typ: int, d: float, u: float, length: float, height: float,
+                     color: np.ndarray, direction: float, night: float) -> None:
+        label = VEHICLE_LABEL[typ]
+        d0, d1 = d - length / 2, d + length / 2
+        if d0 < 0.4:
+            return
+        side_visible = abs(self._x(d, u) - self.cx) > 0.3 * self.f * length / d
+        if side_visible:
+            for dw in (d0 + 0.35, d1 - 0.35):
+                self.ellipse(dw, u, 0.33, 0.1, 0.33, _TYRE, label)
+            self.quad([(d0 + 0.3, u, 0.35), (d1 - 0.3, u, 0.35), (d1 - 0.4, u, 0.75),
+                       (d0 + 0.4, u, 0.8)], color, label, F_LEFT)
+        wide = 0.35 if typ == T_MOTO else 0.12
+        self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if typ == T_MOTO else 0.7, color,
+                  label)
+        if typ == T_MOTO and night > 0:
+            lamp = _TAIL if direction > 0 else _HEAD
+            self.rect(d0 - 0.01, u - 0.08, u + 0.08, 0.75, 0.85, lamp, label, F_EMIT,
+                      lamp * 1.6 * night, depth=d0)
+        # The rider, sitting above the middle of the vehicle.
+        shirt = np.array((color[2], color[0] * 0.6, color[1]), np.float32)
+        self.rect(d - 0.05, u - 0.22, u + 0.22, 0.9, 1.55, shirt, RIDER)
+        self.rect(d - 0.06, u - 0.18, u - 0.04, 0.45, 1.0, shirt * 0.5, RIDER)
+        self.ellipse(d - 0.06, u, 1.7, 0.13, 0.15, np.array((40, 40, 45), np.float32), RIDER)
+
+    def person(self, d: float, u: float, color: np.ndarray, seed: float,
+               phase: float) -> None:
+        if d < 0.5:
+            return
+        rng_a = math.sin(seed * 12.9898) * 43758.5453
+        tint = rng_a - math.floor(rng_a)
+        height = 1.55 + 0.35 * tint
+        skin = np.array((200, 160, 130), np.float32) * (0.55 + 0.45 * tint)
+        trousers = np.array((40, 45, 60), np.float32) * (0.6 + tint)
+        swing = 0.12 * math.sin(phase)
+        if self.f * height / d < 12:
+            self.rect(d, u - 0.22, u + 0.22, 0.0, height, color, PERSON)
+            return
+        self.rect(d, u - 0.17 + swing, u - 0.03 + swing, 0.0, 0.5 * height, trousers, PERSON)
+        self.rect(d, u + 0.03 - swing, u + 0.17 - swing, 0.0, 0.5 * height, trousers, PERSON)
+        self.rect(d, u - 0.22, u + 0.22, 0.48 * height, 0.84 * height, color, PERSON)
+        self.rect(d, u - 0.29, u - 0.2, 0.5 * height, 0.82 * height, color * 0.85, PERSON)
+        self.rect(d, u + 0.2, u + 0.29, 0.5 * height, 0.82 * height, color * 0.85, PERSON)
+        self.ellipse(d, u, 0.91 * height, 0.11, 0.13, skin, PERSON)
+
+    def tree(self, d: float, u: float, size: float, color: np.ndarray, seed: float) -> None:
+        trunk = np.array((85, 65, 45), np.float32)
+        self.rect(d, u - 0.16, u + 0.16, 0.0, 0.5 * size, trunk, VEG)
+        r = 0.3 * size
+        if self.f * size / d < 16:
+            self.ellipse(d, u, 0.65 * size, r, 0.34 * size, color, VEG)
+            return
+        off = math.sin(seed) * 0.25 * r
+        self.ellipse(d + 0.1, u + off, 0.68 * size, r, 0.34 * size, color * 0.8, VEG)
+        self.ellipse(d, u - off, 0.6 * size, 0.8 * r, 0.3 * size, color, VEG)
+        self.ellipse(d - 0.1, u + 0.5 * off, 0.78 * size, 0.6 * r, 0.22 * size, color * 1.12,
+                     VEG, F_UP)
+
+    def pole(self, d: float, u: float, color: np.ndarray, wooden: bool, with_sign: bool) -> None:
+        w = 0.13 if wooden else 0.1
+        self.rect(d, u - w, u + w, 0.0, 7.5 if wooden else 6.0, color, POLE)
+        if wooden:
+            self.rect(d, u - 0.9, u + 0.9, 7.0, 7.15, color, POLE)
+        if with_sign:
+            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, np.array((30, 70, 160), np.float32),
+                      TSIGN)
+
+    def lamp(self, d: float, u: float, color: np.ndarray, night: float) -> None:
+        side = 1.0 if u > 0 else -1.0
+        self.rect(d, u - 0.09, u + 0.09, 0.0, 8.0, color, POLE)
+        if self.f * 8.0 / d < 14:
+            return
+        tip = u - side * 1.8
+        self.quad([(d, u, 7.8), (d, tip, 7.95), (d, tip, 8.08), (d, u, 7.95)], color, POLE, F_BACK)
+        warm = np.array((255, 220, 150), np.float32)
+        lamp_col = warm if night > 0.3 else color * 1.2
+        emit = warm * 2.0 * night if night > 0 else None
+        self.rect(d - 0.02, tip - 0.3, tip + 0.3, 7.78, 7.95, lamp_col, POLE, F_EMIT, emit,
+                  depth=d)
+
+    def sign(self, d: float, u: float, seed: float, facing_ego: bool) -> None:
+        pole_c = np.array((150, 150, 150), np.float32)
+        self.rect(d, u - 0.05, u + 0.05, 0.0, 2.3, pole_c, POLE)
+        if not facing_ego or self.f * 3.0 / d < 10:
+            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, np.array((120, 120, 122),
+                      np.float32), TSIGN)
+            return
+        kind = int(seed) % 4
+        red = np.array((200, 30, 30), np.float32)
+        white = np.array((235, 235, 235), np.float32)
+        blue = np.array((30, 70, 170), np.float32)
+        yellow = np.array((235, 190, 20), np.float32)
+        if kind == 0:
+            self.ellipse(d - 0.01, u, 2.55, 0.33, 0.33, red, TSIGN)
+            self.ellipse(d - 0.02, u, 2.55, 0.24, 0.24, white, TSIGN)
+        elif kind == 1:
+            self.quad([(d - 0.01, u - 0.38, 2.25), (d - 0.01, u + 0.38, 2.25),
+                       (d - 0.01, u, 2.9)], red, TSIGN, F_BACK)
+            self.quad([(d - 0.02, u - 0.25, 2.33), (d - 0.02, u + 0.25, 2.33),
+                       (d - 0.02, u, 2.75)], white, TSIGN, F_BACK)
+        elif kind == 2:
+            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, blue, TSIGN)
+            self.rect(d - 0.02, u - 0.1, u + 0.1, 2.3, 2.75, white, TSIGN)
+        else:
+            self.quad([(d - 0.01, u, 2.2), (d - 0.01, u + 0.33, 2.53), (d - 0.01, u, 2.86),
+                       (d - 0.01, u - 0.33, 2.53)], yellow, TSIGN, F_BACK)
+
+    def traffic_light(self, d: float, u: float, state: int, facing_ego: bool,
+                      night: float) -> None:
+        dark = np.array((35, 35, 32), np.float32)
+        self.rect(d, u - 0.08, u + 0.08, 0.0, 3.3, np.array((90, 92, 90), np.float32), POLE)
+        self.rect(d - 0.01, u - 0.19, u + 0.19, 3.2, 4.15, dark, TLIGHT)
+        if not facing_ego or self.f * 4.0 / d < 12:
+            return
+        colors = ((230, 40, 30), (240, 180, 20), (40, 220, 90))
+        for i, yy in enumerate((3.94, 3.67, 3.4)):
+            on = i == state
+            c = np.array(colors[i], np.float32) * (1.0 if on else 0.25)
+            emit = np.array(colors[i], np.float32) * (0.5 + 1.5 * night) if on else None
+            self.ellipse(d - 0.02, u, yy, 0.1, 0.1, c, TLIGHT, F_EMIT if on else F_BACK, emit)
+
+    def bush(self, d: float, u: float, size: float, color: np.ndarray) -> None:
+        self.ellipse(d, u, 0.45 * size, 0.8 * size, 0.5 * size, color, VEG)
+
+    def _shadow(self, d: float, u: float, length: float, width: float) -> None:
+        d0 = max(d - 0.5 * length, 0.5)
+        d1 = d + 0.5 * length
+        if d1 <= d0:
+            return
+        pts = [(d0, u - width / 2), (d1, u - width / 2), (d1, u + width / 2),
+               (d0, u + width / 2)]
+        xy = np.array([(self._x(dd, uu), self._y(dd, 0.0)) for dd, uu in pts])
+        if xy[:, 0].max() < 0 or xy[:, 0].min() >= self.W or xy[:, 1].min() >= self.H:
+            return
+        cv2.fillConvexPoly(self.shadow, (xy * _SCALE).astype(np.int32), 1, cv2.LINE_8, _SHIFT)
+        self.has_shadow = True

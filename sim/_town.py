@@ -1,0 +1,208 @@
+"""Town styles and the lazily generated road-side map (façade blocks and static objects).
+
+The world is laid out along a road coordinate system: ``s`` is the distance along the road,
+``u`` the signed lateral offset from the centre line (positive to the right, traffic drives on
+the right). Each side of the road has two vertical *layers* (a near one: façades, fences, walls,
+hedges, guardrails; a far one: back rows of buildings or tree lines), split along ``s`` into
+blocks with their own height, class and colour. Static objects (trees, poles, signs, lights,
+parked cars) are generated block by block from the world's generator, so the same seed always
+gives the same town however fast it is traversed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Cityscapes trainIds used here.
+ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TLIGHT, TSIGN, VEG, TERRAIN = range(10)
+SKY, PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTO, BIKE = range(10, 19)
+
+# Vertical layer kinds (how the solid part of a layer block is patterned).
+K_NONE, K_BUILDING, K_WALL, K_FENCE, K_HEDGE, K_TREES, K_RAIL = range(7)
+KIND_LABEL = {K_BUILDING: BUILDING, K_WALL: WALL, K_FENCE: FENCE, K_HEDGE: VEG,
+              K_TREES: VEG, K_RAIL: FENCE}
+
+
+@dataclass(frozen=True)
+class TownStyle:
+    """What distinguishes one town from another: layout, colours, class mix and traffic."""
+
+    name: str
+    lanes_per_dir: int
+    lane_width: float
+    parking: float  # parking strip width beyond the outer lane (part of the road)
+    median: float  # gap between the two directions (highway: barrier strip)
+    sidewalk: float
+    verge: float  # grass strip between kerb and sidewalk
+    speed_kmh: float
+    curvature: float  # typical curvature magnitude (1/m)
+    near_u: tuple[float, float]  # set-back range of the near layer beyond the outer ground band
+    far_u: tuple[float, float]
+    near_kinds: tuple[tuple[int, float], ...]  # (kind, probability)
+    far_kinds: tuple[tuple[int, float], ...]
+    near_height: tuple[float, float]
+    far_height: tuple[float, float]
+    block_len: tuple[float, float]
+    intersection_every: tuple[float, float] | None
+    building_colors: tuple[tuple[int, int, int], ...]
+    wall_colors: tuple[tuple[int, int, int], ...]
+    road_rgb: tuple[int, int, int]
+    sidewalk_rgb: tuple[int, int, int]
+    terrain_rgb: tuple[int, int, int]
+    veg_rgb: tuple[int, int, int]
+    # objects per 100 m of one side: trees, poles (incl. street lights), signs, parked cars
+    trees: float
+    poles: float
+    signs: float
+    parked: float
+    pedestrians: float  # per 100 m of sidewalk
+    riders: float  # bicycles per 100 m
+    vehicle_mix: tuple[tuple[int, float], ...] = field(default=())
+
+
+_GREY_BUILDINGS = ((120, 116, 110), (150, 140, 128), (105, 100, 98), (168, 150, 120),
+                   (140, 100, 80), (96, 104, 112), (180, 172, 160), (128, 88, 70))
+_WALLS = ((130, 126, 118), (150, 146, 140), (112, 108, 110), (160, 150, 132))
+
+STYLES: dict[str, TownStyle] = {
+    "urban": TownStyle(
+        name="urban", lanes_per_dir=2, lane_width=3.2, parking=2.2, median=0.0,
+        sidewalk=4.0, verge=0.0, speed_kmh=40.0, curvature=0.0012,
+        near_u=(0.0, 0.8), far_u=(25.0, 40.0),
+        near_kinds=((K_BUILDING, 0.78), (K_WALL, 0.1), (K_FENCE, 0.07), (K_HEDGE, 0.05)),
+        far_kinds=((K_BUILDING, 0.9), (K_TREES, 0.1)),
+        near_height=(9.0, 28.0), far_height=(18.0, 45.0), block_len=(12.0, 40.0),
+        intersection_every=(70.0, 140.0), building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
+        road_rgb=(88, 86, 90), sidewalk_rgb=(150, 142, 140), terrain_rgb=(110, 130, 70),
+        veg_rgb=(70, 105, 45), trees=4.0, poles=6.0, signs=3.0, parked=5.0,
+        pedestrians=10.0, riders=2.0,
+        vehicle_mix=((CAR, 0.72), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.06), (TRAIN, 0.02),
+                     (BIKE, 0.05)),
+    ),
+    "suburban": TownStyle(
+        name="suburban", lanes_per_dir=1, lane_width=3.5, parking=0.0, median=0.0,
+        sidewalk=2.0, verge=1.8, speed_kmh=45.0, curvature=0.003,
+        near_u=(5.0, 10.0), far_u=(14.0, 22.0),
+        near_kinds=((K_FENCE, 0.35), (K_HEDGE, 0.3), (K_WALL, 0.15), (K_NONE, 0.2)),
+        far_kinds=((K_BUILDING, 0.75), (K_TREES, 0.25)),
+        near_height=(0.8, 1.8), far_height=(5.0, 9.0), block_len=(14.0, 30.0),
+        intersection_every=(120.0, 260.0),
+        building_colors=((200, 190, 170), (170, 150, 130), (210, 205, 195), (150, 120, 100),
+                         (180, 175, 150), (140, 150, 160)),
+        wall_colors=((170, 160, 150), (140, 130, 120), (190, 180, 165)),
+        road_rgb=(92, 92, 94), sidewalk_rgb=(165, 160, 155), terrain_rgb=(100, 140, 60),
+        veg_rgb=(60, 110, 40), trees=7.0, poles=3.0, signs=1.5, parked=2.0,
+        pedestrians=3.0, riders=1.5,
+        vehicle_mix=((CAR, 0.85), (TRUCK, 0.06), (BUS, 0.03), (MOTO, 0.03), (BIKE, 0.03)),
+    ),
+    "highway": TownStyle(
+        name="highway", lanes_per_dir=3, lane_width=3.6, parking=1.5, median=2.0,
+        sidewalk=0.0, verge=0.0, speed_kmh=90.0, curvature=0.0015,
+        near_u=(1.0, 1.5), far_u=(30.0, 70.0),
+        near_kinds=((K_RAIL, 1.0),),
+        far_kinds=((K_TREES, 0.6), (K_WALL, 0.15), (K_BUILDING, 0.15), (K_NONE, 0.1)),
+        near_height=(0.8, 0.8), far_height=(6.0, 16.0), block_len=(30.0, 90.0),
+        intersection_every=None, building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
+        road_rgb=(96, 95, 98), sidewalk_rgb=(150, 150, 150), terrain_rgb=(120, 135, 75),
+        veg_rgb=(60, 95, 45), trees=2.0, poles=2.5, signs=1.5, parked=0.0,
+        pedestrians=0.0, riders=0.0,
+        vehicle_mix=((CAR, 0.7), (TRUCK, 0.22), (BUS, 0.05), (MOTO, 0.03)),
+    ),
+    "rural": TownStyle(
+        name="rural", lanes_per_dir=1, lane_width=3.0, parking=0.0, median=0.0,
+        sidewalk=0.0, verge=0.0, speed_kmh=60.0, curvature=0.005,
+        near_u=(2.0, 8.0), far_u=(20.0, 60.0),
+        near_kinds=((K_NONE, 0.5), (K_FENCE, 0.35), (K_HEDGE, 0.15)),
+        far_kinds=((K_TREES, 0.7), (K_BUILDING, 0.12), (K_NONE, 0.18)),
+        near_height=(1.0, 1.5), far_height=(6.0, 18.0), block_len=(20.0, 70.0),
+        intersection_every=(300.0, 600.0),
+        building_colors=((160, 120, 90), (190, 180, 160), (150, 60, 50), (170, 160, 140)),
+        wall_colors=((150, 140, 120), (120, 110, 100)),
+        road_rgb=(100, 98, 96), sidewalk_rgb=(150, 140, 130), terrain_rgb=(140, 140, 70),
+        veg_rgb=(55, 90, 35), trees=6.0, poles=3.0, signs=1.0, parked=0.3,
+        pedestrians=0.5, riders=1.0,
+        vehicle_mix=((CAR, 0.7), (TRUCK, 0.2), (MOTO, 0.05), (BIKE, 0.05)),
+    ),
+}
+
+
+def choose(rng: np.random.Generator, options: tuple[tuple[int, float], ...]) -> int:
+    p = np.array([w for _, w in options], dtype=float)
+    return options[int(rng.choice(len(options), p=p / p.sum()))][0]
+
+
+def jitter(rng: np.random.Generator, rgb: tuple[int, int, int], amount: float) -> np.ndarray:
+    """An instance colour: the base colour with a random brightness and hue wobble."""
+    c = np.asarray(rgb, dtype=np.float32) * rng.uniform(1 - amount, 1 + amount)
+    c += rng.normal(0.0, 12.0 * amount, 3)
+    return np.clip(c, 0, 255).astype(np.float32)
+
+
+class Layout:
+    """Cross-section of the road: lane centres and the ground bands by lateral offset."""
+
+    def __init__(self, style: TownStyle) -> None:
+        self.style = style
+        st = style
+        half_lanes = st.lanes_per_dir * st.lane_width
+        self.road_half = st.median / 2 + half_lanes + st.parking
+        self.lanes_right = [st.median / 2 + (i + 0.5) * st.lane_width
+                            for i in range(st.lanes_per_dir)]
+        self.lanes_left = [-u for u in self.lanes_right]
+        # Ground bands (u_edge, material) for |u| from the centre outwards, one side.
+        edges: list[tuple[float, int]] = []
+        u = st.median / 2
+        if st.median > 0:
+            edges.append((u, TERRAIN))  # median strip carrying a concrete barrier
+        u += half_lanes + st.parking
+        edges.append((u, ROAD))
+        if st.verge:
+            u += st.verge
+            edges.append((u, TERRAIN))
+        if st.sidewalk:
+            u += st.sidewalk
+            edges.append((u, SIDEWALK))
+        self.outer = u  # outer edge of the maintained ground
+        edges.append((1e9, TERRAIN))
+        self.band_edges = np.array([e for e, _ in edges], dtype=np.float32)
+        self.band_labels = np.array([m for _, m in edges], dtype=np.uint8)
+        if st.median > 0:
+            # The median barrier sits on the left of the ego's carriageway.
+            self.median_u = -(st.median / 2 - 0.5)
+        else:
+            self.median_u = None
+
+
+class Blocks:
+    """A growing sequence of layer blocks along ``s`` for one layer of one side."""
+
+    def __init__(self) -> None:
+        self.start = np.zeros(0, np.float64)
+        self.kind = np.zeros(0, np.int16)
+        self.height = np.zeros(0, np.float32)
+        self.u = np.zeros(0, np.float32)
+        self.rgb = np.zeros((0, 3), np.float32)
+        self.seed = np.zeros(0, np.float32)
+        self.end = -100.0
+
+    def append(self, start: float, length: float, kind: int, height: float, u: float,
+               rgb: np.ndarray, seed: float) -> None:
+        self.start = np.append(self.start, start)
+        self.kind = np.append(self.kind, np.int16(kind))
+        self.height = np.append(self.height, np.float32(height if kind != K_NONE else 0.0))
+        self.u = np.append(self.u, np.float32(u))
+        self.rgb = np.vstack([self.rgb, rgb[None].astype(np.float32)])
+        self.seed = np.append(self.seed, np.float32(seed))
+        self.end = start + length
+
+    def lookup(self, s: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(self.start, s, side="right") - 1
+        return np.clip(idx, 0, len(self.start) - 1)
+
+    def trim(self, s_min: float) -> None:
+        keep = max(0, int(np.searchsorted(self.start, s_min, side="right")) - 2)
+        if keep > 64:
+            for name in ("start", "kind", "height", "u", "rgb", "seed"):
+                setattr(self, name, getattr(self, name)[keep:])

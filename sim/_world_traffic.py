@@ -1,0 +1,274 @@
+"""Moving things: the ego vehicle, traffic in lanes both ways, and pedestrians.
+
+Traffic follows a simple car-following law (the Intelligent Driver Model) per lane, so the
+stream is a smooth video rather than independent samples. Vehicles leaving the window around
+the ego are re-spawned far ahead, always from the world's own generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim._render_sprites import (
+    T_BIKE,
+    T_BUS,
+    T_CAR,
+    T_MOTO,
+    T_PERSON,
+    T_TRAIN,
+    T_TRUCK,
+)
+from sim._town import BIKE, BUS, CAR, MOTO, TRAIN, TRUCK, choose, jitter
+from sim._town_map import TownMap, _car_color
+
+LABEL_TO_TYPE = {CAR: T_CAR, TRUCK: T_TRUCK, BUS: T_BUS, TRAIN: T_TRAIN, MOTO: T_MOTO,
+                 BIKE: T_BIKE}
+DENSITY = {"none": 0.0, "low": 0.5, "medium": 1.1, "high": 2.2}  # vehicles / 100 m / lane
+PED_FACTOR = {"none": 0.0, "low": 0.4, "medium": 1.0, "high": 1.8}
+EGO_LENGTH, EGO_WIDTH = 4.5, 1.8
+BEHIND, AHEAD = 60.0, 280.0
+
+
+def _dims(rng: np.random.Generator, typ: int) -> tuple[float, float, float]:
+    if typ == T_CAR:
+        return rng.uniform(3.9, 4.9), rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.65)
+    if typ == T_TRUCK:
+        return rng.uniform(7.0, 11.0), 2.45, rng.uniform(3.0, 3.9)
+    if typ == T_BUS:
+        return rng.uniform(11.0, 13.0), 2.5, rng.uniform(3.0, 3.3)
+    if typ == T_TRAIN:
+        return rng.uniform(22.0, 30.0), 2.6, 3.4
+    if typ == T_MOTO:
+        return 2.1, 0.8, 1.15
+    return 1.8, 0.6, 1.0
+
+
+class Traffic:
+    """State of every moving agent; ``objects()`` exports them in the renderer's table format."""
+
+    def __init__(self, town: TownMap, level: str, cruise: float,
+                 rng: np.random.Generator) -> None:
+        self.town, self.rng, self.level = town, rng, level
+        st, lay = town.style, town.layout
+        self.lanes = [(u, 1.0) for u in lay.lanes_right] + [(u, -1.0) for u in lay.lanes_left]
+        self.cruise = cruise
+        # ego
+        self.ego_lane = float(lay.lanes_right[int(rng.integers(len(lay.lanes_right)))])
+        self.s, self.u, self.psi = 0.0, self.ego_lane, 0.0
+        self.v = cruise * float(rng.uniform(0.85, 1.0))
+        self.wobble_phase = float(rng.uniform(0, 2 * math.pi))
+        self.x = self.y = self.yaw = 0.0
+        # vehicles: columns of the object table plus speed and desired speed
+        self.veh = np.zeros((0, 12))
+        self.vel = np.zeros(0)
+        self.v0 = np.zeros(0)
+        density = DENSITY[level]
+        for lane_u, direction in self.lanes:
+            s = -BEHIND + float(rng.exponential(100.0 / max(density, 1e-6)))
+            while density > 0 and s < AHEAD:
+                if not (direction > 0 and abs(lane_u - self.ego_lane) < 0.1 and -12 < s < 30):
+                    self._add_vehicle(s, lane_u, direction)
+                s += max(14.0, float(rng.exponential(100.0 / density)))
+        # pedestrians: columns of the object table plus walking velocity (ds, du)
+        self.peds = np.zeros((0, 12))
+        self.ped_vel = np.zeros((0, 2))
+        self.ped_rate = st.pedestrians * PED_FACTOR[level]
+        self.crossed: set[int] = set()
+        for _ in range(int(rng.poisson(self.ped_rate * (AHEAD + 20) / 100.0))):
+            self._add_pedestrian(float(rng.uniform(-20.0, AHEAD)))
+
+    # ----- spawning -----
+    def _add_vehicle(self, s: float, lane_u: float, direction: float) -> None:
+        rng, st = self.rng, self.town.style
+        label = choose(rng, st.vehicle_mix)
+        typ = LABEL_TO_TYPE[label]
+        inner = abs(abs(lane_u) - self.town.layout.lanes_right[0]) < 0.1
+        if typ == T_TRAIN and not inner:
+            typ = T_BUS
+        length, width, height = _dims(rng, typ)
+        rgb = _car_color(rng) if typ in (T_CAR, T_MOTO, T_BIKE) else jitter(
+            rng, [(200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40),
+                  (120, 120, 125)][int(rng.integers(5))], 0.1)
+        u = lane_u + (0.9 * direction if typ == T_BIKE else float(rng.normal(0, 0.12)))
+        row = np.array([s, u, typ, length, width, height, *rgb, rng.uniform(0, 1000),
+                        direction, 0.0])
+        v0 = self.cruise * float(rng.uniform(0.8, 1.12))
+        if typ in (T_TRUCK, T_BUS, T_TRAIN):
+            v0 *= 0.85
+        if typ == T_BIKE:
+            v0 = float(rng.uniform(4.0, 6.5))
+        self.veh = np.vstack([self.veh, row])
+        self.vel = np.append(self.vel, v0 * float(rng.uniform(0.9, 1.0)))
+        self.v0 = np.append(self.v0, v0)
+
+    def _add_pedestrian(self, s: float, crossing_at: float | None = None) -> None:
+        rng, st, lay = self.rng, self.town.style, self.town.layout
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        if crossing_at is not None:
+            s = crossing_at + float(rng.uniform(-1.0, 1.0))
+            u = side * (lay.road_half + 0.8)
+            vel = (0.0, -side * float(rng.uniform(1.0, 1.6)))
+        else:
+            if st.sidewalk > 0:
+                u = side * (lay.road_half + st.verge + float(rng.uniform(0.5, st.sidewalk - 0.4)))
+            else:
+                u = side * (lay.road_half + float(rng.uniform(0.8, 2.0)))
+            vel = (float(rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)), 0.0)
+        shirt = jitter(rng, [(180, 40, 40), (40, 60, 140), (200, 200, 190), (40, 40, 40),
+                             (60, 130, 70), (220, 170, 40), (130, 90, 150)][int(rng.integers(7))],
+                       0.15)
+        row = np.array([s, u, T_PERSON, 0.5, 0.5, 1.75, *shirt, rng.uniform(0, 1000), 1.0,
+                        rng.uniform(0, 2 * math.pi)])
+        self.peds = np.vstack([self.peds, row])
+        self.ped_vel = np.vstack([self.ped_vel, vel])
+
+    # ----- dynamics -----
+    def step(self, dt: float, control: tuple[float, float] | None) -> dict[str, bool]:
+        """Advance everything by ``dt`` seconds; returns collision / off-road flags."""
+        rng, town = self.rng, self.town
+        # ego
+        lead_gap, lead_v = self._ego_leader()
+        if control is None:
+            acc = _idm(self.v, self.cruise, lead_gap, lead_v)
+            self.v = max(0.0, self.v + acc * dt)
+            ds = self.v * dt
+            self.s += ds
+            w = 0.07
+            self.u = self.ego_lane + 0.22 * math.sin(w * self.s + self.wobble_phase)
+            self.psi = 0.22 * w * math.cos(w * self.s + self.wobble_phase)
+        else:
+            steer, throttle = float(control[0]), float(control[1])
+            acc = 3.0 * throttle if throttle >= 0 else 8.0 * throttle
+            self.v = float(np.clip(self.v + acc * dt, 0.0, 50.0))
+            k = float(town.curvature(self.s))
+            self.psi += (steer * 0.35 - k * self.v) * dt
+            ds = self.v * math.cos(self.psi) * dt
+            self.s += ds
+            self.u += self.v * math.sin(self.psi) * dt
+        k_here = float(town.curvature(self.s))
+        self.yaw += k_here * ds
+        self.x += ds * math.cos(self.yaw)
+        self.y += ds * math.sin(self.yaw)
+        # vehicles
+        if len(self.veh):
+            acc = np.zeros(len(self.veh))
+            for lane_u, direction in self.lanes:
+                idx = np.nonzero((np.abs(self.veh[:, 1] - lane_u) < 1.6)
+                                 & (self.veh[:, 10] == direction))[0]
+                if len(idx) == 0:
+                    continue
+                pos = self.veh[idx, 0] * direction
+                order = idx[np.argsort(pos)]
+                p = self.veh[order, 0] * direction
+                gaps = np.append(np.diff(p) - 0.5 * (self.veh[order[1:], 3]
+                                                    + self.veh[order[:-1], 3]), np.inf)
+                lead_v = np.append(self.vel[order[1:]], np.inf)
+                if direction > 0:  # the ego is a leader too for cars behind it
+                    ego_gap = self.s - p - 0.5 * (self.veh[order, 3] + EGO_LENGTH)
+                    behind = (ego_gap > -1.0) & (ego_gap < gaps) & (
+                        abs(lane_u - self.ego_lane) < 0.1)
+                    gaps = np.where(behind, np.maximum(ego_gap, 0.1), gaps)
+                    lead_v = np.where(behind, self.v, lead_v)
+                acc[order] = _idm(self.vel[order], self.v0[order], gaps, lead_v)
+            self.vel = np.maximum(0.0, self.vel + acc * dt)
+            self.veh[:, 0] += self.veh[:, 10] * self.vel * dt
+            self.veh[:, 11] += self.vel * dt
+            gone = (self.veh[:, 0] < self.s - BEHIND) | (self.veh[:, 0] > self.s + AHEAD + 40)
+            for i in np.nonzero(gone)[0][::-1]:
+                lane_u, direction = self._lane_of(i)
+                self._remove_vehicle(i)
+                self._respawn(lane_u, direction)
+        # pedestrians
+        if len(self.peds):
+            self.peds[:, 0] += self.ped_vel[:, 0] * dt
+            self.peds[:, 1] += self.ped_vel[:, 1] * dt
+            self.peds[:, 11] += 4.0 * dt * (np.abs(self.ped_vel).sum(1) + 0.1)
+            lay = town.layout
+            done = (self.peds[:, 0] < self.s - 20) | (
+                (self.ped_vel[:, 1] != 0) & (np.abs(self.peds[:, 1]) > lay.road_half + 1.0)
+                & (np.sign(self.peds[:, 1]) == np.sign(self.ped_vel[:, 1])))
+            keep = ~done
+            n_new = int(done.sum())
+            self.peds, self.ped_vel = self.peds[keep], self.ped_vel[keep]
+            for _ in range(n_new):
+                if self.ped_rate > 0:
+                    self._add_pedestrian(self.s + float(rng.uniform(120.0, AHEAD)))
+        if self.ped_rate > 0 and len(town.inter_start):
+            for j in np.nonzero((town.inter_start > self.s + 35)
+                                & (town.inter_start < self.s + 140))[0]:
+                key = round(float(town.inter_start[j]) * 10)
+                if key in self.crossed:
+                    continue
+                self.crossed.add(key)
+                for _ in range(int(rng.integers(0, 3))):
+                    self._add_pedestrian(0.0, crossing_at=float(town.inter_start[j]) - 3.0)
+        return self._events()
+
+    def _lane_of(self, i: int) -> tuple[float, float]:
+        direction = float(self.veh[i, 10])
+        lanes = [u for u, d in self.lanes if d == direction]
+        lane_u = min(lanes, key=lambda u: abs(u - self.veh[i, 1]))
+        return lane_u, direction
+
+    def _remove_vehicle(self, i: int) -> None:
+        self.veh = np.delete(self.veh, i, axis=0)
+        self.vel = np.delete(self.vel, i)
+        self.v0 = np.delete(self.v0, i)
+
+    def _respawn(self, lane_u: float, direction: float) -> None:
+        s = self.s + AHEAD + float(self.rng.uniform(-40.0, 30.0))
+        same = (np.abs(self.veh[:, 1] - lane_u) < 1.6) & (self.veh[:, 10] == direction)
+        if same.any() and np.min(np.abs(self.veh[same, 0] - s)) < 18.0:
+            return  # no room: the lane stays a little emptier for a while
+        self._add_vehicle(s, lane_u, direction)
+
+    def _ego_leader(self) -> tuple[float, float]:
+        gap, lead_v = np.inf, np.inf
+        if len(self.veh):
+            inl = (np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH) + 0.3)
+            ahead = inl & (self.veh[:, 0] > self.s)
+            if ahead.any():
+                g = self.veh[ahead, 0] - self.s - 0.5 * (self.veh[ahead, 3] + EGO_LENGTH)
+                i = int(np.argmin(g))
+                gap, lead_v = float(g[i]), float(self.vel[ahead][i] * self.veh[ahead, 10][i])
+        if len(self.peds):
+            inl = np.abs(self.peds[:, 1] - self.u) < 2.2
+            ahead = inl & (self.peds[:, 0] > self.s)
+            if ahead.any():
+                g = float(np.min(self.peds[ahead, 0] - self.s)) - 0.5 * EGO_LENGTH - 1.5
+                if g < gap:
+                    gap, lead_v = g, 0.0
+        return gap, lead_v
+
+    def _events(self) -> dict[str, bool]:
+        lay = self.town.layout
+        off_road = abs(self.u) > lay.road_half
+        collision = False
+        if len(self.veh):
+            ds = np.abs(self.veh[:, 0] - self.s) < 0.5 * (self.veh[:, 3] + EGO_LENGTH)
+            du = np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH)
+            collision = bool((ds & du).any())
+        if len(self.peds) and not collision:
+            ds = np.abs(self.peds[:, 0] - self.s) < 0.5 * EGO_LENGTH + 0.25
+            du = np.abs(self.peds[:, 1] - self.u) < 0.5 * EGO_WIDTH + 0.25
+            collision = bool((ds & du).any())
+        return {"collision": collision, "off_road": bool(off_road)}
+
+    def objects(self) -> np.ndarray:
+        return np.vstack([self.veh, self.peds]) if len(self.peds) else self.veh
+
+
+def _idm(v: np.ndarray | float, v0: np.ndarray | float, gap: np.ndarray | float,
+         lead_v: np.ndarray | float) -> np.ndarray | float:
+    """Intelligent Driver Model acceleration (m/s^2)."""
+    a_max, b_comf, t_head, s0 = 1.5, 3.0, 1.2, 2.5
+    v = np.asarray(v, dtype=float)
+    lv = np.where(np.isfinite(lead_v), lead_v, v)
+    s_star = s0 + v * t_head + v * (v - lv) / (2 * math.sqrt(a_max * b_comf))
+    gap = np.maximum(np.asarray(gap, dtype=float), 0.1)
+    free = 1 - (v / np.maximum(v0, 0.1)) ** 4
+    inter = np.where(np.isfinite(gap), (np.maximum(s_star, s0) / gap) ** 2, 0.0)
+    out = np.clip(a_max * (free - inter), -9.0, a_max)
+    return out if out.ndim else float(out)
