@@ -43,7 +43,7 @@ from sim._town_map import TownMap
 from sim._world_config import Weather, WorldConfig
 
 # Ids of the ground materials and other fixed entries in the per-frame id table.
-G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_CURB = range(8)
+G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_CURB, G_LITWIN = range(9)
 NG = 16
 ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
@@ -106,7 +106,7 @@ class Renderer:
         g = {G_ROAD: (st.road_rgb, ROAD, 0.22), G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
              G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5), G_MARK: ((205, 205, 200), ROAD, 0.1),
              G_MARK_Y: ((210, 175, 60), ROAD, 0.1), G_SKY: ((0, 0, 0), SKY, 0.0),
-             G_WINDOW: ((58, 70, 88), BUILDING, 0.3),
+             G_WINDOW: ((58, 70, 88), BUILDING, 0.3), G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
              G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1)}
         for gid, (rgb, lab, amp) in g.items():
             self.color[gid] = rgb
@@ -114,7 +114,7 @@ class Renderer:
             self.texamp[gid] = amp
             self.facing[gid] = F_UP
         self.base_ground = self.color[:NG].copy()
-        self.facing[G_WINDOW] = 3
+        self.facing[G_WINDOW] = self.facing[G_LITWIN] = 3
         self.texamp[NG:NG + 2 * W] = 0.28
         self.texamp[NG + 2 * W:] = 0.14
         self.col_ids = [NG + np.arange(W, dtype=np.int32), NG + W + np.arange(W, dtype=np.int32)]
@@ -304,6 +304,12 @@ class Renderer:
                 win = (fl > 0.33) & (fl < 0.75) & (hp > 1.0) & wcol[None, :] & (
                     hp < top[None, :] - 0.8)
                 lid = np.where(win, G_WINDOW, lid)
+                if light.night > 0:  # some windows are lit: a hash of (floor, window)
+                    widx = np.floor((s_hit - bstart) / 3.4) + bstart * 0.37
+                    h = np.sin((t - fl) * 12.9898 + (widx * 78.233).astype(np.float32)[None, :])
+                    h *= 43758.547
+                    lit = win & ((h - np.floor(h)) > 0.6)
+                    lid = np.where(lit, G_LITWIN, lid)
             np.copyto(gid, lid, where=m)
             tl = self.tex1d.take((hp * 3.0).astype(np.int32) & 255) + (0.6 * n1).astype(
                 np.float32)[None, :]
@@ -327,6 +333,8 @@ class Renderer:
             np.copyto(depth, sd, where=is_part)
             np.copyto(gid, spr.buf + (NG + 2 * W - 1), where=is_part)
             np.copyto(texv, self.screen, where=is_part)
+            if shadow is not None:
+                shadow &= ~is_part
             p = slice(NG + 2 * W, NG + 2 * W + n)
             self.color[p] = spr.color[:n]
             self.label[p] = spr.label[:n]

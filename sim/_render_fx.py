@@ -108,7 +108,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
                   is_part: np.ndarray | None, u: np.ndarray, s_row: np.ndarray, light: Light,
                   weather: Weather, cam: CameraState) -> np.ndarray:
     """Shade the id map into the final RGB image (uint8), one colour plane at a time."""
-    from sim._render import G_CURB, G_MARK, G_MARK_Y, G_ROAD, G_SIDEWALK, G_SKY, G_WINDOW
+    from sim._render import G_CURB, G_LITWIN, G_MARK, G_MARK_Y, G_ROAD, G_SIDEWALK, G_SKY
 
     H, W = r.H, r.W
     wet = weather.wetness / 100.0
@@ -129,41 +129,43 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     if contact is not None:
         lum *= 1.0 - 0.55 * contact
     sky = gid == G_SKY
+    tint = light.tint
     if night > 0.0:
-        # the ego's headlights: a forward cone falling off with distance
+        r.emit[G_LITWIN] = np.array((250, 200, 130), np.float32) * (0.9 * night)
+        # the ego's headlights: a forward cone falling off with distance (warm white)
         cone = np.exp(-((r.a / 0.38) ** 2)).astype(np.float32)
         fall = np.minimum(1.0, (10.0 / np.maximum(depth, 1.0)) ** 2)
-        extra = (1.5 * night) * cone[None, :] * fall
-        if r.town.has_lamps:
+        head = (0.9 * night) * cone[None, :] * fall
+        pool = None
+        if r.town.has_lamps:  # sodium-orange pools under the street lights
             sp, off = r.town.lamp_spacing, r.town.lamp_offset
             dr = (s_row - off) % sp
             dr = np.minimum(dr, sp - dr)
             dl = (s_row - off - 0.5 * sp) % sp
             dl = np.minimum(dl, sp - dl)
             ul = r.town.layout.road_half - 1.5
-            rows_r = (np.exp(-((dr / 8.0) ** 2)) * r.ground).astype(np.float32)
-            rows_l = (np.exp(-((dl / 8.0) ** 2)) * r.ground).astype(np.float32)
-            pool = (rows_r[:, None] * np.exp(-(((u - ul) * (1 / 7.0)) ** 2))
-                    + rows_l[:, None] * np.exp(-(((u + ul) * (1 / 7.0)) ** 2)))
+            rows_r = (np.exp(-((dr / 7.0) ** 2)) * r.ground).astype(np.float32)
+            rows_l = (np.exp(-((dl / 7.0) ** 2)) * r.ground).astype(np.float32)
+            pool = (rows_r[:, None] * np.exp(-(((u - ul) * (1 / 6.0)) ** 2))
+                    + rows_l[:, None] * np.exp(-(((u + ul) * (1 / 6.0)) ** 2)))
             notground = gid >= G_SKY
             if is_part is not None:
                 notground |= is_part
             pool[notground] = 0.0
-            extra += (1.1 * night) * pool
-        lum += extra * (1.0 + 0.2 * texv)
-    tint = light.tint
-    planes = [r.color[:, c].take(gid) * (lum * tint[c]) for c in range(3)]
-    if night > 0.0:
-        lit = (gid == G_WINDOW) & (texv > 0.15)
-        win_emit = np.array((250, 200, 130), np.float32) * (1.2 * night)
-        em = [r.emit[:, c].take(gid) for c in range(3)]
+            pool *= 1.3 * night
+        shade = 1.0 + 0.2 * texv
+        lights = [head * (w * shade) for w in (1.0, 0.95, 0.85)]
+        if pool is not None:
+            for c, w in enumerate((1.0, 0.72, 0.4)):
+                lights[c] += pool * (w * shade)
+        planes = [r.color[:, c].take(gid) * (lum * tint[c] + lights[c]) for c in range(3)]
+        em = cv2.merge([r.emit[:, c].take(gid) for c in range(3)])
+        glow = cv2.GaussianBlur(em, (0, 0), max(1.0, W / 90.0))
+        em += 1.2 * glow
         for c in range(3):
-            em[c][lit] = win_emit[c]
-        emi = cv2.merge(em)
-        glow = cv2.GaussianBlur(emi, (0, 0), max(1.0, W / 90.0))
-        emi += 1.2 * glow
-        for c in range(3):
-            planes[c] += emi[..., c]
+            planes[c] += em[..., c]
+    else:
+        planes = [r.color[:, c].take(gid) * (lum * tint[c]) for c in range(3)]
     # sky
     top = r.top
     fog_beta = weather.fog_beta + RAIN_BETA * weather.precipitation

@@ -45,7 +45,7 @@ def draw_object(spr: SpriteDrawer, row: np.ndarray, cam: CameraState, night: flo
     elif typ == T_BUSH:
         spr.bush(d, u, float(row[5]), color)
     elif typ == T_POLE:
-        spr.pole(d, u, color, wooden=row[11] > 0, with_sign=row[5] > 0.6)
+        spr.pole(d, u, color, wooden=row[11] > 0, with_sign=row[4] > 0.6)
     elif typ == T_LAMP:
         spr.lamp(d, u, color, night)
     elif typ == T_SIGN:

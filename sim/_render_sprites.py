@@ -8,6 +8,7 @@ against the static scene's per-pixel depth, so objects hide behind walls correct
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import cv2
@@ -152,12 +153,13 @@ class SpriteDrawer:
         if d1 <= d0:
             return False
         side = color * 0.82
-        if self._x(d0, u0) > self.cx:  # camera left of the box: its left face shows
-            self.quad([(d0, u0, y0), (d1, u0, y0), (d1, u0, y1), (d0, u0, y1)], side, label,
-                      F_LEFT)
-        elif self._x(d0, u1) < self.cx:
-            self.quad([(d0, u1, y0), (d1, u1, y0), (d1, u1, y1), (d0, u1, y1)], side, label,
-                      F_RIGHT)
+        uu, fc = (u0, F_LEFT) if self._x(d0, u0) > self.cx else (
+            (u1, F_RIGHT) if self._x(d0, u1) < self.cx else (None, 0))
+        if uu is not None:  # the camera sees this side face; split long ones for depth
+            cuts = [d0, d1] if d1 < 1.6 * d0 else list(np.geomspace(d0, d1, 4))
+            for a, b in itertools.pairwise(cuts):
+                self.quad([(a, uu, y0), (b, uu, y0), (b, uu, y1), (a, uu, y1)], side, label,
+                          fc)
         if y1 < self.cam_h:
             self.quad([(d0, u0, y1), (d1, u0, y1), (d1, u1, y1), (d0, u1, y1)], color * 1.05,
                       label, F_UP)

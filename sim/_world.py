@@ -21,6 +21,7 @@ from sim._world_config import SUN_ALTITUDE, TIMES_OF_DAY, Weather, WorldConfig, 
 from sim._world_traffic import Traffic
 
 _PROP_TYPE = np.full(8, T_TREE, np.float64)
+_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 4.2, 1.5, 1.0, 0.0])
 for _p, _t in ((P_TREE, T_TREE), (P_POLE, T_POLE), (P_LAMP, T_LAMP), (P_SIGN, T_SIGN),
                (P_TLIGHT, T_TLIGHT), (P_PARKED, T_CAR), (P_BUSH, T_BUSH)):
     _PROP_TYPE[_p] = _t
@@ -161,7 +162,10 @@ class World:
             rows[:, 1] = props[:, 1]
             rows[:, 2] = _PROP_TYPE[ptype]
             rows[:, 3] = 0.5
-            rows[:, 5] = props[:, 3]
+            rows[:, 4] = props[:, 3]  # per-prop parameter (pole: carries a sign if > 0.6)
+            rows[:, 5] = _PROP_HEIGHT[ptype]  # height, used to cull tiny objects
+            big = (ptype == P_TREE) | (ptype == P_BUSH)
+            rows[big, 5] = props[big, 3]
             rows[:, 6:9] = props[:, 4:7]
             rows[:, 9] = props[:, 7]
             rows[:, 10] = 1.0
