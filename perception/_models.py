@@ -130,6 +130,7 @@ class RoadSeg(nn.Module):
         decoder: int = 32,
         norm: str = "bn",
         num_classes: int = NUM_CLASSES,
+        fine: bool = True,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -159,6 +160,12 @@ class RoadSeg(nn.Module):
         self.top = ConvNormAct(c3, decoder, 1, norm=norm, act=False)
         self.fuse2 = SepBlock(decoder, decoder, norm=norm)
         self.fuse1 = SepBlock(decoder, decoder, norm=norm)
+        # Optional 1/2-resolution refinement from the stem: keeps poles, signs and distant
+        # road users (one or two pixels wide at 128×256) from vanishing in the 1/4 decoder.
+        self.fine = bool(fine)
+        if self.fine:
+            self.lat0 = ConvNormAct(c0, decoder, 1, norm=norm, act=False)
+            self.fuse0 = SepBlock(decoder, decoder, norm=norm)
         self.classifier = nn.Conv2d(decoder, num_classes, 1)
         self.to(memory_format=torch.channels_last)
 
@@ -171,7 +178,8 @@ class RoadSeg(nn.Module):
         # Channels-last is ~1.5x faster for these thin convolutions on CPU and makes the class-dim
         # reductions downstream (softmax, argmax) contiguous; the logits keep the NCHW shape.
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        f1 = self.stage1(self.stem(x))
+        f0 = self.stem(x)
+        f1 = self.stage1(f0)
         f2 = self.stage2(f1)
         f3 = self.stage3(f2)
         y = self.top(f3)
@@ -179,6 +187,9 @@ class RoadSeg(nn.Module):
         y = self.fuse2(F.relu(y + self.lat2(f2)))
         y = F.interpolate(y, size=f1.shape[-2:], mode="bilinear", align_corners=False)
         y = self.fuse1(F.relu(y + self.lat1(f1)))
+        if self.fine:
+            y = F.interpolate(y, size=f0.shape[-2:], mode="bilinear", align_corners=False)
+            y = self.fuse0(F.relu(y + self.lat0(f0)))
         y = self.classifier(y)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 

@@ -41,6 +41,8 @@ class TrainConfig:
     hflip: bool = True
     seed: int = 0
     val_every: int = 0  # 0: validate once, at the end
+    #: Per-class loss weights (one per class) or None for plain cross-entropy.
+    class_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "warmup_steps", "val_every", "seed"):
@@ -60,6 +62,11 @@ class TrainConfig:
                     f"TrainConfig.crop must be None or (height, width) ints; got {self.crop!r}"
                 )
             object.__setattr__(self, "crop", tuple(self.crop))
+        if self.class_weights is not None:
+            w = tuple(float(v) for v in self.class_weights)
+            if not w or not all(math.isfinite(v) and v >= 0 for v in w):
+                raise ValueError("TrainConfig.class_weights must be None or non-negative numbers")
+            object.__setattr__(self, "class_weights", w)
 
 
 @dataclass
@@ -187,6 +194,15 @@ def train(
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    weight = None
+    if cfg.class_weights is not None:
+        n_cls = getattr(model, "num_classes", len(cfg.class_weights))
+        if len(cfg.class_weights) != n_cls:
+            raise ValueError(
+                f"TrainConfig.class_weights has {len(cfg.class_weights)} entries, "
+                f"the model has {n_cls} classes"
+            )
+        weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
     val_source = val_batches if callable(val_batches) else (lambda: val_batches)
     history: list[dict[str, float]] = []
     input_size: list[int] | None = None
@@ -205,7 +221,7 @@ def train(
         if input_size is None:
             input_size = [int(x.shape[-2]), int(x.shape[-1])]
         x, y = _augment(x, y, cfg, gen)
-        loss = F.cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+        loss = F.cross_entropy(model(x), y, weight=weight, ignore_index=IGNORE_INDEX)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -230,7 +246,11 @@ def train(
         "model": getattr(model, "model_name", type(model).__name__),
         "classes": list(CLASS_NAMES),
         "input_size": input_size,
-        "train_config": {**asdict(cfg), "crop": list(cfg.crop) if cfg.crop else None},
+        "train_config": {
+            **asdict(cfg),
+            "crop": list(cfg.crop) if cfg.crop else None,
+            "class_weights": list(cfg.class_weights) if cfg.class_weights else None,
+        },
         "steps_done": len(history),
         "train_seconds": round(seconds, 1),
         "final_loss": history[-1]["loss"] if history else None,

@@ -121,6 +121,21 @@ def ordered_batches(
     ]
 
 
+def balanced_class_weights(
+    labels: np.ndarray, num_classes: int = 19, power: float = 0.5, max_weight: float = 10.0
+) -> tuple[float, ...]:
+    """Loss weights ``∝ frequency^-power`` (pixel-weighted mean 1, capped at ``max_weight``).
+
+    mIoU weighs every class equally, so rare classes (poles, riders, bicycles) need a push; the
+    square root (``power=0.5``) is a common compromise between none and full inverse frequency.
+    """
+    counts = np.bincount(labels[labels < num_classes].ravel(), minlength=num_classes)
+    freq = counts / max(1, counts.sum())
+    w = np.where(freq > 0, np.power(np.maximum(freq, 1e-12), -power), 0.0)
+    w = w / max(1e-12, float((freq * w).sum()))
+    return tuple(float(v) for v in np.minimum(w, max_weight).round(4))
+
+
 def train_default(
     out: str | Path,
     *,
@@ -156,7 +171,8 @@ def train_default(
         "val_streams": val_streams,
     }
     data = SourceData(**{k: v for k, v in overrides.items() if v is not None})
-    config = perception.TrainConfig(steps=3000 if steps is None else steps, seed=seed)
+    steps = 3000 if steps is None else steps
+    perception.TrainConfig(steps=steps, seed=seed)  # validate before rendering
     perception.create_model(model)  # fail fast on an unknown name, before rendering
     if threads is not None:
         torch.set_num_threads(threads)
@@ -184,6 +200,9 @@ def train_default(
         desc="render val",
     )
     render_seconds = time.perf_counter() - start
+    config = perception.TrainConfig(
+        steps=steps, seed=seed, class_weights=balanced_class_weights(labels)
+    )
     meta = {
         "data": {
             **asdict(data),
