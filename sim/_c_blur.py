@@ -46,17 +46,32 @@ def motion_kernel(radius: float, sigma: float, angle_deg: float) -> np.ndarray:
 
 
 def apply_kernel(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    return cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+    """Correlate with a centred kernel (replicated borders), cropped to its non-zero box."""
+    rows = np.flatnonzero(kernel.any(axis=1))
+    cols = np.flatnonzero(kernel.any(axis=0))
+    if len(rows) == 0:
+        return np.zeros_like(x)
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    cy, cx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    crop = np.ascontiguousarray(kernel[r0:r1, c0:c1])
+    return cv2.filter2D(x, -1, crop, anchor=(int(cx - c0), int(cy - r0)),
+                        borderType=cv2.BORDER_REPLICATE)  # fmt: skip
 
 
-@register("defocus_blur", "blur", "Disk-shaped lens defocus, radius 3-10 px at 224 px.")
+@register(
+    "defocus_blur",
+    "blur",
+    "Disk-shaped lens defocus, radius 3-10 px at 224 px.",
+    uint8_input=True,
+)
 def defocus_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     radius, alias = levels(((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)), s, (0.0, 0.1))
     radius *= ctx.scale
     if radius < 1:
         # A disk under one pixel is the identity: blend towards the 1-px disk so damage keeps
         # growing with severity on small frames.
-        return (1 - radius) * x + radius * apply_kernel(x, disk_kernel(1.0, alias * ctx.scale))
+        blurred = apply_kernel(x, disk_kernel(1.0, alias * ctx.scale))
+        return cv2.addWeighted(x, 1 - radius, blurred, radius, 0.0)
     return apply_kernel(x, disk_kernel(radius, alias * ctx.scale))
 
 
@@ -66,13 +81,18 @@ def gaussian_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Contex
     return gaussian(x, sigma)
 
 
-@register("motion_blur", "blur", "Linear motion blur at a random angle in [-45, 45] degrees.")
+@register(
+    "motion_blur",
+    "blur",
+    "Linear motion blur at a random angle in [-45, 45] degrees.",
+    uint8_input=True,
+)
 def motion_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     radius, sigma = levels(((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)), s, (0.0, 0.5))
     angle = rng.uniform(-45, 45)
     radius, sigma = radius * ctx.scale, sigma * ctx.scale
     if radius < 0.5:
-        return x
+        return x.copy()
     return apply_kernel(x, motion_kernel(radius, sigma, angle))
 
 

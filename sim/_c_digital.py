@@ -5,14 +5,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sim._corrupt import Context, Warp, gaussian, levels, register, to_uint8
+from sim._corrupt import Context, Warp, gaussian, levels, register
 
 
-@register("contrast", "digital", "Scale pixels about the per-channel mean by .4-.05.")
+@register(
+    "contrast",
+    "digital",
+    "Scale pixels about the per-channel mean by .4-.05.",
+    uint8_input=True,
+)
 def contrast(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     c = levels((0.4, 0.3, 0.2, 0.1, 0.05), s, 1.0)
-    means = x.mean(axis=(0, 1), keepdims=True, dtype=np.float64).astype(np.float32)
-    return (x - means) * np.float32(c) + means
+    # A per-channel affine map of the 256 input values: one look-up table per channel.
+    means = np.array(cv2.mean(x)[:3]) / 255
+    v = np.arange(256)[:, None] / 255
+    lut = np.clip(((v - means) * c + means) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(x, lut.reshape(256, 1, 3))
 
 
 @register("saturate", "digital", "Scale HSV saturation (and offset): .3, .1, 2, 5, 20.")
@@ -34,7 +42,7 @@ def saturate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) ->
     return out
 
 
-@register("pixelate", "digital", "Box-downsample by .6-.25 and upsample nearest.")
+@register("pixelate", "digital", "Box-downsample by .6-.25 and upsample nearest.", uint8_input=True)
 def pixelate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     c = levels((0.6, 0.5, 0.4, 0.3, 0.25), s, 1.0)
     h, w = x.shape[:2]
@@ -43,10 +51,15 @@ def pixelate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) ->
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-@register("jpeg_compression", "digital", "JPEG re-encoding at quality 25, 18, 15, 10, 7.")
+@register(
+    "jpeg_compression",
+    "digital",
+    "JPEG re-encoding at quality 25, 18, 15, 10, 7.",
+    uint8_input=True,
+)
 def jpeg_compression(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     q = round(levels((25, 18, 15, 10, 7), s, 100))
-    bgr = cv2.cvtColor(to_uint8(x), cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(x, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise RuntimeError("JPEG encoding failed")

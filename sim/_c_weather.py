@@ -72,27 +72,37 @@ def plasma_for(h: int, w: int, decay: float, rng: np.random.Generator) -> np.nda
     )
 
 
-@register("fog", "weather", "Fractal haze (diamond-square plasma) brightening and flattening.")
+@register(
+    "fog",
+    "weather",
+    "Fractal haze (diamond-square plasma) brightening and flattening.",
+    uint8_input=True,
+)
 def fog(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     if s < 1:
-        return (1 - s) * x + s * fog(x, 1.0, rng, ctx)
+        return cv2.addWeighted(x, 1 - s, fog(x, 1.0, rng, ctx), s, 0.0)
     strength, decay = levels(((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)), s, (0, 2))
     h, w = x.shape[:2]
-    max_val = float(x.max())
+    max_val = float(x.max()) / 255
     haze = plasma_for(h, w, decay, rng)
-    out = x + np.float32(strength) * haze[..., None]
-    return out * np.float32(max_val / (max_val + strength))
+    haze = cv2.cvtColor((haze * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    # (x + strength * haze) * max / (max + strength), in one saturating OpenCV blend.
+    k = max_val / (max_val + strength)
+    return cv2.addWeighted(x, k, haze, strength * k, 0.0)
 
 
-@register("brightness", "weather", "Raise the HSV value channel by .1-.5.")
+@register("brightness", "weather", "Raise the HSV value channel by .1-.5.", uint8_input=True)
 def brightness(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     c = levels((0.1, 0.2, 0.3, 0.4, 0.5), s, 0.0)
     # Closed form of rgb -> hsv, V += c, hsv -> rgb: hue and saturation fixed, every channel
-    # scales with V; black (S = 0, V = 0) becomes grey c.
-    v = x.max(axis=2, keepdims=True)
-    v2 = np.minimum(v + np.float32(c), 1.0)
-    ratio = np.divide(v2, v, out=np.zeros_like(v), where=v > 0)
-    return np.where(v > 0, x * ratio, v2)
+    # scales by V' / V, a function of the 256 values of V; black (V = 0) becomes grey c.
+    r, g, b = cv2.split(x)
+    v = cv2.max(cv2.max(r, g), b)
+    levels_ = np.arange(256, dtype=np.float64) / 255
+    ratio = np.minimum(levels_ + c, 1.0) / np.maximum(levels_, 1e-12)
+    out = x * ratio.astype(np.float32)[v][..., None]
+    out[v == 0] = round(c * 255)
+    return out * np.float32(1 / 255)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +148,7 @@ _FROST_TINT = np.float32([0.80, 0.93, 1.0])
 
 
 def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded ice-crystal texture, float32 (h, w, 3) on the 0–255 scale.
+    """A seeded ice-crystal texture, uint8 (h, w, 3), like the published frost photographs.
 
     Low-frequency haze plus branching needle crystals and rime speckle, bluish white. Built
     at a working size proportional to the frame (so crystals keep their size relative to the
@@ -178,17 +188,22 @@ def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     speckle = (rng.random((th, tw), dtype=np.float32) > 0.97).astype(np.float32) * 0.5
     g = 0.36 + 0.55 * haze + 0.8 * crystals + speckle
     g = cv2.GaussianBlur(g, (3, 3), 0.6)
-    tex = np.clip(g[..., None] * _FROST_TINT * 235.0, 0, 255)
+    tex = np.clip(g[..., None] * _FROST_TINT * 235.0 + 0.5, 0, 255).astype(np.uint8)
     if (th, tw) != (h, w):
         tex = cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR)
     return tex
 
 
-@register("frost", "weather", "Ice crystals on the lens (procedural texture) blended in.")
+@register(
+    "frost",
+    "weather",
+    "Ice crystals on the lens (procedural texture) blended in.",
+    uint8_input=True,
+)
 def frost(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     keep, amount = levels(((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)), s, (1, 0))
     tex = frost_texture(x.shape[0], x.shape[1], rng)
-    return keep * x + np.float32(amount / 255) * tex
+    return cv2.addWeighted(x, keep, tex, amount, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

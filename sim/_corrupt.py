@@ -100,6 +100,7 @@ class Warp:
 
 CorruptionFn = Callable[[np.ndarray, float, np.random.Generator, Context], Any]
 CORRUPTIONS: Registry[CorruptionFn] = Registry("corruption")
+UINT8_INPUT: set[str] = set()
 
 
 def register(
@@ -110,11 +111,18 @@ def register(
     moves_pixels: bool = False,
     needs_depth: bool = False,
     needs_previous: bool = False,
+    uint8_input: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
-    """Register a corruption function with its metadata."""
+    """Register a corruption function with its metadata.
+
+    ``uint8_input``: the function works on the uint8 image directly (a fast path for
+    look-up-table and OpenCV-native operations) instead of float32 in [0, 1].
+    """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
     info = CorruptionInfo(name, family, moves_pixels, needs_depth, needs_previous, description)
+    if uint8_input:
+        UINT8_INPUT.add(name)
     return CORRUPTIONS.register(name=name, meta=info)
 
 
@@ -322,6 +330,9 @@ def _apply(
         pattern_seed=pattern_seed,
         scale=spatial_scale(image.shape) if scale is None else scale,
     )
+    if name in UINT8_INPUT:
+        result = fn(image, s, rng, ctx)
+        return (result if result.dtype == np.uint8 else to_uint8(result)), semantic, depth
     x = image.astype(np.float32) * np.float32(1 / 255)
     result = fn(x, s, rng, ctx)
     if isinstance(result, Warp):
