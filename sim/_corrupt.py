@@ -1,21 +1,28 @@
 """The corruption catalogue: registry, metadata, severity handling and the public entry points.
 
 Every corruption is a function ``fn(image, severity, rng, ctx) -> array`` registered in
-``CORRUPTIONS`` with a :class:`CorruptionInfo`. ``image`` is float32 in [0, 1] (H, W, 3),
-``severity`` a float in (0, 5], ``rng`` a seeded ``numpy.random.Generator`` and ``ctx`` a
+``CORRUPTIONS`` with a :class:`CorruptionInfo`. ``image`` is float32 in [0, 1] (H, W, 3)
+(or the uint8 image itself for fast paths registered with ``uint8_input``), ``severity`` a
+float in (0, 5], ``rng`` a seeded ``numpy.random.Generator`` and ``ctx`` a
 :class:`Context` with the optional depth map, the previous frame and the spatial scale.
 Pixel-moving corruptions return a :class:`Warp` (sampling maps) that :func:`corrupt_frame`
 applies to the image, the labels and the depth alike.
 
 Severity: integers 1–5 select the published constants; a float in [0, 5] interpolates linearly
 between consecutive levels, level 0 being the identity parameters (see :func:`levels`).
+Corruptions whose parameters have no continuous identity (glass blur, fog, snow, spatter)
+blend linearly from the clean image to their level-1 result between severities 0 and 1.
 
 Resolution rule: ImageNet-C constants were tuned for 224-px crops. Spatial constants (blur
-radii and sigmas, glass-blur shifts, snow flake size and streak length, spatter blob size, frost
-texture scale, camera-shake shift, ...) are multiplied by ``scale = min(H, W) / 224``, so a
-severity damages a 128×256 frame and a 512×1024 frame alike. Constants that the published
-code already expresses relative to the image (pixelate factor, zoom factors, elastic sigma, the
-fog fractal) are not scaled.
+radii and sigmas, glass-blur shifts, snow flake size and streak length, camera-shake shift,
+shadow and bloom softness, ...) are multiplied by ``scale = min(H, W) / 224``, so a severity
+damages a 128×256 frame and a 512×1024 frame alike (at 224 px the published constants apply
+unchanged). Texture layers whose character depends on their pixel scale (spatter) are
+synthesised at the 224-px reference size and resized; frost and lens-dirt textures are built
+relative to the frame. Constants the published code already expresses relative to the image
+(pixelate factor, zoom factors, elastic sigma and amplitude, the fog fractal) are not scaled.
+Whole-pixel constants round after scaling (glass blur keeps its shift variance by adjusting
+the iteration count), and sub-pixel blurs fade in linearly instead of vanishing.
 """
 
 from __future__ import annotations

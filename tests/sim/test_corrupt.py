@@ -8,6 +8,8 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim._c_blur import motion_kernel, shuffle_pixels
@@ -468,3 +470,19 @@ def test_bad_images_and_side_inputs():
         sim.corrupt(IMG, "frame_drop", 3, previous=IMG[:10])
     with pytest.raises(ValueError, match="family"):
         sim.corruption_names("weathr")
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    h=st.integers(8, 40),
+    w=st.integers(8, 56),
+    sev=st.floats(0, 5, allow_nan=False),
+    seed=st.integers(0, 2**31),
+)
+def test_any_size_and_severity_gives_a_same_shape_deterministic_image(h, w, sev, seed):
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    depth = np.full((h, w), 20.0, np.float32)
+    for name in ALL:
+        a = sim.corrupt(img, name, sev, seed=seed, depth=depth)
+        assert a.shape == img.shape and a.dtype == np.uint8, name
+        assert np.array_equal(a, sim.corrupt(img, name, sev, seed=seed, depth=depth)), name
