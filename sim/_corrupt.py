@@ -338,7 +338,7 @@ def _apply(
         scale=spatial_scale(image.shape) if scale is None else scale,
     )
     if name in UINT8_INPUT:
-        result = fn(image, s, rng, ctx)
+        result = fn(np.ascontiguousarray(image), s, rng, ctx)
         return (result if result.dtype == np.uint8 else to_uint8(result)), semantic, depth
     x = image.astype(np.float32) * np.float32(1 / 255)
     result = fn(x, s, rng, ctx)

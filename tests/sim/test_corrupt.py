@@ -486,3 +486,10 @@ def test_any_size_and_severity_gives_a_same_shape_deterministic_image(h, w, sev,
         a = sim.corrupt(img, name, sev, seed=seed, depth=depth)
         assert a.shape == img.shape and a.dtype == np.uint8, name
         assert np.array_equal(a, sim.corrupt(img, name, sev, seed=seed, depth=depth)), name
+
+
+def test_views_with_negative_strides_are_accepted():
+    view = IMG[::-1, :, ::-1]  # e.g. a BGR flip of a frame
+    for name in ALL:
+        expect = sim.corrupt(np.ascontiguousarray(view), name, 3, seed=1, depth=DEPTH[::-1])
+        assert np.array_equal(sim.corrupt(view, name, 3, seed=1, depth=DEPTH[::-1]), expect), name
