@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from sim._c_blur import apply_kernel
+from sim._c_noise import poisson_table, normal_table, uniform16
 from sim._corrupt import Context, Warp, gaussian, levels, register
 
 AIRLIGHT = np.float32(0.82)
@@ -84,7 +85,12 @@ def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
     return out * (1 - streaks) + np.float32(0.85) * streaks
 
 
-@register("night", "driving", "Low light: gamma darkening c=.6-.2 then Poisson-Gaussian noise.")
+@register(
+    "night",
+    "driving",
+    "Low light: gamma darkening c=.6-.2 then Poisson-Gaussian noise.",
+    uint8_input=True,
+)
 def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     c, photons, read = levels(
         (
@@ -97,10 +103,18 @@ def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np
         s,
         (1.0, 2000, 0.0),
     )
-    dark = np.power(x, np.float32(1 / c))
-    noisy = rng.poisson(dark * np.float32(photons)).astype(np.float32) * np.float32(1 / photons)
-    noisy += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(read)
-    return noisy
+    # Gamma darkening x ** (1 / c) as a look-up table, then photon (Poisson) noise with
+    # `photons` at white and Gaussian read noise, both by table look-up (see sim._c_noise).
+    lut = np.rint(np.power(np.arange(256) / 255, 1 / c) * 255).astype(np.uint8)
+    dark = cv2.LUT(x, lut)
+    table = poisson_table(round(float(photons), 6)).ravel()
+    idx = dark.astype(np.int32) << 16
+    idx |= uniform16(rng, x.shape)
+    steps = np.rint(normal_table() * np.float32(read * 255)).astype(np.int16)
+    out = steps[uniform16(rng, x.shape)]
+    out += table[idx]
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 @register("sun_flare", "driving", "Low sun in view: glow, lens ghosts and veiling glare.")

@@ -57,7 +57,7 @@ def gaussian_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Conte
 
 
 @functools.lru_cache(maxsize=2)
-def _poisson_table(lam: float) -> np.ndarray:
+def poisson_table(lam: float) -> np.ndarray:
     """(256, 65536) uint8: output pixel for input value v and uniform bin u.
 
     Row v is the inverse CDF of Poisson(v * lam / 255), each count k mapped to the output
@@ -95,7 +95,7 @@ def shot_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
         lam = float(np.exp(levels(tuple(np.log([60, 25, 12, 5, 3])), s, 0.0)))
     else:
         lam = float(np.exp(np.log(60) + (1 - s) * np.log(100)))
-    table = _poisson_table(round(lam, 6)).ravel()
+    table = poisson_table(round(lam, 6)).ravel()
     idx = x.astype(np.int32) << 16
     idx |= uniform16(rng, x.shape)
     return table[idx]
