@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from sim._c_blur import apply_kernel
-from sim._c_noise import poisson_table, normal_table, uniform16
+from sim._c_noise import normal_table, poisson_table, uniform16
 from sim._corrupt import Context, Warp, gaussian, levels, register
 
 AIRLIGHT = np.float32(0.82)
