@@ -173,7 +173,7 @@ def shadow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> n
 @register("lens_dirt", "driving", "Dirt and smudges on the lens: soft dark blobs with haze.")
 def lens_dirt(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     count, opacity, haze = levels(
-        ((4, 0.3, 0.03), (8, 0.4, 0.06), (12, 0.5, 0.09), (18, 0.6, 0.12), (26, 0.7, 0.16)),
+        ((4, 0.45, 0.02), (8, 0.55, 0.03), (12, 0.65, 0.045), (18, 0.75, 0.06), (26, 0.85, 0.08)),
         s,
         (0, 0, 0),
     )
@@ -185,17 +185,17 @@ def lens_dirt(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     mask = np.zeros((sh, sw), np.float32)
     n = max(1, round(count))
     centres = prng.random((n, 2)) * (sw, sh)
-    radii = prng.uniform(6, 24, n) * unit
-    dens = prng.uniform(0.5, 1.0, n)
+    radii = prng.uniform(8, 30, n) * unit
+    dens = prng.uniform(0.7, 1.0, n)
     for (cx, cy), r, a in zip(centres, radii, dens, strict=True):
         cv2.circle(mask, (int(cx), int(cy)), max(1, int(r)), float(a), -1, cv2.LINE_AA)
     mask = np.clip(cv2.GaussianBlur(mask, (0, 0), max(1.0, 4 * unit)), 0, 1)
     scatter = cv2.GaussianBlur(mask, (0, 0), max(1.0, 20 * unit))
     mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
     scatter = cv2.resize(scatter, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    dirt = np.float32([0.33, 0.29, 0.24])
+    dirt = np.float32([0.22, 0.19, 0.15])
     out = x * (1 - np.float32(opacity) * mask) + np.float32(opacity) * mask * dirt
-    return out + np.float32(haze) + np.float32(haze * 2) * scatter
+    return out + np.float32(haze) + np.float32(haze * 1.5) * scatter
 
 
 @register("dead_pixels", "driving", "Dead, hot and stuck pixels plus dead columns on the sensor.")
