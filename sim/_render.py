@@ -21,17 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim._render_atlas import ATLAS_A, ATLAS_H, ATLAS_RES, build_atlas, variant_of
 from sim._render_fx import apply_effects, frame_lighting
 from sim._render_objects import draw_object
-from sim._render_sprites import F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
+from sim._render_sprites import F_BACK, F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
 from sim._render_tex import tileable_noise
 from sim._town import (
     BUILDING,
-    K_BUILDING,
-    K_FENCE,
     K_HEDGE,
     K_NONE,
-    K_RAIL,
     K_TREES,
     KIND_LABEL,
     ROAD,
@@ -43,12 +41,19 @@ from sim._town_map import TownMap
 from sim._world_config import Weather, WorldConfig
 
 # Ids of the ground materials and other fixed entries in the per-frame id table.
-G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_CURB, G_LITWIN = range(9)
+G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_LITWIN, G_CURB = range(9)
 NG = 16
 ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
 LUT_LEN = int(512 * LUT_RES)
 N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
+# Small-object stand-ins, by object type (see _render_sprites.T_*): half-width (m; trees and
+# bushes: a fraction of their size), bottom height (fraction of size + absolute m), fixed top.
+_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.18, 0, 0, 0, 0, 0, 0, 0.22])
+_TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0])
+_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.2, 0, 0, 0, 0, 0, 0, 0])
+_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.15, 0, 0, 0, 0, 0, 0, 0])
+_TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11], np.uint8)
 _KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
 
 
@@ -94,6 +99,8 @@ class Renderer:
         self.screen = 0.5 * tileable_noise(rng, 256, base=32)[np.arange(H) % 256][
             :, np.arange(W) % 256]
         self.fx_rng_seed = int(rng.integers(2**31))
+        self.atlas_code, self.atlas_tex = build_atlas(rng, self.tex)
+        self.rows_f = np.arange(H, dtype=np.float32)[:, None]
         self.sprites = SpriteDrawer(H, W)
         st = town.style
         n = NG + 2 * W + MAX_PARTS
@@ -175,33 +182,32 @@ class Renderer:
                 self._kind_lookup[k] = i * LUT_LEN
         return self._kind_lookup[kinds]
 
-    def _layer_hits(self, cam: CameraState, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per column: depth of the first hit with this layer's planes and the side hit."""
+    def _layer_hits(self, cam: CameraState) -> tuple[np.ndarray, np.ndarray]:
+        """Per layer and column: depth of the first hit with the layer's planes (left or
+        right, whichever comes first) and the side hit; shapes (2, W)."""
+        sb = self.town.setback
+        U = np.array([[-sb[0][0]], [sb[1][0]], [-sb[0][1]], [sb[1][1]]])
         A = -0.5 * cam.curvature
-        B = self.a - cam.heading
-        best = np.full(self.W, np.inf)
-        side_of = np.zeros(self.W, np.int8)
-        for side in (0, 1):
-            U = self.town.setback[side][layer] * (1.0 if side else -1.0)
-            C = cam.u - U
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if abs(A) < 1e-9:
-                    z = -C / B
-                    z = np.where(z > 0.05, z, np.inf)
-                else:
-                    disc = B * B - 4 * A * C
-                    sq = np.sqrt(np.maximum(disc, 0.0))
-                    q = -0.5 * (B + np.where(B >= 0, sq, -sq))
-                    r1 = q / A
-                    r2 = C / q
-                    r1 = np.where(r1 > 0.05, r1, np.inf)
-                    r2 = np.where(r2 > 0.05, r2, np.inf)
-                    z = np.where(disc >= 0, np.minimum(r1, r2), np.inf)
-            better = z < best
-            best = np.where(better, z, best)
-            side_of = np.where(better, side, side_of).astype(np.int8)
+        B = (self.a - cam.heading)[None, :]
+        C = cam.u - U
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if abs(A) < 1e-9:
+                z = -C / B
+                z = np.where(z > 0.05, z, np.inf)
+            else:
+                disc = B * B - 4 * A * C
+                sq = np.sqrt(np.maximum(disc, 0.0))
+                q = -0.5 * (B + np.where(B >= 0, sq, -sq))
+                r1 = q / A
+                r2 = C / q
+                r1 = np.where(r1 > 0.05, r1, np.inf)
+                r2 = np.where(r2 > 0.05, r2, np.inf)
+                z = np.where(disc >= 0, np.minimum(r1, r2), np.inf)
+        z = z.reshape(2, 2, -1)  # (layer, side, W)
+        side = (z[:, 1] < z[:, 0]).astype(np.int8)
+        best = np.minimum(z[:, 0], z[:, 1])
         best = np.where(best < ZMAX, best, np.inf)
-        return best, side_of
+        return best, side
 
     def render(self, cam: CameraState, weather: Weather,
                objects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -253,9 +259,11 @@ class Renderer:
                 sh = (u * sgn) > -reach[:, None]
                 shadow = sh if shadow is None else shadow | sh
 
-        # ---- vertical layers, far then near ----
+        # ---- vertical layers, far then near (a near hit is never behind a far one) ----
+        rows = self.rows_f
+        hits, sides = self._layer_hits(cam)
         for layer in (1, 0):
-            z, side = self._layer_hits(cam, layer)
+            z, side = hits[layer], sides[layer]
             hit = np.isfinite(z)
             if not hit.any():
                 continue
@@ -265,57 +273,50 @@ class Renderer:
             idx_l, idx_r = bl.lookup(s_hit), br.lookup(s_hit)
             right = side == 1
             kind = np.where(right, br.kind[idx_r], bl.kind[idx_l])
-            top = np.where(right, br.height[idx_r], bl.height[idx_l]).astype(np.float32)
+            top = np.where(right, br.height[idx_r], bl.height[idx_l]).astype(np.float64)
             rgb = np.where(right[:, None], br.rgb[idx_r], bl.rgb[idx_l])
             bstart = np.where(right, br.start[idx_r], bl.start[idx_l])
+            style = np.where(right, br.seed[idx_r], bl.seed[idx_l]).astype(np.int64)
             if layer == 0:
                 top = np.where(town.in_intersection(s_hit), 0.0, top)
             n1 = self.tex1d[(s_hit * 2.0).astype(np.int64) & 255]
             top = np.where(kind == K_TREES, top * (0.72 + 0.28 * n1), top)
             top = np.where(kind == K_HEDGE, top * (0.9 + 0.1 * n1), top)
-            top = np.where(hit & (kind != K_NONE), top, 0.0).astype(np.float32)
+            top = np.where(hit & (kind != K_NONE), top, 0.0)
             if not (top > 0).any():
                 continue
+            # rows between the layer's base (height 0) and its top, column by column
+            y_lo = self.yh - 0.5 + self.f * (self.cam_h - top) / zc
+            y_hi = self.yh - 0.5 + self.f * self.cam_h / zc
+            y_lo = np.where(top > 0, y_lo, 1e9).astype(np.float32)
+            y_hi = np.where(top > 0, y_hi, -1e9).astype(np.float32)
+            ra = int(max(0, math.floor(float(y_lo.min()))))
+            rb = int(min(H, math.ceil(float(y_hi.max())) + 1))
+            if rb <= ra:
+                continue
+            band = slice(ra, rb)  # only the rows the layer can cover
+            solid = (rows[band] > y_lo[None, :]) & (rows[band] <= y_hi[None, :])
             zc32 = zc.astype(np.float32)
-            hp = self.cam_h - self.b32[:, None] * zc32[None, :]
-            solid = (hp >= 0) & (hp < top[None, :])
-            fence_col = kind == K_FENCE
-            rail_col = kind == K_RAIL
-            if fence_col.any() or rail_col.any():
-                post = ((s_hit % 2.5) < 0.12) & fence_col | ((s_hit % 4.0) < 0.15) & rail_col
-                t = hp * 2.0
-                slat = (t - np.floor(t)) < 0.28
-                band = hp > 0.45
-                pattern = post[None, :] | (slat & fence_col[None, :]) | (band & rail_col[None, :])
-                solid &= pattern | ~(fence_col | rail_col)[None, :]
+            hp = self.cam_h - self.b32[band, None] * zc32[None, :]
+            hq = (hp * ATLAS_RES).astype(np.int32)
+            np.clip(hq, 0, ATLAS_H - 1, out=hq)
+            along = ((s_hit - bstart) * ATLAS_RES).astype(np.int64) % ATLAS_A
+            colterm = (variant_of(kind, style) * (ATLAS_H * ATLAS_A) + along).astype(np.int32)
+            hq *= ATLAS_A
+            hq += colterm[None, :]
+            code = self.atlas_code.take(hq)
+            solid &= code > 0
             sl = slice(NG + layer * W, NG + (layer + 1) * W)
             self.color[sl] = rgb
             self.label[sl] = _KIND_LABEL[kind]
             self.facing[sl] = np.where(right, F_LEFT, F_RIGHT)
-            m = solid & (zc32[None, :] < depth)
-            np.copyto(depth, np.broadcast_to(zc32[None, :], (H, W)), where=m)
-            lid = np.broadcast_to(self.col_ids[layer][None, :], (H, W))
-            bcol = kind == K_BUILDING
-            if bcol.any():
-                along = (s_hit - bstart) % 3.4
-                wcol = bcol & (along > 0.9) & (along < 2.6)
-                t = hp * (1 / 3.1)
-                fl = t - np.floor(t)
-                win = (fl > 0.33) & (fl < 0.75) & (hp > 1.0) & wcol[None, :] & (
-                    hp < top[None, :] - 0.8)
-                lid = np.where(win, G_WINDOW, lid)
-                if light.night > 0:  # some windows are lit: a hash of (floor, window)
-                    widx = np.floor((s_hit - bstart) / 3.4) + bstart * 0.37
-                    h = np.sin((t - fl) * 12.9898 + (widx * 78.233).astype(np.float32)[None, :])
-                    h *= 43758.547
-                    lit = win & ((h - np.floor(h)) > 0.6)
-                    lid = np.where(lit, G_LITWIN, lid)
-            np.copyto(gid, lid, where=m)
-            tl = self.tex1d.take((hp * 3.0).astype(np.int32) & 255) + (0.6 * n1).astype(
-                np.float32)[None, :]
-            np.copyto(texv, tl, where=m)
+            np.copyto(depth[band], np.broadcast_to(zc32[None, :], solid.shape), where=solid)
+            np.copyto(gid[band], self.col_ids[layer][None, :], where=solid)
+            code += G_WINDOW - 2  # windows (2, 3) become G_WINDOW, G_LITWIN
+            np.copyto(gid[band], code, where=solid & (code >= G_WINDOW))
+            np.copyto(texv[band], self.atlas_tex.take(hq), where=solid)
             if shadow is not None:
-                shadow &= ~m
+                shadow[band] &= ~solid
 
         # ---- objects ----
         spr = self.sprites
@@ -356,13 +357,44 @@ class Renderer:
 
     # ------------------------------------------------------------------
     def _draw_objects(self, objects: np.ndarray, cam: CameraState, night: float) -> None:
+        """Paint objects back to front; small (far) ones as a single rectangle each."""
         if len(objects) == 0:
             return
         d = objects[:, 0] - cam.s
         near = d - 0.5 * objects[:, 3]
         size_px = self.f * objects[:, 5] / np.maximum(near, 0.5)
-        keep = (d + 0.5 * objects[:, 3] > 0.6) & (d < 250.0) & (size_px > 1.2)
+        keep = (d + 0.5 * objects[:, 3] > 0.6) & (d < 220.0) & (size_px > 1.5)
         objs = objects[keep]
-        order = np.argsort(-near[keep], kind="stable")
-        for row in objs[order]:
-            draw_object(self.sprites, row, cam, night)
+        near = near[keep]
+        order = np.argsort(-near, kind="stable")
+        objs, near = objs[order], near[order]
+        typ = objs[:, 2].astype(np.int64)
+        small = (self.f * objs[:, 5] / np.maximum(near, 0.5) < 10.0) & (near > 1.0)
+        # one rectangle per small object: lateral half-width, bottom and top heights
+        vehicle = (typ >= 6) & (typ <= 11)
+        hw = np.where(vehicle, 0.5 * objs[:, 4], _TINY_HW[typ])
+        size = objs[:, 5]
+        y0 = _TINY_Y0[typ] * size + _TINY_Y0_ABS[typ]
+        y1 = np.where(_TINY_TOP_ABS[typ] > 0, _TINY_TOP_ABS[typ], size)
+        hw = np.where(typ <= 1, _TINY_HW[typ] * size, hw)
+        dd = np.maximum(near, 1.0)
+        X = objs[:, 1] - cam.u + cam.heading * dd + 0.5 * cam.curvature * dd * dd
+        xc = self.cx + self.f * X / dd
+        half = self.f * hw / dd
+        c0 = np.maximum((xc - half + 0.5).astype(np.int64), 0)
+        c1 = np.minimum(np.maximum((xc + half + 0.5).astype(np.int64), c0 + 1), self.W)
+        r0 = np.maximum((self.yh + self.f * (self.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
+        r1 = np.minimum(np.maximum((self.yh + self.f * (self.cam_h - y0) / dd + 0.5).astype(
+            np.int64), r0 + 1), self.H)
+        labels = _TINY_LABEL[typ]
+        spr = self.sprites
+        buf = spr.buf
+        for i in range(len(objs)):
+            if small[i]:
+                if c0[i] < c1[i] and r0[i] < r1[i]:
+                    pid = spr._part(objs[i, 6:9].astype(np.float32), int(labels[i]),
+                                    float(near[i]), F_BACK)
+                    if pid > 0:
+                        buf[r0[i]:r1[i], c0[i]:c1[i]] = pid
+            else:
+                draw_object(spr, objs[i], cam, night)

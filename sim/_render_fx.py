@@ -73,34 +73,60 @@ def frame_lighting(weather: Weather, yaw: float) -> Light:
 
 
 class _FxCache:
-    """Per-renderer lazily built buffers (rain canvas)."""
+    """Per-renderer lazily built buffers (rain canvas, sky gradient and cloud geometry)."""
 
     def __init__(self) -> None:
         self.rain: np.ndarray | None = None
+        self.sky_key: tuple | None = None
+        self.sky_grad: list[np.ndarray] = []
+        self.cloud_u = self.cloud_v = self.cloud_fade = np.zeros(0, np.float32)
+
+
+def _cache(r: Any) -> _FxCache:
+    cache = getattr(r, "_fx", None)
+    if cache is None:
+        cache = r._fx = _FxCache()
+    return cache
 
 
 def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
-         rows: int) -> np.ndarray:
-    """Sky image for the top ``rows`` rows: vertical gradient plus perspective clouds."""
-    W, f = r.W, r.f
-    y = np.arange(rows, dtype=np.float32) + 0.5
-    el = np.maximum((yh - y) / f, 0.0)
-    w = np.clip(el / 0.6, 0.0, 1.0) ** 0.7
-    grad = light.horizon[None, :] * (1 - w[:, None]) + light.zenith[None, :] * w[:, None]
-    sky = np.broadcast_to(grad[:, None, :], (rows, W, 3)).copy()
-    cloud = weather.cloudiness / 100.0
-    if cloud > 0.02:
-        # clouds on a plane 1 km up, so they recede towards the horizon and drift with yaw
+         rows: int) -> list[np.ndarray]:
+    """Sky planes for the top ``rows`` rows: vertical gradient plus perspective clouds."""
+    cache = _cache(r)
+    W = r.W
+    key = (rows, float(light.sun_alt), weather.cloudiness)
+    if cache.sky_key != key:
+        y = np.arange(rows, dtype=np.float32) + 0.5
+        el = np.maximum((yh - y) / r.f, 0.0)
+        w = np.clip(el / 0.6, 0.0, 1.0) ** 0.7
+        grad = light.horizon[None, :] * (1 - w[:, None]) + light.zenith[None, :] * w[:, None]
+        cache.sky_grad = [np.broadcast_to(grad[:, None, c], (rows, W)).astype(np.float32)
+                          for c in range(3)]
+        # clouds on a plane 1 km up, so they recede towards the horizon
         dist = 1000.0 / np.maximum(el, 0.03)
-        ang = np.arctan(r.a).astype(np.float32) + cam.yaw
-        cu = (dist[:, None] * (np.sin(ang) / 40.0)[None, :] + cam.s / 40.0).astype(np.int32)
-        cv = (dist[:, None] * (np.cos(ang) / 40.0)[None, :] + cam.time * 0.5).astype(np.int32)
-        n = r.tex_flat.take((cv & 255) * 256 + (cu & 255))
-        cover = np.clip((n + 1.0 - 2.0 * (1.0 - cloud)) * 2.0, 0.0, 1.0)
-        cover *= np.clip(el / 0.05, 0.0, 1.0)[:, None] * 0.7 + 0.3
+        ang = np.arctan(r.a)
+        cache.cloud_u = (dist[:, None] * np.sin(ang)[None, :] / 40.0).astype(np.float32)
+        cache.cloud_v = (dist[:, None] * np.cos(ang)[None, :] / 40.0).astype(np.float32)
+        cache.cloud_fade = (np.clip(el / 0.05, 0.0, 1.0) * 0.7 + 0.3).astype(np.float32)
+        cache.sky_key = key
+    planes = [g.copy() for g in cache.sky_grad]
+    cloud = weather.cloudiness / 100.0
+    if cloud > 0.05:
+        cu = (cache.cloud_u + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)).astype(np.int32)
+        cv = (cache.cloud_v + np.float32(cam.time * 0.5)).astype(np.int32)
+        cu &= 255
+        cv &= 255
+        cv *= 256
+        cv += cu
+        n = r.tex_flat.take(cv)
+        n += np.float32(1.0 - 2.0 * (1.0 - cloud))
+        n *= 2.0
+        np.clip(n, 0.0, 1.0, out=n)
+        n *= cache.cloud_fade[:, None]
         ccol = _lerp((30, 32, 38), (232, 232, 236), light.daylight) * (1.0 - 0.45 * cloud)
-        sky += (ccol[None, None, :] - sky) * cover[..., None]
-    return sky
+        for c in range(3):
+            planes[c] += (np.float32(ccol[c]) - planes[c]) * n
+    return planes
 
 
 def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
@@ -174,7 +200,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
         if sky_top.any():
             sky_img = _sky(r, light, weather, cam, r.yh, top)
             for c in range(3):
-                np.copyto(planes[c][:top], sky_img[..., c], where=sky_top)
+                np.copyto(planes[c][:top], sky_img[c], where=sky_top)
     # wet road reflects what stands above it (mirrored about the horizon, softened)
     if wet > 0.02:
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)
@@ -200,9 +226,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
         planes[c] += np.float32(air[c]) * one_t
     # rain: darker, streaks
     if rain > 0.0:
-        cache = getattr(r, "_fx", None)
-        if cache is None:
-            cache = r._fx = _FxCache()
+        cache = _cache(r)
         if cache.rain is None:
             slant = 0.1 + 0.5 * weather.wind_intensity / 100.0
             cache.rain = rain_canvas(np.random.default_rng(r.fx_rng_seed), H, W, slant)

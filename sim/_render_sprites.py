@@ -100,21 +100,31 @@ class SpriteDrawer:
              label: int, facing: int = F_BACK, emit: np.ndarray | None = None,
              depth: float | None = None) -> None:
         """A camera-facing rectangle at depth ``d`` spanning u0..u1 and heights y0..y1."""
-        xa, xb = self._x(d, u0), self._x(d, u1)
-        if xa > xb:
-            xa, xb = xb, xa
-        ya, yb = self._y(d, y1), self._y(d, y0)
-        c0 = int(xa + 0.5)
-        c1 = max(c0 + 1, int(xb + 0.5))
-        r0 = int(ya + 0.5)
-        r1 = max(r0 + 1, int(yb + 0.5))
-        c0, c1 = max(c0, 0), min(c1, self.W)
-        r0, r1 = max(r0, 0), min(r1, self.H)
-        if c0 >= c1 or r0 >= r1:
+        k = self.f / d
+        base = self.cx + k * (self.hd * d + 0.5 * self.k * d * d - self.u_ego)
+        if u0 > u1:
+            u0, u1 = u1, u0
+        c0 = int(base + k * u0 + 0.5)
+        c1 = int(base + k * u1 + 0.5)
+        if c1 <= c0:
+            c1 = c0 + 1
+        r0 = int(self.yh + k * (self.cam_h - y1) + 0.5)
+        r1 = int(self.yh + k * (self.cam_h - y0) + 0.5)
+        if r1 <= r0:
+            r1 = r0 + 1
+        if c0 < 0:
+            c0 = 0
+        if r0 < 0:
+            r0 = 0
+        if c1 > self.W:
+            c1 = self.W
+        if r1 > self.H:
+            r1 = self.H
+        if c0 >= c1 or r0 >= r1 or self.n >= MAX_PARTS - 1:
             return
-        pid = self._part(color, label, d if depth is None else depth, facing, emit)
-        if pid > 0:
-            self.buf[r0:r1, c0:c1] = pid
+        self._rows.append((color, label, d if depth is None else depth, facing, emit))
+        self.n += 1
+        self.buf[r0:r1, c0:c1] = self.n
 
     def ellipse(self, d: float, u: float, y: float, ru: float, ry: float, color: np.ndarray,
                 label: int, facing: int = F_BACK, emit: np.ndarray | None = None) -> None:
@@ -156,7 +166,7 @@ class SpriteDrawer:
         uu, fc = (u0, F_LEFT) if self._x(d0, u0) > self.cx else (
             (u1, F_RIGHT) if self._x(d0, u1) < self.cx else (None, 0))
         if uu is not None:  # the camera sees this side face; split long ones for depth
-            cuts = [d0, d1] if d1 < 1.6 * d0 else list(np.geomspace(d0, d1, 4))
+            cuts = [d0, d1] if d1 < 2.0 * d0 or d0 > 8.0 else [d0, math.sqrt(d0 * d1), d1]
             for a, b in itertools.pairwise(cuts):
                 self.quad([(a, uu, y0), (b, uu, y0), (b, uu, y1), (a, uu, y1)], side, label,
                           fc)
@@ -268,8 +278,6 @@ class SpriteDrawer:
         self.rect(d, u - 0.17 + swing, u - 0.03 + swing, 0.0, 0.5 * height, trousers, PERSON)
         self.rect(d, u + 0.03 - swing, u + 0.17 - swing, 0.0, 0.5 * height, trousers, PERSON)
         self.rect(d, u - 0.22, u + 0.22, 0.48 * height, 0.84 * height, color, PERSON)
-        self.rect(d, u - 0.29, u - 0.2, 0.5 * height, 0.82 * height, color * 0.85, PERSON)
-        self.rect(d, u + 0.2, u + 0.29, 0.5 * height, 0.82 * height, color * 0.85, PERSON)
         self.ellipse(d, u, 0.91 * height, 0.11, 0.13, skin, PERSON)
 
     def tree(self, d: float, u: float, size: float, color: np.ndarray, seed: float) -> None:

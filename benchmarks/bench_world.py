@@ -1,0 +1,71 @@
+"""Frames per second of the driving world, through ``env.step`` in one process.
+
+Usage: ``python benchmarks/bench_world.py [--steps N]``. Prints env.step frames/s at 128x256
+and 256x512 for a clean urban day drive (the floor is 300 frames/s at 128x256), a few other
+domains at 128x256, and -- once a model is available -- the ratio of one frame's production
+time to one frame of model inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+
+import sim  # noqa: F401  (registers the env)
+
+
+def env_fps(height: int, width: int, steps: int, **kwargs: object) -> float:
+    env = gym.make("roadshift/DrivingStream-v0", height=height, width=width,
+                   max_episode_steps=steps + 100, **kwargs)
+    env.reset(seed=0)
+    for _ in range(20):  # warm up (lookup tables, caches)
+        env.step(env.action_space.sample())
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(env.action_space.sample())
+    dt = time.perf_counter() - t0
+    env.close()
+    return steps / dt
+
+
+# ---------------------------------------------------------------------------------------
+# HOOK: model inference time per frame (seconds) at the given size, or None if unavailable.
+# Fill this in with the bundled default model once it exists, e.g. time
+# ``perception.load_pretrained()`` on a (1, 3, H, W) float32 tensor with torch.no_grad() and
+# torch.set_num_threads(1). Keep ``sim`` torch-free: import torch only inside this function.
+# ---------------------------------------------------------------------------------------
+def model_inference_seconds(height: int, width: int) -> float | None:
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=300)
+    args = ap.parse_args()
+    print(f"{'setting':<34} {'frames/s':>9}")
+    results = {}
+    for h, w in ((128, 256), (256, 512)):
+        n = args.steps if h == 128 else max(50, args.steps // 3)
+        fps = env_fps(h, w, n)
+        results[(h, w)] = fps
+        print(f"{f'urban day clear {h}x{w}':<34} {fps:9.1f}")
+    for town, tod, weather in (("suburban", "day", "clear"), ("highway", "day", "clear"),
+                               ("rural", "dusk", "cloudy"), ("urban", "night", "rain"),
+                               ("urban", "day", "fog")):
+        fps = env_fps(128, 256, max(50, args.steps // 2), town=town, time_of_day=tod,
+                      weather=weather)
+        print(f"{f'{town} {tod} {weather} 128x256':<34} {fps:9.1f}")
+    floor = results[(128, 256)]
+    print(f"floor 300 frames/s at 128x256: {'met' if floor >= 300 else 'NOT met'} ({floor:.0f})")
+    for (h, w), fps in results.items():
+        inf = model_inference_seconds(h, w)
+        if inf is None:
+            print(f"{h}x{w}: model inference ratio n/a (no model hooked up)")
+        else:
+            print(f"{h}x{w}: frame production / model inference = {(1 / fps) / inf:.3f}")
+
+
+if __name__ == "__main__":
+    main()
