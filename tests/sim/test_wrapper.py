@@ -263,3 +263,18 @@ def test_driving_stream_env_world_schedule_and_depth_fog():
     )
     obs, _ = fog.reset(seed=0)
     assert obs.shape == (64, 128, 3)
+
+
+@pytest.mark.skipif(not HAS_ENV, reason="roadshift/DrivingStream-v0 is not available")
+def test_driving_stream_camera_shake_moves_labels_with_the_image():
+    kwargs = {"height": 64, "width": 128}
+    base = gym.make("roadshift/DrivingStream-v0", **kwargs)
+    env = sim.CorruptionWrapper(gym.make("roadshift/DrivingStream-v0", **kwargs), "camera_shake", 5)
+    obs, info = env.reset(seed=4)
+    _, base_info = base.reset(seed=4)
+    undefined = info["semantic"] == 255
+    assert undefined.any() and not (base_info["semantic"] == 255).any()
+    assert (obs[undefined] == 0).all(-1).mean() > 0.8  # shaken-in border: black and ignored
+    moved = ~undefined & (info["semantic"] != base_info["semantic"])
+    assert moved.mean() > 0.02  # the labels moved with the image
+    assert np.isnan(info["depth"][undefined]).all()
