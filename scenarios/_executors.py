@@ -49,6 +49,16 @@ def _streams(jobs: Sequence[Job]) -> list:
     return list(seen.values())
 
 
+def render_quietly(run_dir: str, spec: object) -> str | None:
+    """Render a stream ahead of its units; a failure is left for the units to record as
+    failed cells (they retry and store the error) instead of stopping the whole run."""
+    try:
+        ensure_stream(run_dir, spec)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _inline(jobs: Sequence[Job], ctx: RunContext) -> Iterator[tuple[Unit, list[CellResult]]]:
     init_worker(ctx.torch_threads)
     for unit, pending in jobs:
@@ -66,7 +76,7 @@ def _pool(
     )
     try:
         streams = _streams(jobs)
-        for fut in [pool.submit(ensure_stream, ctx.run_dir, s) for s in streams]:
+        for fut in [pool.submit(render_quietly, ctx.run_dir, s) for s in streams]:
             fut.result()
         futures = {pool.submit(run_unit, unit, ctx, pending): unit for unit, pending in jobs}
         remaining = set(futures)
@@ -101,7 +111,7 @@ def _ray(
             ray.init(num_cpus=workers, **kwargs)
         started = True
     try:
-        render = ray.remote(num_cpus=1)(ensure_stream)
+        render = ray.remote(num_cpus=1)(render_quietly)
         work = ray.remote(num_cpus=1)(run_unit)
         ray.get([render.remote(ctx.run_dir, s) for s in _streams(jobs)])
         refs = {work.remote(unit, ctx, pending): unit for unit, pending in jobs}

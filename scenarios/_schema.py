@@ -156,6 +156,8 @@ class Scenario(_Strict):
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, v: Any) -> Any:
+        if v is None:
+            return {}
         return {"name": v} if isinstance(v, str) else v
 
     @field_validator("world_shifts", mode="before")

@@ -96,6 +96,8 @@ def _parser() -> _Parser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--streams", type=_positive_int, default=None, help="drives per town")
     t.add_argument("--towns", nargs="+", default=None, help="source towns")
+    t.add_argument("--frames-per-stream", type=_positive_int, default=None)
+    t.add_argument("--val-streams", type=_positive_int, default=None)
     t.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
     t.add_argument("--quiet", action="store_true")
     return p
@@ -254,7 +256,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         raise BadInput(f"train: --out folder {str(out.parent)!r} does not exist")
     result = train_default(
         out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
-        streams=a.streams, towns=a.towns, threads=a.threads, quiet=a.quiet,
+        streams=a.streams, towns=a.towns, frames_per_stream=a.frames_per_stream,
+        val_streams=a.val_streams, threads=a.threads, quiet=a.quiet,
     )  # fmt: skip
     miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
     tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""

@@ -1,0 +1,35 @@
+"""Test doubles for the runner: adapters that fail in the ways real methods can."""
+
+from __future__ import annotations
+
+import torch
+
+import perception
+
+
+class FailingAdapter(perception.Adapter):
+    """Raises on its second batch, as a buggy method would mid-stream."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls >= 2:
+            raise RuntimeError("adapter exploded on purpose")
+        return self.model(x)
+
+
+class NaNAdapter(perception.Adapter):
+    """Returns non-finite logits (a diverged method)."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x).clone()
+        out[:, 0, 0, 0] = float("nan")
+        return out
+
+
+class InputRecorder(perception.Adapter):
+    """Source model that checks what the runner hands an adapter: only images, in [0, 1]."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        assert isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.dim() == 4
+        assert x.shape[1] == 3 and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        return self.model(x)

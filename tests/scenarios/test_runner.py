@@ -1,0 +1,234 @@
+"""The runner: correct numbers, shared frames, resume, idempotence, failure isolation, executors."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import perception
+import sim
+from scenarios import ResultsStore, expand_cells, run_scenario
+from scenarios._cells import stable_int
+from scenarios._schema import validate_scenario
+from scenarios._work import build_model
+
+from .conftest import comparable, tiny, write_yaml
+
+HELPERS = "tests.scenarios.helpers"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """One uninterrupted in-process run of the tiny scenario, shared by several tests."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    summary = run_scenario(validate_scenario(tiny()), out, workers=1, quiet=True)
+    return out, summary
+
+
+def test_run_stores_every_expected_cell_with_metrics_and_meta(reference_run):
+    out, summary = reference_run
+    assert summary.ok and summary.total == 9 and summary.done == 9 and summary.skipped == 0
+    store = ResultsStore(out)
+    cells = store.cells()
+    expected = store.expected_cells()
+    assert sorted(c["cell_id"] for c in cells) == sorted(c["cell_id"] for c in expected)
+    assert not store.is_partial() and store.missing_cells() == []
+    for c in cells:
+        assert c["status"] == "done" and c["error"] is None and c["frames"] == 6
+        assert 0.0 <= c["miou"] <= 1.0 and 0.0 <= c["pixel_acc"] <= 1.0
+        assert len(c["per_class_iou"]) == 19 and len(c["confusion"]) == 19
+        assert c["forward_passes"] == 2  # 6 frames in batches of 3
+        assert c["backward_passes"] == (2 if c["method"] == "tent" else 0)
+    assert {c["corruption"] for c in cells} == {"clean", "gaussian_noise", "contrast"}
+    meta = store.meta()
+    assert meta["scenario"]["name"] == "tiny" and meta["model"]["name"] == "test_bn"
+    assert meta["class_names"] == list(sim.CLASS_NAMES) and meta["finished_at"]
+    assert "torch" in meta["versions"] and meta["seeds"]["scenario"] == [0]
+    assert (out / "scenario.yaml").is_file() and (out / "run.log").stat().st_size > 0
+    assert not (out / "cache").exists()  # the clean-stream cache goes when the run completes
+    assert len(store.frames()) == 9 * 6  # per-frame rows for timelines
+
+
+def test_samples_follow_the_contract(reference_run):
+    out, _ = reference_run
+    samples = ResultsStore(out).samples()
+    # clean + the first corruption at its highest severity, for every method
+    assert {p.stem for p in samples} == {
+        f"{m}__{c}__s{s}__seed0" for m in ("source", "bn", "tent")
+        for c, s in (("clean", 0), ("gaussian_noise", 3))
+    }  # fmt: skip
+    z = np.load(samples[0])
+    assert z["clean"].shape == (64, 128, 3) and z["corrupted"].dtype == np.uint8
+    assert z["semantic"].shape == (64, 128) and z["prediction"].shape == (64, 128)
+    assert str(z["method"]) in ("source", "bn", "tent") and int(z["seed"]) == 0
+
+
+def test_source_cell_matches_an_independent_evaluation(reference_run):
+    """Render + corrupt the same frames by hand, run the bare model, compare the stored mIoU."""
+    out, _ = reference_run
+    sc = validate_scenario(tiny())
+    model = build_model("test_bn")
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    model.eval()
+    config = sim.WorldConfig(height=64, width=128)
+    frames = list(sim.render_stream(config, 0, sc.frames))
+    rng = np.random.default_rng(np.random.SeedSequence([0, stable_int("contrast", 3.0)]))
+    metrics = perception.StreamMetrics()
+    previous = None
+    images, labels = [], []
+    for f in frames:
+        img, sem, _ = sim.corrupt_frame(f.image, f.semantic, f.depth, "contrast", 3.0, rng,
+                                        previous=previous)  # fmt: skip
+        previous = img
+        images.append(img)
+        labels.append(sem)
+    with torch.no_grad():
+        for i in range(0, sc.frames, sc.batch_size):
+            x = torch.from_numpy(np.stack(images[i : i + 3])).permute(0, 3, 1, 2).float() / 255
+            metrics.update(model(x), np.stack(labels[i : i + 3]))
+    stored = ResultsStore(out).cells()
+    cell = next(c for c in stored if c["cell_id"] == "source__contrast__s3__seed0")
+    assert cell["miou"] == pytest.approx(metrics.compute()["miou"], abs=1e-9)
+    assert cell["confusion"] == metrics.compute()["confusion"]
+
+
+def test_rerun_is_idempotent(reference_run, tmp_path):
+    out, _ = reference_run
+    before = comparable(ResultsStore(out))
+    again = run_scenario(validate_scenario(tiny()), out, workers=1, quiet=True)
+    assert again.skipped == 9 and again.ok
+    after = ResultsStore(out)
+    assert comparable(after) == before
+    con = sqlite3.connect(out / "results.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 9
+
+
+def test_a_different_scenario_may_not_reuse_the_folder(reference_run):
+    from scenarios import ScenarioError
+
+    out, _ = reference_run
+    with pytest.raises(ScenarioError, match="different scenario"):
+        run_scenario(validate_scenario(tiny(frames=7)), out, workers=1, quiet=True)
+
+
+def test_failures_are_isolated_and_recorded(tmp_path):
+    sc = validate_scenario(tiny(
+        methods=["source", f"{HELPERS}:FailingAdapter", f"{HELPERS}:NaNAdapter"],
+        corruptions=["contrast"],
+    ))  # fmt: skip
+    summary = run_scenario(sc, tmp_path / "run", workers=1, quiet=True)
+    assert not summary.ok
+    store = ResultsStore(tmp_path / "run")
+    by = {(c["method"], c["corruption"]): c for c in store.cells()}
+    assert len(by) == 6
+    for corr in ("clean", "contrast"):
+        assert by[("source", corr)]["status"] == "done"
+        failing = by[(f"{HELPERS}:FailingAdapter", corr)]
+        assert failing["status"] == "failed" and "exploded on purpose" in failing["error"]
+        nan = by[(f"{HELPERS}:NaNAdapter", corr)]
+        assert nan["status"] == "failed" and "non-finite logits" in nan["error"]
+    assert set(summary.failed) == {c["cell_id"] for c in store.cells("failed")}
+    assert len(summary.failed) == 4
+    # failed cells are retried on a rerun (they fail again), done cells are not recomputed
+    again = run_scenario(sc, tmp_path / "run", workers=1, quiet=True)
+    assert again.skipped == 2 and len(again.failed) == 4
+
+
+def test_adapters_only_ever_see_images(tmp_path):
+    sc = validate_scenario(tiny(methods=[f"{HELPERS}:InputRecorder"], corruptions=["contrast"]))
+    assert run_scenario(sc, tmp_path / "run", workers=1, quiet=True).ok
+
+
+def test_results_do_not_depend_on_the_number_of_workers(reference_run, tmp_path):
+    out, _ = reference_run
+    two = run_scenario(validate_scenario(tiny()), tmp_path / "two", workers=2, quiet=True)
+    assert two.ok
+    assert comparable(ResultsStore(tmp_path / "two")) == comparable(ResultsStore(out))
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
+def test_ray_executor_gives_the_local_results(reference_run, tmp_path):
+    """A local Ray cluster (2 CPUs) in a subprocess with a hard timeout."""
+    out, _ = reference_run
+    scenario = write_yaml(tmp_path / "tiny.yaml", tiny())
+    cmd = [
+        sys.executable,
+        "-m",
+        "scenarios.cli",
+        "run",
+        str(scenario),
+        "--out",
+        str(tmp_path / "ray"),
+        "--executor",
+        "ray",
+        "--workers",
+        "2",
+        "--quiet",
+        "--no-report",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=240, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert comparable(ResultsStore(tmp_path / "ray")) == comparable(ResultsStore(out))
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_results(tmp_path):
+    """Kill a real ``roadshift run`` subprocess mid-run, restart it, compare to a clean run."""
+    data = tiny(corruptions=["gaussian_noise", "contrast", "pixelate", "brightness"],
+                severities=[2, 4], frames=9)  # fmt: skip
+    scenario = write_yaml(tmp_path / "resume.yaml", data)
+    cmd = [sys.executable, "-m", "scenarios.cli", "run", str(scenario), "--workers", "1",
+           "--quiet", "--no-report"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (killed / "results.sqlite").is_file():
+            try:
+                con = sqlite3.connect(f"file:{killed / 'results.sqlite'}?mode=ro", uri=True)
+                done = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                done = 0
+            if done >= 4:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = ResultsStore(killed)
+    assert partial.is_partial() and 0 < len(partial.cells()) < 27
+    partial.close()
+
+    rc = subprocess.run([*cmd, "--out", str(killed)], env=env, cwd=ROOT, timeout=120).returncode
+    assert rc == 0
+    clean = tmp_path / "clean"
+    assert run_scenario(scenario, clean, workers=1, quiet=True).ok
+    resumed = ResultsStore(killed)
+    assert not resumed.is_partial()
+    assert comparable(resumed) == comparable(ResultsStore(clean))
+
+
+def test_expand_cells_counts_and_unique_ids():
+    sc = validate_scenario(tiny(seeds=[0, 1], severities=[1, 2.5]))
+    cells = expand_cells(sc)
+    assert len(cells) == 3 * (1 + 2 * 2) * 2
+    assert len({c["cell_id"] for c in cells}) == len(cells)
+    assert sum(c["corruption"] == "clean" for c in cells) == 3 * 2
+    no_clean = validate_scenario(tiny(include_clean=False))
+    assert all(c["corruption"] != "clean" for c in expand_cells(no_clean))

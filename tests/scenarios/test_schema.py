@@ -1,0 +1,142 @@
+"""Scenario files: bundled library, valid files, and one-line errors for every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sim
+from scenarios import Scenario, ScenarioError, load_scenario, scenario_names
+from scenarios._schema import describe_bundled, validate_scenario
+
+from .conftest import tiny, write_yaml
+
+BUNDLED = ("quick", "imagenet-c", "weather", "continual", "gradual", "day-to-night",
+           "town-shift", "batch-size-1")  # fmt: skip
+
+
+def test_bundled_library_is_complete_and_every_file_validates():
+    assert set(BUNDLED) <= set(scenario_names())
+    descriptions = describe_bundled()
+    for name in scenario_names():
+        sc = load_scenario(name)
+        assert isinstance(sc, Scenario) and sc.name == name
+        assert descriptions[name] and "\n" not in descriptions[name]
+
+
+def test_quick_spans_the_families_at_two_severities():
+    sc = load_scenario("quick")
+    assert {m.name for m in sc.methods} >= {"source", "bn", "tent"}
+    families = {sim.corruption_info(c).family for c in sc.corruptions}
+    assert {"noise", "blur", "weather", "digital", "driving"} <= families
+    assert len(sc.corruptions) >= 5 and len(sc.severities) == 2 and sc.include_clean
+
+
+def test_imagenet_c_group_expands_to_the_fifteen():
+    sc = load_scenario("imagenet-c")
+    assert sc.corruptions == list(sim.corruption_groups()["imagenet-c"])
+    assert len(sc.corruptions) == 15 and sc.severities == [1, 2, 3, 4, 5] and sc.frames == 256
+
+
+def test_valid_file_with_groups_options_and_defaults(tmp_path):
+    data = tiny(
+        corruptions=["noise", "gaussian_noise", "fog"],
+        methods=["source", {"name": "bn", "options": {"prior_strength": 16}},
+                 {"name": "tent", "label": "tent-slow", "options": {"lr": 1e-4}}],
+    )  # fmt: skip
+    sc = load_scenario(write_yaml(tmp_path / "s.yaml", data))
+    noise = sim.corruption_groups()["noise"]
+    assert sc.corruptions == [*noise, "fog"]  # groups expand in order, without repeats
+    assert sc.method_keys() == ["source", "bn", "tent-slow"]
+    assert sc.methods[1].options == {"prior_strength": 16}
+    assert sc.seeds == [0] and sc.include_clean is True
+
+
+def _err(tmp_path: Path, data, name="bad.yaml") -> str:
+    path = write_yaml(tmp_path / name, data)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "changes, field, needle",
+    [
+        ({"colour": "red"}, "colour", "valid keys"),
+        ({"corruptions": ["gaussian_noize"]}, "corruptions[0]", "gaussian_noise"),
+        ({"methods": ["source", "tnet"]}, "methods[1].name", "tent"),
+        ({"methods": [{"name": "bn", "optoins": {}}]}, "methods[0].optoins", "valid keys"),
+        ({"model": "no_such_model"}, "model.name", "test_bn"),
+        ({"severities": [0]}, "severities", "(0, 5]"),
+        ({"severities": [6]}, "severities", "(0, 5]"),
+        ({"frames": 0}, "frames", "greater than 0"),
+        ({"height": -4}, "height", "16"),
+        ({"batch_size": "many"}, "batch_size", "integer"),
+        ({"world": {"town": "atlantis"}}, "world", "urban"),
+        ({"world": {"towns": "urban"}}, "world.towns", "town"),
+        ({"methods": ["bn", "bn"]}, "methods", "label"),
+        ({"methods": ["nosuchmodule_xyz:Cls"]}, "methods[0].name", "cannot import"),
+    ],
+)
+def test_bad_values_name_the_field_and_choices(tmp_path, changes, field, needle):
+    msg = _err(tmp_path, tiny(**changes))
+    assert field in msg and needle in msg
+
+
+def test_missing_required_key(tmp_path):
+    data = tiny()
+    del data["methods"]
+    assert "methods: required key is missing" in _err(tmp_path, data)
+
+
+def test_syntax_error_binary_file_not_mapping(tmp_path):
+    bad = tmp_path / "syntax.yaml"
+    bad.write_text("name: x\nmethods: [source\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"syntax\.yaml: YAML syntax error at line"):
+        load_scenario(bad)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00binary")
+    with pytest.raises(ScenarioError, match="binary"):
+        load_scenario(binary)
+    listy = write_yaml(tmp_path / "list.yaml", ["a", "b"])
+    with pytest.raises(ScenarioError, match="mapping"):
+        load_scenario(listy)
+
+
+def test_missing_file_and_unknown_bundled_name(tmp_path):
+    with pytest.raises(ScenarioError, match="no such file"):
+        load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(ScenarioError, match=r"did you mean quick.*bundled: .*imagenet-c"):
+        load_scenario("quik")
+
+
+_FIELDS = {
+    "frames": st.one_of(st.integers(max_value=0), st.text(max_size=3), st.floats(0.1, 0.9)),
+    "batch_size": st.one_of(st.integers(max_value=0), st.just([1])),
+    "height": st.one_of(st.integers(max_value=15), st.just(None)),
+    "width": st.integers(min_value=4097, max_value=10**9),
+    "severities": st.lists(
+        st.one_of(st.floats(max_value=0, allow_nan=False), st.floats(min_value=5.0001)),
+        min_size=1,
+        max_size=3,
+    ),
+    "seeds": st.one_of(st.just([]), st.lists(st.integers(max_value=-1), min_size=1, max_size=2)),
+    "include_clean": st.one_of(st.integers(min_value=2), st.just("maybe"), st.just([True])),
+    "samples": st.integers(max_value=-1),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hypothesis_bad_values_always_give_one_line_naming_the_field(data):
+    field = data.draw(st.sampled_from(sorted(_FIELDS)))
+    value = data.draw(_FIELDS[field])
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(tiny(**{field: value}), source="gen.yaml", check=False)
+    msg = str(info.value)
+    assert msg.startswith("gen.yaml: ") and field in msg and "\n" not in msg
