@@ -21,17 +21,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim._render_atlas import ATLAS_A, ATLAS_H, ATLAS_RES, build_atlas, variant_of
+from sim._render_atlas import ATLAS_A, ATLAS_H, ATLAS_RES, TEX_STEP, build_atlas, variant_of
 from sim._render_fx import apply_effects, frame_lighting
 from sim._render_objects import draw_object
 from sim._render_sprites import F_BACK, F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
 from sim._render_tex import tileable_noise
 from sim._town import (
+    BIKE,
     BUILDING,
     K_HEDGE,
     K_NONE,
     K_TREES,
     KIND_LABEL,
+    MOTO,
+    RIDER,
     ROAD,
     SIDEWALK,
     SKY,
@@ -42,6 +45,7 @@ from sim._world_config import Weather, WorldConfig
 
 # Ids of the ground materials and other fixed entries in the per-frame id table.
 G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_LITWIN, G_CURB = range(9)
+G_TRACK = 9  # slightly darker, polished wheel tracks in each lane
 NG = 16
 ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
@@ -49,11 +53,11 @@ LUT_LEN = int(512 * LUT_RES)
 N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
 # Small-object stand-ins, by object type (see _render_sprites.T_*): half-width (m; trees and
 # bushes: a fraction of their size), bottom height (fraction of size + absolute m), fixed top.
-_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.18, 0, 0, 0, 0, 0, 0, 0.22])
-_TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0])
-_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.2, 0, 0, 0, 0, 0, 0, 0])
-_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.15, 0, 0, 0, 0, 0, 0, 0])
-_TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11], np.uint8)
+_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.18, 0, 0, 0, 0, 0, 0, 0.22, 0.3])
+_TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0, 0])
+_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.2, 0, 0, 0, 0, 0, 0, 0, 0])
+_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.15, 0, 0, 0, 0, 0, 0, 0, 1.0])
+_TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11, 255], np.uint8)
 _KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
 
 
@@ -99,7 +103,7 @@ class Renderer:
         self.screen = 0.5 * tileable_noise(rng, 256, base=32)[np.arange(H) % 256][
             :, np.arange(W) % 256]
         self.fx_rng_seed = int(rng.integers(2**31))
-        self.atlas_code, self.atlas_tex = build_atlas(rng, self.tex)
+        self.atlas = build_atlas(rng, self.tex)
         self.rows_f = np.arange(H, dtype=np.float32)[:, None]
         self.sprites = SpriteDrawer(H, W)
         st = town.style
@@ -114,7 +118,8 @@ class Renderer:
              G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5), G_MARK: ((205, 205, 200), ROAD, 0.1),
              G_MARK_Y: ((210, 175, 60), ROAD, 0.1), G_SKY: ((0, 0, 0), SKY, 0.0),
              G_WINDOW: ((58, 70, 88), BUILDING, 0.3), G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
-             G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1)}
+             G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
+             G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18)}
         for gid, (rgb, lab, amp) in g.items():
             self.color[gid] = rgb
             self.label[gid] = lab
@@ -161,6 +166,12 @@ class Renderer:
             mark |= ((au % 1.2) < 0.6) & (au < lanes_half)
         if stop:
             mark |= (au > half0) & (au < lanes_half)
+        if not inter:
+            lane_pos = (au - half0) / st.lane_width
+            li = np.floor(lane_pos)
+            off = np.abs((lane_pos - li - 0.5) * st.lane_width)
+            track = (li >= 0) & (li < st.lanes_per_dir) & (np.abs(off - 0.85) < 0.2)
+            gid = np.where(track & (gid == G_ROAD), G_TRACK, gid)
         mid = G_MARK_Y if self.yellow_centre else G_MARK
         gid = np.where(mark, np.where(qi == 0, mid, G_MARK), gid)
         return gid.astype(np.int32)
@@ -304,7 +315,8 @@ class Renderer:
             colterm = (variant_of(kind, style) * (ATLAS_H * ATLAS_A) + along).astype(np.int32)
             hq *= ATLAS_A
             hq += colterm[None, :]
-            code = self.atlas_code.take(hq)
+            packed = self.atlas.take(hq)
+            code = packed & 3
             solid &= code > 0
             sl = slice(NG + layer * W, NG + (layer + 1) * W)
             self.color[sl] = rgb
@@ -314,15 +326,20 @@ class Renderer:
             np.copyto(gid[band], self.col_ids[layer][None, :], where=solid)
             code += G_WINDOW - 2  # windows (2, 3) become G_WINDOW, G_LITWIN
             np.copyto(gid[band], code, where=solid & (code >= G_WINDOW))
-            np.copyto(texv[band], self.atlas_tex.take(hq), where=solid)
+            packed >>= 2
+            np.copyto(texv[band], packed * np.float32(TEX_STEP), where=solid)
             if shadow is not None:
                 shadow[band] &= ~solid
 
         # ---- objects ----
         spr = self.sprites
         spr.reset()
+        sun = None
+        if light.direct > 0.1 and light.sun_alt > 8.0:
+            cot = 1.0 / math.tan(math.radians(light.sun_alt))
+            sun = (-math.cos(light.az_rel) * cot, -math.sin(light.az_rel) * cot)
         spr.set_camera(self.f, self.cx, self.yh, self.cam_h, cam.u, cam.heading,
-                       cam.curvature)
+                       cam.curvature, sun)
         self._draw_objects(objects, cam, light.night)
         spr.finish()
         n = spr.n
@@ -369,7 +386,8 @@ class Renderer:
         order = np.argsort(-near, kind="stable")
         objs, near = objs[order], near[order]
         typ = objs[:, 2].astype(np.int64)
-        small = (self.f * objs[:, 5] / np.maximum(near, 0.5) < 10.0) & (near > 1.0)
+        px = self.f * objs[:, 5] / np.maximum(near, 0.5)
+        small = (px < np.where((typ >= 6) & (typ <= 11), 12.0, 14.0)) & (near > 1.0)
         # one rectangle per small object: lateral half-width, bottom and top heights
         vehicle = (typ >= 6) & (typ <= 11)
         hw = np.where(vehicle, 0.5 * objs[:, 4], _TINY_HW[typ])
@@ -386,15 +404,22 @@ class Renderer:
         r0 = np.maximum((self.yh + self.f * (self.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
         r1 = np.minimum(np.maximum((self.yh + self.f * (self.cam_h - y0) / dd + 0.5).astype(
             np.int64), r0 + 1), self.H)
-        labels = _TINY_LABEL[typ]
         spr = self.sprites
         buf = spr.buf
-        for i in range(len(objs)):
-            if small[i]:
-                if c0[i] < c1[i] and r0[i] < r1[i]:
-                    pid = spr._part(objs[i, 6:9].astype(np.float32), int(labels[i]),
-                                    float(near[i]), F_BACK)
+        colors = objs[:, 6:9].astype(np.float32)
+        tiny_label = _TINY_LABEL[typ]
+        tiny_label[(typ == 13) & (objs[:, 4] >= 0.8)] = BIKE  # parked bicycles
+        for i, (sm, a0, a1, b0, b1, lab, dn) in enumerate(zip(
+                small.tolist(), r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(),
+                tiny_label.tolist(), near.tolist(), strict=True)):
+            if sm:
+                if b0 < b1 and a0 < a1:
+                    pid = spr._part(colors[i], lab, dn, F_BACK)
                     if pid > 0:
-                        buf[r0[i]:r1[i], c0[i]:c1[i]] = pid
+                        buf[a0:a1, b0:b1] = pid
+                    if lab in (MOTO, BIKE) and a1 - a0 > 1:  # the rider on top
+                        pid = spr._part(colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK)
+                        if pid > 0:
+                            buf[a0:(a0 + a1 + 1) // 2, b0:b1] = pid
             else:
                 draw_object(spr, objs[i], cam, night)

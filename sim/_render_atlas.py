@@ -32,8 +32,12 @@ def variant_of(kind: np.ndarray, style: np.ndarray) -> np.ndarray:
     return v.astype(np.int32)
 
 
-def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes int8 (N_VARIANTS * ATLAS_H * ATLAS_A,), texture float32 of the same length)."""
+TEX_STEP = 1.0 / 24.0  # texture quantum of the packed atlas
+
+
+def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
+    """Packed int16 atlas (N_VARIANTS * ATLAS_H * ATLAS_A,): ``value & 3`` is the code,
+    ``(value >> 2) * TEX_STEP`` the texture (about -1..1)."""
     h = (np.arange(ATLAS_H) + 0.5)[:, None] / ATLAS_RES  # metres
     a = (np.arange(ATLAS_A) + 0.5)[None, :] / ATLAS_RES
     shape = (ATLAS_H, ATLAS_A)
@@ -78,4 +82,5 @@ def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> tuple[np.ndarray
     codes[base + 4] = 1
     tex[base + 4] = 0.6 * fine + 0.4 * n
     codes[base + 5] = 0
-    return codes.reshape(-1), tex.reshape(-1)
+    q = np.clip(np.rint(tex / TEX_STEP), -120, 120).astype(np.int16)
+    return ((q << 2) | codes.astype(np.int16)).reshape(-1)

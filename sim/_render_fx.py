@@ -134,7 +134,16 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
                   is_part: np.ndarray | None, u: np.ndarray, s_row: np.ndarray, light: Light,
                   weather: Weather, cam: CameraState) -> np.ndarray:
     """Shade the id map into the final RGB image (uint8), one colour plane at a time."""
-    from sim._render import G_CURB, G_LITWIN, G_MARK, G_MARK_Y, G_ROAD, G_SIDEWALK, G_SKY
+    from sim._render import (
+        G_CURB,
+        G_LITWIN,
+        G_MARK,
+        G_MARK_Y,
+        G_ROAD,
+        G_SIDEWALK,
+        G_SKY,
+        G_TRACK,
+    )
 
     H, W = r.H, r.W
     wet = weather.wetness / 100.0
@@ -143,6 +152,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     # albedo table for this frame: wet ground is darker; the global tint folded in
     base = r.base_ground
     r.color[G_ROAD] = base[G_ROAD] * (1 - 0.45 * wet)
+    r.color[G_TRACK] = base[G_TRACK] * (1 - 0.5 * wet)
     r.color[G_SIDEWALK] = base[G_SIDEWALK] * (1 - 0.3 * wet)
     r.color[G_CURB] = base[G_CURB] * (1 - 0.3 * wet)
     r.color[G_MARK] = base[G_MARK] * (1 - 0.2 * wet)
@@ -204,6 +214,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     # wet road reflects what stands above it (mirrored about the horizon, softened)
     if wet > 0.02:
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)
+        refl |= gid == G_TRACK
         if is_part is not None:
             refl &= ~is_part
         if refl.any():
@@ -252,4 +263,5 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
                 planes[c] += np.float32(w) * glare
     img = cv2.merge(planes)
     np.clip(img, 0, 255, out=img)
-    return img.astype(np.uint8)
+    # a camera is never perfectly sharp: soften every edge a little
+    return cv2.GaussianBlur(img.astype(np.uint8), (3, 3), 0.55)

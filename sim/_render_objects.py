@@ -12,6 +12,7 @@ import numpy as np
 
 from sim._render_sprites import (
     T_BUSH,
+    T_CLUTTER,
     T_LAMP,
     T_PERSON,
     T_POLE,
@@ -50,5 +51,7 @@ def draw_object(spr: SpriteDrawer, row: np.ndarray, cam: CameraState, night: flo
         spr.lamp(d, u, color, night)
     elif typ == T_SIGN:
         spr.sign(d, u, float(row[9]), facing_ego=u > 0)
+    elif typ == T_CLUTTER:
+        spr.clutter(d, u, float(row[4]), color)
     elif typ == T_TLIGHT:
         spr.traffic_light(d, u, int(row[11]), facing_ego=u > 0, night=night)

@@ -19,6 +19,7 @@ from sim._town import BIKE, BUS, CAR, MOTO, PERSON, POLE, RIDER, TLIGHT, TRAIN, 
 # Object types in the per-frame object table.
 T_TREE, T_BUSH, T_POLE, T_LAMP, T_SIGN, T_TLIGHT = range(6)
 T_CAR, T_TRUCK, T_BUS, T_TRAIN, T_MOTO, T_BIKE, T_PERSON = range(6, 13)
+T_CLUTTER = 13  # street furniture (bins, benches, bollards): Cityscapes void, label 255
 VEHICLE_LABEL = {T_CAR: CAR, T_TRUCK: TRUCK, T_BUS: BUS, T_TRAIN: TRAIN, T_MOTO: MOTO,
                  T_BIKE: BIKE}
 
@@ -50,12 +51,15 @@ class SpriteDrawer:
         self.buf = np.zeros((height, width), np.int32)
         self.shadow = np.zeros((height, width), np.uint8)
         self.has_shadow = False
+        self.sun: tuple[float, float] | None = None
 
     # ----- camera -----
     def set_camera(self, f: float, cx: float, yh: float, cam_h: float, u_ego: float,
-                   heading: float, curv: float) -> None:
+                   heading: float, curv: float, sun: tuple[float, float] | None = None) -> None:
+        """``sun``: ground shadow offset per metre of height (along s, along u), or None."""
         self.f, self.cx, self.yh, self.cam_h = f, cx, yh, cam_h
         self.u_ego, self.hd, self.k = u_ego, heading, curv
+        self.sun = sun
 
     def _x(self, d: float, u: float) -> float:
         X = u - self.u_ego + self.hd * d + 0.5 * self.k * d * d
@@ -185,11 +189,11 @@ class SpriteDrawer:
         px_h = self.f * height / max(d0, 0.4)
         if px_h > 6:
             self._shadow(d, u, length, width)
-        if px_h < 12:  # far away: one block is enough
-            if d0 > 0.4:
-                self.rect(d0, u0, u1, 0.15 * height, height, color, label)
-            else:
-                self.box(d0, d1, u0, u1, 0.2 * height, height, color, label)
+        if px_h < 24 and d0 > 0.4:  # far away: a body and a band of glass are enough
+            self.rect(d0, u0, u1, 0.15 * height, height, color, label)
+            if typ not in (T_MOTO, T_BIKE):
+                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.66 * height, 0.92 * height,
+                          _GLASS, label, depth=d0)
             return
         lights = _TAIL if direction > 0 else _HEAD
         glow = lights * (1.6 * night) if night > 0 else None
@@ -284,13 +288,25 @@ class SpriteDrawer:
         trunk = np.array((85, 65, 45), np.float32)
         self.rect(d, u - 0.16, u + 0.16, 0.0, 0.5 * size, trunk, VEG)
         r = 0.3 * size
+        if self.sun is not None and d < 80.0:  # the canopy's shadow on the ground
+            ds, du = self.sun
+            dc = d + ds * 0.65 * size
+            if dc > 1.0:
+                k = self.f / dc
+                cx = self._x(dc, u + du * 0.65 * size)
+                cy = self._y(dc, 0.0)
+                ry = max(0.5, k * self.cam_h * r / dc)
+                if -k * r < cx < self.W + k * r and cy < self.H + ry:
+                    cv2.ellipse(self.shadow, (int(cx * _SCALE), int(cy * _SCALE)),
+                                (int(k * r * _SCALE), int(ry * _SCALE)), 0, 0, 360, 1, -1,
+                                cv2.LINE_8, _SHIFT)
+                    self.has_shadow = True
         if self.f * size / d < 16:
             self.ellipse(d, u, 0.65 * size, r, 0.34 * size, color, VEG)
             return
         off = math.sin(seed) * 0.25 * r
         self.ellipse(d + 0.1, u + off, 0.68 * size, r, 0.34 * size, color * 0.8, VEG)
-        self.ellipse(d, u - off, 0.6 * size, 0.8 * r, 0.3 * size, color, VEG)
-        self.ellipse(d - 0.1, u + 0.5 * off, 0.78 * size, 0.6 * r, 0.22 * size, color * 1.12,
+        self.ellipse(d - 0.1, u - 0.5 * off, 0.74 * size, 0.7 * r, 0.25 * size, color * 1.1,
                      VEG, F_UP)
 
     def pole(self, d: float, u: float, color: np.ndarray, wooden: bool, with_sign: bool) -> None:
@@ -355,6 +371,21 @@ class SpriteDrawer:
             c = np.array(colors[i], np.float32) * (1.0 if on else 0.25)
             emit = np.array(colors[i], np.float32) * (0.5 + 1.5 * night) if on else None
             self.ellipse(d - 0.02, u, yy, 0.1, 0.1, c, TLIGHT, F_EMIT if on else F_BACK, emit)
+
+    def clutter(self, d: float, u: float, kind: float, color: np.ndarray) -> None:
+        """Street furniture (void label): a bin, a bench, a bollard or a utility box; or a
+        parked bicycle (bicycle label)."""
+        k = int(kind * 5)
+        if k == 4:
+            for du in (-0.55, 0.55):
+                self.ellipse(d, u + du, 0.33, 0.33, 0.33, _TYRE, BIKE)
+            self.rect(d - 0.01, u - 0.5, u + 0.5, 0.55, 0.62, color, BIKE)
+            self.rect(d - 0.01, u - 0.05, u + 0.05, 0.3, 0.95, color, BIKE)
+            return
+        w, h = ((0.3, 0.95), (0.9, 0.5), (0.1, 0.9), (0.35, 1.3))[k]
+        self.rect(d, u - w, u + w, 0.0, h, color, 255)
+        if k == 1:  # bench backrest
+            self.rect(d + 0.2, u - w, u + w, 0.5, 0.9, color * 0.8, 255)
 
     def bush(self, d: float, u: float, size: float, color: np.ndarray) -> None:
         self.ellipse(d, u, 0.45 * size, 0.8 * size, 0.5 * size, color, VEG)

@@ -76,10 +76,10 @@ STYLES: dict[str, TownStyle] = {
         near_height=(9.0, 28.0), far_height=(18.0, 45.0), block_len=(12.0, 40.0),
         intersection_every=(70.0, 140.0), building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
         road_rgb=(88, 86, 90), sidewalk_rgb=(150, 142, 140), terrain_rgb=(110, 130, 70),
-        veg_rgb=(70, 105, 45), trees=4.0, poles=6.0, signs=3.0, parked=5.0,
+        veg_rgb=(70, 105, 45), trees=4.0, poles=4.0, signs=2.5, parked=5.0,
         pedestrians=10.0, riders=2.0,
-        vehicle_mix=((CAR, 0.72), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.06), (TRAIN, 0.02),
-                     (BIKE, 0.05)),
+        vehicle_mix=((CAR, 0.66), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.07), (TRAIN, 0.02),
+                     (BIKE, 0.1)),
     ),
     "suburban": TownStyle(
         name="suburban", lanes_per_dir=1, lane_width=3.5, parking=0.0, median=0.0,

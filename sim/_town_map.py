@@ -19,7 +19,7 @@ from sim._town import (
 )
 
 # Static prop types.
-P_TREE, P_POLE, P_LAMP, P_SIGN, P_TLIGHT, P_PARKED, P_BUSH = range(7)
+P_TREE, P_POLE, P_LAMP, P_SIGN, P_TLIGHT, P_PARKED, P_BUSH, P_CLUTTER = range(8)
 
 CHUNK = 20.0  # metres of props generated at a time
 
@@ -35,9 +35,6 @@ class TownMap:
         self._k_amp = style.curvature * rng.uniform(0.6, 1.0)
         self._k_freq = 2 * np.pi / rng.uniform([350.0, 900.0], [600.0, 1600.0])
         self._k_phase = rng.uniform(0, 2 * np.pi, 2)
-        # Gentle hills: the horizon bobs with the slope change (radians of pitch).
-        self._hill_freq = 2 * np.pi / rng.uniform(250.0, 500.0)
-        self._hill_phase = rng.uniform(0, 2 * np.pi)
         self.blocks = [[Blocks(), Blocks()], [Blocks(), Blocks()]]  # [side][layer]
         # Lateral set-back |u| of each layer's plane, per side (0 left, 1 right).
         lay = self.layout
@@ -57,7 +54,7 @@ class TownMap:
         self._gen_to = -60.0
         self.ensure(-60.0, 400.0)
 
-    # ----- curvature and hills -----
+    # ----- curvature -----
     def curvature(self, s: np.ndarray | float) -> np.ndarray:
         s = np.asarray(s, dtype=np.float64)
         a = self._k_amp
@@ -71,10 +68,6 @@ class TownMap:
         integ = (0.65 * (np.cos(w[0] * s0 + p[0]) - np.cos(w[0] * s1 + p[0])) / w[0]
                  + 0.35 * (np.cos(w[1] * s0 + p[1]) - np.cos(w[1] * s1 + p[1])) / w[1])
         return float(a * integ / length)
-
-    def hill_pitch(self, s: float) -> float:
-        amp = 0.012 if self.style.name in ("rural", "suburban") else 0.006
-        return float(amp * np.sin(self._hill_freq * s + self._hill_phase))
 
     # ----- generation -----
     def _draw_inter_gap(self) -> float:
@@ -150,7 +143,9 @@ class TownMap:
         per = (s1 - s0) / 100.0
         for side in (-1, 1):
             for ptype, rate in ((P_TREE, st.trees), (P_POLE, st.poles), (P_SIGN, st.signs),
-                                (P_PARKED, st.parked), (P_BUSH, st.trees * 0.5)):
+                                (P_PARKED, st.parked),
+                                (P_BUSH, 0.0 if st.name == "urban" else st.trees * 0.5),
+                                (P_CLUTTER, 4.0 if st.sidewalk else 0.0)):
                 for _ in range(int(rng.poisson(rate * per))):
                     s = float(rng.uniform(s0, s1))
                     if self.in_intersection(np.array([s]))[0] and ptype != P_SIGN:
@@ -169,6 +164,12 @@ class TownMap:
                             u = lay.outer + rng.uniform(2.0, 14.0)
                         size = float(rng.uniform(4.0, 11.0))
                         rgb = jitter(rng, st.veg_rgb, 0.2)
+                    elif ptype == P_CLUTTER:  # bins, benches, bollards, boxes: void class
+                        u = kerb + st.verge + st.sidewalk * rng.uniform(0.15, 0.9)
+                        size = float(rng.uniform(0.0, 1.0))
+                        rgb = jitter(rng, [(60, 70, 60), (110, 100, 90), (150, 150, 150),
+                                           (40, 60, 110), (130, 60, 40)][int(rng.integers(5))],
+                                     0.12)
                     elif ptype == P_BUSH:
                         u = lay.outer + rng.uniform(0.5, 8.0)
                         size = float(rng.uniform(0.6, 1.6))

@@ -14,16 +14,36 @@ from typing import Any
 import numpy as np
 
 from sim._render import CameraState, Renderer
-from sim._render_sprites import T_BUSH, T_CAR, T_LAMP, T_POLE, T_SIGN, T_TLIGHT, T_TREE
+from sim._render_sprites import (
+    T_BUSH,
+    T_CAR,
+    T_CLUTTER,
+    T_LAMP,
+    T_POLE,
+    T_SIGN,
+    T_TLIGHT,
+    T_TREE,
+)
 from sim._town import STYLES
-from sim._town_map import P_BUSH, P_LAMP, P_PARKED, P_POLE, P_SIGN, P_TLIGHT, P_TREE, TownMap
+from sim._town_map import (
+    P_BUSH,
+    P_CLUTTER,
+    P_LAMP,
+    P_PARKED,
+    P_POLE,
+    P_SIGN,
+    P_TLIGHT,
+    P_TREE,
+    TownMap,
+)
 from sim._world_config import SUN_ALTITUDE, TIMES_OF_DAY, Weather, WorldConfig, _check_choice
 from sim._world_traffic import Traffic
 
-_PROP_TYPE = np.full(8, T_TREE, np.float64)
-_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 4.2, 1.5, 1.0, 0.0])
+_PROP_TYPE = np.full(9, T_TREE, np.float64)
+_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 4.2, 1.5, 1.0, 1.2])
 for _p, _t in ((P_TREE, T_TREE), (P_POLE, T_POLE), (P_LAMP, T_LAMP), (P_SIGN, T_SIGN),
-               (P_TLIGHT, T_TLIGHT), (P_PARKED, T_CAR), (P_BUSH, T_BUSH)):
+               (P_TLIGHT, T_TLIGHT), (P_PARKED, T_CAR), (P_BUSH, T_BUSH),
+               (P_CLUTTER, T_CLUTTER)):
     _PROP_TYPE[_p] = _t
 
 

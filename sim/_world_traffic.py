@@ -40,9 +40,9 @@ def _dims(rng: np.random.Generator, typ: int) -> tuple[float, float, float]:
         return rng.uniform(11.0, 13.0), 2.5, rng.uniform(3.0, 3.3)
     if typ == T_TRAIN:
         return rng.uniform(22.0, 30.0), 2.6, 3.4
-    if typ == T_MOTO:
-        return 2.1, 0.8, 1.15
-    return 1.8, 0.6, 1.0
+    if typ == T_MOTO:  # heights include the rider
+        return 2.1, 0.8, 1.75
+    return 1.8, 0.6, 1.75
 
 
 class Traffic:
@@ -53,6 +53,7 @@ class Traffic:
         self.town, self.rng, self.level = town, rng, level
         st, lay = town.style, town.layout
         self.lanes = [(u, 1.0) for u in lay.lanes_right] + [(u, -1.0) for u in lay.lanes_left]
+        self.lane_u = np.array([u for u, _ in self.lanes])
         self.cruise = cruise
         # ego
         self.ego_lane = float(lay.lanes_right[int(rng.integers(len(lay.lanes_right)))])
@@ -153,25 +154,25 @@ class Traffic:
         self.y += ds * math.sin(self.yaw)
         # vehicles
         if len(self.veh):
-            acc = np.zeros(len(self.veh))
-            for lane_u, direction in self.lanes:
-                idx = np.nonzero((np.abs(self.veh[:, 1] - lane_u) < 1.6)
-                                 & (self.veh[:, 10] == direction))[0]
-                if len(idx) == 0:
-                    continue
-                pos = self.veh[idx, 0] * direction
-                order = idx[np.argsort(pos)]
-                p = self.veh[order, 0] * direction
-                gaps = np.append(np.diff(p) - 0.5 * (self.veh[order[1:], 3]
-                                                    + self.veh[order[:-1], 3]), np.inf)
-                lead_v = np.append(self.vel[order[1:]], np.inf)
-                if direction > 0:  # the ego is a leader too for cars behind it
-                    ego_gap = self.s - p - 0.5 * (self.veh[order, 3] + EGO_LENGTH)
-                    behind = (ego_gap > -1.0) & (ego_gap < gaps) & (
-                        abs(lane_u - self.ego_lane) < 0.1)
-                    gaps = np.where(behind, np.maximum(ego_gap, 0.1), gaps)
-                    lead_v = np.where(behind, self.v, lead_v)
-                acc[order] = _idm(self.vel[order], self.v0[order], gaps, lead_v)
+            # car following in every lane at once: sort (lane, position along travel), the
+            # ego included as a leader for whoever drives behind it
+            n = len(self.veh)
+            veh = self.veh
+            key = np.abs(veh[:, 1:2] - self.lane_u[None, :]).argmin(axis=1)
+            key = np.append(key, int(np.abs(self.u - self.lane_u).argmin()))
+            key = np.where(np.append(veh[:, 10], 1.0) > 0, key, key + 100)
+            direction = np.append(veh[:, 10], 1.0)
+            pos = np.append(veh[:, 0], self.s) * direction
+            length = np.append(veh[:, 3], EGO_LENGTH)
+            vel = np.append(self.vel, self.v)
+            order = np.lexsort((pos, key))
+            same = key[order][1:] == key[order][:-1]
+            gap_sorted = np.diff(pos[order]) - 0.5 * (length[order][1:] + length[order][:-1])
+            gaps = np.full(n + 1, np.inf)
+            lead = np.full(n + 1, np.inf)
+            gaps[order[:-1]] = np.where(same, gap_sorted, np.inf)
+            lead[order[:-1]] = np.where(same, vel[order][1:], np.inf)
+            acc = _idm(self.vel, self.v0, gaps[:n], lead[:n])
             self.vel = np.maximum(0.0, self.vel + acc * dt)
             self.veh[:, 0] += self.veh[:, 10] * self.vel * dt
             self.veh[:, 11] += self.vel * dt
