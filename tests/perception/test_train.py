@@ -130,7 +130,7 @@ def test_images_to_tensor_conversions():
     ],
 )
 def test_train_config_validation_names_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{field}"):
         perception.TrainConfig(**kwargs)
 
 
@@ -139,3 +139,29 @@ def test_train_rejects_bad_arguments():
         perception.train("test_bn", _toy_batches(1), config={"steps": 1})
     with pytest.raises(ValueError, match="unknown model"):
         perception.train("nope", _toy_batches(1), progress=False)
+
+
+def test_class_weights_weight_the_loss_per_pixel_class():
+    images, labels = _toy_batches(1, seed=3)[0]
+    weights = [0.0] * 19
+    weights[8] = 2.0  # only class 8 (green) pixels count
+    cfg = perception.TrainConfig(steps=1, crop=None, hflip=False, seed=5, class_weights=weights)
+    res = perception.train("test_bn", [(images, labels)], cfg, progress=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        fresh = perception.create_model("test_bn")
+    logits = fresh(perception.images_to_tensor(images))
+    y = torch.from_numpy(labels).long()
+    per_pixel = torch.nn.functional.cross_entropy(logits, y, ignore_index=255, reduction="none")
+    expected = per_pixel[y == 8].mean().item()
+    assert res.history[0]["loss"] == pytest.approx(expected, rel=1e-5)
+    assert res.meta["train_config"]["class_weights"] == weights
+    with pytest.raises(ValueError, match="class_weights has 3 entries"):
+        perception.train(
+            "test_bn",
+            [(images, labels)],
+            perception.TrainConfig(class_weights=(1, 1, 1)),
+            progress=False,
+        )
+    with pytest.raises(ValueError, match=r"TrainConfig\.class_weights"):
+        perception.TrainConfig(class_weights=(1.0, -1.0))

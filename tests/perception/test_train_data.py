@@ -70,3 +70,15 @@ def test_train_default_writes_a_checkpoint_with_source_metadata(tmp_path):
     assert meta["total_seconds"] >= 0 and res.path == out
     with pytest.raises(ValueError, match="unknown model"):
         td.train_default(tmp_path / "x.pt", model="nope", quiet=True)
+
+
+def test_balanced_class_weights_follow_inverse_sqrt_frequency():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1 + [255] * 5, dtype=np.uint8)
+    w = td.balanced_class_weights(labels, num_classes=4, power=0.5, max_weight=100.0)
+    freq = np.array([0.9, 0.09, 0.01])
+    raw = freq**-0.5
+    expected = raw / (freq * raw).sum()
+    assert w[:3] == pytest.approx(tuple(expected), abs=1e-4)
+    assert w[3] == 0.0  # absent class
+    capped = td.balanced_class_weights(labels, num_classes=4, power=0.5, max_weight=2.0)
+    assert max(capped) == 2.0
