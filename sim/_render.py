@@ -130,9 +130,8 @@ class Renderer:
         self.texamp[NG:NG + 2 * W] = 0.28
         self.texamp[NG + 2 * W:] = 0.14
         self.col_ids = [NG + np.arange(W, dtype=np.int32), NG + W + np.arange(W, dtype=np.int32)]
-        self._luts: dict[int, np.ndarray] = {}
-        self._lut_all = np.zeros(0, np.int32)
-        self._kind_lookup = np.zeros(128, np.int32)
+        self._lut_all = np.zeros(128 * LUT_LEN, np.uint8)  # ground id by (row kind, |u|)
+        self._kind_known = np.zeros(128, bool)
 
     # ------------------------------------------------------------------
     def _ground_lut(self, kind: int) -> np.ndarray:
@@ -181,17 +180,13 @@ class Renderer:
         return self.town.style.name in ("suburban", "rural")
 
     def _lut_offsets(self, kinds: np.ndarray) -> np.ndarray:
-        """Offsets into the concatenated lookup table for each row's kind (built lazily)."""
-        new = [int(k) for k in np.unique(kinds) if int(k) not in self._luts]
-        if new:
-            for k in new:
-                self._luts[k] = self._ground_lut(k)
-            order = sorted(self._luts)
-            self._lut_all = np.concatenate([self._luts[k] for k in order])
-            self._kind_lookup = np.zeros(128, np.int32)
-            for i, k in enumerate(order):
-                self._kind_lookup[k] = i * LUT_LEN
-        return self._kind_lookup[kinds]
+        """Offsets into the lookup table for each row's kind (tables filled lazily)."""
+        if not self._kind_known[kinds].all():
+            for k in np.unique(kinds).tolist():
+                if not self._kind_known[k]:
+                    self._lut_all[k * LUT_LEN:(k + 1) * LUT_LEN] = self._ground_lut(k)
+                    self._kind_known[k] = True
+        return (kinds * LUT_LEN).astype(np.int32)
 
     def _layer_hits(self, cam: CameraState) -> tuple[np.ndarray, np.ndarray]:
         """Per layer and column: depth of the first hit with the layer's planes (left or
@@ -243,7 +238,7 @@ class Renderer:
         offs = self._lut_offsets(kinds)
         q = np.minimum((np.abs(u) * LUT_RES).astype(np.int32), LUT_LEN - 1)
         q += offs[:, None]
-        gid = self._lut_all.take(q)
+        gid = self._lut_all.take(q).astype(np.int32)
         gid[~ground] = G_SKY
         depth = self.depth0.copy()
         tbase = (((s_row * 3.0).astype(np.int64) & 255) * 256).astype(np.int32)
@@ -409,17 +404,22 @@ class Renderer:
         colors = objs[:, 6:9].astype(np.float32)
         tiny_label = _TINY_LABEL[typ]
         tiny_label[(typ == 13) & (objs[:, 4] >= 0.8)] = BIKE  # parked bicycles
-        for i, (sm, a0, a1, b0, b1, lab, dn) in enumerate(zip(
-                small.tolist(), r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(),
-                tiny_label.tolist(), near.tolist(), strict=True)):
+        # small objects that cover no pixel are skipped; the rest keep the painter's order
+        small_ok = small & (c0 < c1) & (r0 < r1)
+        draw_big = ~small
+        rows = spr._rows
+        for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(zip(
+                small_ok.tolist(), draw_big.tolist(), r0.tolist(), r1.tolist(), c0.tolist(),
+                c1.tolist(), tiny_label.tolist(), near.tolist(), strict=True)):
             if sm:
-                if b0 < b1 and a0 < a1:
-                    pid = spr._part(colors[i], lab, dn, F_BACK)
-                    if pid > 0:
-                        buf[a0:a1, b0:b1] = pid
-                    if lab in (MOTO, BIKE) and a1 - a0 > 1:  # the rider on top
-                        pid = spr._part(colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK)
-                        if pid > 0:
-                            buf[a0:(a0 + a1 + 1) // 2, b0:b1] = pid
-            else:
+                if spr.n >= MAX_PARTS - 3:
+                    continue
+                rows.append((colors[i], lab, dn, F_BACK))
+                spr.n += 1
+                buf[a0:a1, b0:b1] = spr.n
+                if (lab == MOTO or lab == BIKE) and a1 - a0 > 1:  # the rider on top
+                    rows.append((colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK))
+                    spr.n += 1
+                    buf[a0:(a0 + a1 + 1) // 2, b0:b1] = spr.n
+            elif big:
                 draw_object(spr, objs[i], cam, night)

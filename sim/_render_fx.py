@@ -7,6 +7,7 @@ beta is a faint constant haze (atmospheric perspective, always present) plus
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,21 +45,16 @@ class Light:
     airlight: np.ndarray
 
 
-def frame_lighting(weather: Weather, yaw: float) -> Light:
-    """Sun, sky and ambient light for the current weather and heading."""
-    alt = float(weather.sun_altitude_deg if weather.sun_altitude_deg is not None else 55.0)
-    cloud = weather.cloudiness / 100.0
+@functools.lru_cache(maxsize=64)
+def _sky_light(alt: float, cloud: float) -> tuple:
+    """Everything about the light that does not depend on the heading (cached)."""
     daylight = float(np.clip((alt + 6.0) / 14.0, 0.0, 1.0))
     night = float(np.clip((8.0 - alt) / 14.0, 0.0, 1.0))
     sin_alt = max(math.sin(math.radians(alt)), 0.0)
     cos_alt = math.cos(math.radians(alt))
     direct = 0.85 * daylight * math.sqrt(sin_alt) * (1.0 - 0.85 * cloud)
     ambient = 0.05 + 0.5 * daylight * (1.0 - 0.25 * cloud)
-    az = math.radians(weather.sun_azimuth_deg) - yaw
     amb_f = np.array([1.0, 0.85, 0.85, 0.9, 0.9], np.float32) * ambient
-    dir_f = np.array([sin_alt, cos_alt * max(0.0, -math.sin(az)),
-                      cos_alt * max(0.0, math.sin(az)), cos_alt * max(0.0, -math.cos(az)),
-                      cos_alt * max(0.0, -math.cos(az))], np.float32) * direct
     warm = float(np.clip(alt / 25.0, 0.0, 1.0))
     tint = np.array([1.0, 0.88 + 0.12 * warm, 0.74 + 0.26 * warm], np.float32)
     tint = _lerp((0.75, 0.85, 1.15), tint, daylight)
@@ -68,6 +64,21 @@ def frame_lighting(weather: Weather, yaw: float) -> Light:
     grey = _lerp((20, 22, 26), (168, 172, 178), daylight) * (1.0 - 0.3 * cloud)
     zen = _lerp(zen, grey * 0.9, cloud * 0.9)
     hor = _lerp(hor, grey, cloud * 0.8)
+    for arr in (amb_f, tint, zen, hor):
+        arr.setflags(write=False)
+    return daylight, night, sin_alt, cos_alt, direct, ambient, amb_f, tint, zen, hor
+
+
+def frame_lighting(weather: Weather, yaw: float) -> Light:
+    """Sun, sky and ambient light for the current weather and heading."""
+    alt = float(weather.sun_altitude_deg if weather.sun_altitude_deg is not None else 55.0)
+    cloud = weather.cloudiness / 100.0
+    daylight, night, sin_alt, cos_alt, direct, ambient, amb_f, tint, zen, hor = _sky_light(
+        alt, cloud)
+    az = math.radians(weather.sun_azimuth_deg) - yaw
+    dir_f = np.array([sin_alt, cos_alt * max(0.0, -math.sin(az)),
+                      cos_alt * max(0.0, math.sin(az)), cos_alt * max(0.0, -math.cos(az)),
+                      cos_alt * max(0.0, -math.cos(az))], np.float32) * direct
     return Light(alt, az, daylight, night, direct, ambient, amb_f, dir_f, tint, zen, hor,
                  hor.copy())
 
@@ -90,8 +101,9 @@ def _cache(r: Any) -> _FxCache:
 
 
 def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
-         rows: int) -> list[np.ndarray]:
-    """Sky planes for the top ``rows`` rows: vertical gradient plus perspective clouds."""
+         rows: int, mask: np.ndarray) -> list[np.ndarray]:
+    """Sky colour (three planes, one value per pixel of ``mask``) in the top ``rows`` rows:
+    a vertical gradient plus perspective clouds."""
     cache = _cache(r)
     W = r.W
     key = (rows, float(light.sun_alt), weather.cloudiness)
@@ -100,8 +112,7 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
         el = np.maximum((yh - y) / r.f, 0.0)
         w = np.clip(el / 0.6, 0.0, 1.0) ** 0.7
         grad = light.horizon[None, :] * (1 - w[:, None]) + light.zenith[None, :] * w[:, None]
-        cache.sky_grad = [np.broadcast_to(grad[:, None, c], (rows, W)).astype(np.float32)
-                          for c in range(3)]
+        cache.sky_grad = [grad[:, c].astype(np.float32) for c in range(3)]
         # clouds on a plane 1 km up, so they recede towards the horizon
         dist = 1000.0 / np.maximum(el, 0.03)
         ang = np.arctan(r.a)
@@ -109,11 +120,14 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
         cache.cloud_v = (dist[:, None] * np.cos(ang)[None, :] / 40.0).astype(np.float32)
         cache.cloud_fade = (np.clip(el / 0.05, 0.0, 1.0) * 0.7 + 0.3).astype(np.float32)
         cache.sky_key = key
-    planes = [g.copy() for g in cache.sky_grad]
+    fi = np.flatnonzero(mask)
+    row = fi // W
+    planes = [g.take(row) for g in cache.sky_grad]
     cloud = weather.cloudiness / 100.0
     if cloud > 0.05:
-        cu = (cache.cloud_u + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)).astype(np.int32)
-        cv = (cache.cloud_v + np.float32(cam.time * 0.5)).astype(np.int32)
+        cu = (cache.cloud_u.ravel().take(fi) + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)
+              ).astype(np.int32)
+        cv = (cache.cloud_v.ravel().take(fi) + np.float32(cam.time * 0.5)).astype(np.int32)
         cu &= 255
         cv &= 255
         cv *= 256
@@ -122,7 +136,7 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
         n += np.float32(1.0 - 2.0 * (1.0 - cloud))
         n *= 2.0
         np.clip(n, 0.0, 1.0, out=n)
-        n *= cache.cloud_fade[:, None]
+        n *= cache.cloud_fade.take(row)
         ccol = _lerp((30, 32, 38), (232, 232, 236), light.daylight) * (1.0 - 0.45 * cloud)
         for c in range(3):
             planes[c] += (np.float32(ccol[c]) - planes[c]) * n
@@ -160,10 +174,10 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     lumtab = light.amb_f[r.facing] + light.dir_f[r.facing]
     lum = lumtab.take(gid)
     if shadow is not None:
-        lum -= shadow * np.float32(0.92 * light.dir_f[0])
+        np.subtract(lum, np.float32(0.92 * light.dir_f[0]), out=lum, where=shadow)
     lum *= 1.0 + r.texamp.take(gid) * texv
     if contact is not None:
-        lum *= 1.0 - 0.55 * contact
+        np.multiply(lum, 1.0 - 0.55, out=lum, where=contact, dtype=np.float64, casting="unsafe")
     sky = gid == G_SKY
     tint = light.tint
     if night > 0.0:
@@ -208,9 +222,9 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     if top > 0:
         sky_top = sky[:top]
         if sky_top.any():
-            sky_img = _sky(r, light, weather, cam, r.yh, top)
+            sky_vals = _sky(r, light, weather, cam, r.yh, top, sky_top)
             for c in range(3):
-                np.copyto(planes[c][:top], sky_img[c], where=sky_top)
+                planes[c][:top][sky_top] = sky_vals[c]
     # wet road reflects what stands above it (mirrored about the horizon, softened)
     if wet > 0.02:
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)

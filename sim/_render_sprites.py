@@ -48,6 +48,7 @@ class SpriteDrawer:
         self.emit = np.zeros((MAX_PARTS, 3), np.float32)
         self.n = 0
         self._rows: list[tuple] = []
+        self._emits: list[tuple[int, np.ndarray]] = []
         self.buf = np.zeros((height, width), np.int32)
         self.shadow = np.zeros((height, width), np.uint8)
         self.has_shadow = False
@@ -72,6 +73,7 @@ class SpriteDrawer:
     def reset(self) -> None:
         self.n = 0
         self._rows: list[tuple] = []
+        self._emits: list[tuple[int, np.ndarray]] = []
         self.buf.fill(0)
         if self.has_shadow:
             self.shadow.fill(0)
@@ -81,7 +83,9 @@ class SpriteDrawer:
               emit: np.ndarray | None = None) -> int:
         if self.n >= MAX_PARTS - 1:
             return -1
-        self._rows.append((color, label, depth, facing, emit))
+        self._rows.append((color, label, depth, facing))
+        if emit is not None:
+            self._emits.append((self.n, emit))
         self.n += 1
         return self.n  # 0 marks "no part" in the buffer
 
@@ -96,9 +100,8 @@ class SpriteDrawer:
         self.depth[:n] = [r[2] for r in rows]
         self.facing[:n] = [r[3] for r in rows]
         self.emit[:n] = 0.0
-        for i, r in enumerate(rows):
-            if r[4] is not None:
-                self.emit[i] = r[4]
+        for i, e in self._emits:
+            self.emit[i] = e
 
     def rect(self, d: float, u0: float, u1: float, y0: float, y1: float, color: np.ndarray,
              label: int, facing: int = F_BACK, emit: np.ndarray | None = None,
@@ -126,7 +129,9 @@ class SpriteDrawer:
             r1 = self.H
         if c0 >= c1 or r0 >= r1 or self.n >= MAX_PARTS - 1:
             return
-        self._rows.append((color, label, d if depth is None else depth, facing, emit))
+        self._rows.append((color, label, d if depth is None else depth, facing))
+        if emit is not None:
+            self._emits.append((self.n, emit))
         self.n += 1
         self.buf[r0:r1, c0:c1] = self.n
 
