@@ -43,6 +43,9 @@ class TrainConfig:
     val_every: int = 0  # 0: validate once, at the end
     #: Per-class loss weights (one per class) or None for plain cross-entropy.
     class_weights: tuple[float, ...] | None = None
+    #: Online hard-example mining: average the loss over this fraction of the hardest labelled
+    #: pixels only (1.0: all pixels). Helps thin and small classes that plain averaging drowns.
+    hard_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "warmup_steps", "val_every", "seed"):
@@ -62,6 +65,10 @@ class TrainConfig:
                     f"TrainConfig.crop must be None or (height, width) ints; got {self.crop!r}"
                 )
             object.__setattr__(self, "crop", tuple(self.crop))
+        if not isinstance(self.hard_fraction, (int, float)) or not 0 < self.hard_fraction <= 1:
+            raise ValueError(
+                f"TrainConfig.hard_fraction must be in (0, 1]; got {self.hard_fraction!r}"
+            )
         if self.class_weights is not None:
             w = tuple(float(v) for v in self.class_weights)
             if not w or not all(math.isfinite(v) and v >= 0 for v in w):
@@ -126,6 +133,21 @@ def _augment(
         x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
         y = torch.where(flip.view(n, 1, 1), y.flip(-1), y)
     return x, y
+
+
+def _loss(
+    logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, hard_fraction: float
+) -> torch.Tensor:
+    if hard_fraction >= 1.0:
+        return F.cross_entropy(logits, y, weight=weight, ignore_index=IGNORE_INDEX)
+    per_pixel = F.cross_entropy(
+        logits, y, weight=weight, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    valid = per_pixel[y != IGNORE_INDEX]
+    if valid.numel() == 0:
+        return per_pixel.sum() * 0.0
+    k = max(1, round(hard_fraction * valid.numel()))
+    return valid.topk(k, sorted=False).values.mean()
 
 
 @torch.inference_mode()
@@ -221,7 +243,7 @@ def train(
         if input_size is None:
             input_size = [int(x.shape[-2]), int(x.shape[-1])]
         x, y = _augment(x, y, cfg, gen)
-        loss = F.cross_entropy(model(x), y, weight=weight, ignore_index=IGNORE_INDEX)
+        loss = _loss(model(x), y, weight, cfg.hard_fraction)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -165,3 +165,22 @@ def test_class_weights_weight_the_loss_per_pixel_class():
         )
     with pytest.raises(ValueError, match=r"TrainConfig\.class_weights"):
         perception.TrainConfig(class_weights=(1.0, -1.0))
+
+
+def test_hard_fraction_averages_only_the_hardest_pixels():
+    images, labels = _toy_batches(1, seed=4)[0]
+    cfg = perception.TrainConfig(steps=1, crop=None, hflip=False, seed=2, hard_fraction=0.1)
+    res = perception.train("test_bn", [(images, labels)], cfg, progress=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        fresh = perception.create_model("test_bn")
+    y = torch.from_numpy(labels).long()
+    per_pixel = torch.nn.functional.cross_entropy(
+        fresh(perception.images_to_tensor(images)), y, ignore_index=255, reduction="none"
+    )
+    valid = sorted(per_pixel[y != 255].tolist(), reverse=True)
+    k = round(0.1 * len(valid))
+    assert res.history[0]["loss"] == pytest.approx(sum(valid[:k]) / k, rel=1e-5)
+    assert res.history[0]["loss"] > sum(valid) / len(valid)
+    with pytest.raises(ValueError, match=r"TrainConfig\.hard_fraction"):
+        perception.TrainConfig(hard_fraction=0.0)
