@@ -29,9 +29,11 @@ from sim._render_tex import tileable_noise
 from sim._town import (
     BIKE,
     BUILDING,
+    K_BUILDING,
     K_HEDGE,
     K_NONE,
     K_TREES,
+    K_WALL,
     KIND_LABEL,
     MOTO,
     RIDER,
@@ -215,6 +217,93 @@ class Renderer:
         best = np.where(best < ZMAX, best, np.inf)
         return best, side
 
+    def _layer_columns(self, cam: CameraState, layer: int, z: np.ndarray,
+                       side: np.ndarray) -> dict | None:
+        """Per-column facts of one layer: depth, block properties, covered rows."""
+        town = self.town
+        hit = np.isfinite(z)
+        if not hit.any():
+            return None
+        zc = np.where(hit, z, ZMAX)
+        s_hit = cam.s + zc
+        bl, br = town.blocks[0][layer], town.blocks[1][layer]
+        idx_l, idx_r = bl.lookup(s_hit), br.lookup(s_hit)
+        right = side == 1
+        kind = np.where(right, br.kind[idx_r], bl.kind[idx_l])
+        top = np.where(right, br.height[idx_r], bl.height[idx_l]).astype(np.float64)
+        rgb = np.where(right[:, None], br.rgb[idx_r], bl.rgb[idx_l])
+        bstart = np.where(right, br.start[idx_r], bl.start[idx_l])
+        style = np.where(right, br.seed[idx_r], bl.seed[idx_l]).astype(np.int64)
+        if layer == 0:
+            top = np.where(town.in_intersection(s_hit), 0.0, top)
+        n1 = self.tex1d[(s_hit * 2.0).astype(np.int64) & 255]
+        top = np.where(kind == K_TREES, top * (0.72 + 0.28 * n1), top)
+        top = np.where(kind == K_HEDGE, top * (0.9 + 0.1 * n1), top)
+        top = np.where(hit & (kind != K_NONE), top, 0.0)
+        if not (top > 0).any():
+            return None
+        # rows between the layer's base (height 0) and its top, column by column
+        y_lo = self.yh - 0.5 + self.f * (self.cam_h - top) / zc
+        y_hi = self.yh - 0.5 + self.f * self.cam_h / zc
+        y_lo = np.where(top > 0, y_lo, 1e9).astype(np.float32)
+        y_hi = np.where(top > 0, y_hi, -1e9).astype(np.float32)
+        full = (top > 0) & ((kind == K_BUILDING) | (kind == K_WALL) | (kind == K_HEDGE)
+                            | (kind == K_TREES))
+        return {"zc": zc, "s_hit": s_hit, "kind": kind, "right": right, "rgb": rgb,
+                "bstart": bstart, "style": style, "y_lo": y_lo, "y_hi": y_hi, "full": full}
+
+    def _paint_layer(self, layer: int, c: dict, depth: np.ndarray, gid: np.ndarray,
+                     texv: np.ndarray, shadow: np.ndarray | None) -> None:
+        """Write a layer's solid pixels (windows, fences' gaps, texture) into the buffers."""
+        H, W = self.H, self.W
+        y_lo, y_hi = c["y_lo"], c["y_hi"]
+        ra = int(max(0, math.floor(float(y_lo.min()))))
+        rb = int(min(H, math.ceil(float(y_hi.max())) + 1))
+        if rb <= ra:
+            return
+        kind = c["kind"]
+        sl = slice(NG + layer * W, NG + (layer + 1) * W)
+        self.color[sl] = c["rgb"]
+        self.label[sl] = _KIND_LABEL[kind]
+        self.facing[sl] = np.where(c["right"], F_LEFT, F_RIGHT)
+        band = slice(ra, rb)  # only the rows the layer can cover ...
+        vis = y_lo < 1e8
+        cols: slice | np.ndarray = slice(None)
+        if vis.sum() < 0.75 * W:  # ... and only the columns where it can show
+            cols = np.flatnonzero(vis)
+            y_lo, y_hi = y_lo[cols], y_hi[cols]
+        zc32 = c["zc"][cols].astype(np.float32)
+        rows = self.rows_f[band]
+        solid = (rows > y_lo[None, :]) & (rows <= y_hi[None, :])
+        hp = self.cam_h - self.b32[band, None] * zc32[None, :]
+        hq = (hp * ATLAS_RES).astype(np.int32)
+        np.clip(hq, 0, ATLAS_H - 1, out=hq)
+        along = ((c["s_hit"][cols] - c["bstart"][cols]) * ATLAS_RES).astype(np.int64) % ATLAS_A
+        colterm = (variant_of(kind[cols], c["style"][cols]) * (ATLAS_H * ATLAS_A)
+                   + along).astype(np.int32)
+        hq *= ATLAS_A
+        hq += colterm[None, :]
+        packed = self.atlas.take(hq)
+        code = packed & 3
+        solid &= code > 0
+        view = isinstance(cols, slice)
+        d_sub, g_sub, t_sub = depth[band, cols], gid[band, cols], texv[band, cols]
+        np.copyto(d_sub, np.broadcast_to(zc32[None, :], solid.shape), where=solid)
+        np.copyto(g_sub, self.col_ids[layer][cols][None, :], where=solid)
+        code += G_WINDOW - 2  # windows (2, 3) become G_WINDOW, G_LITWIN
+        np.copyto(g_sub, code, where=solid & (code >= G_WINDOW))
+        packed >>= 2
+        np.copyto(t_sub, packed * np.float32(TEX_STEP), where=solid)
+        if not view:
+            depth[band, cols] = d_sub
+            gid[band, cols] = g_sub
+            texv[band, cols] = t_sub
+        if shadow is not None:
+            if view:
+                shadow[band] &= ~solid
+            else:
+                shadow[band, cols] &= ~solid
+
     def render(self, cam: CameraState, weather: Weather,
                objects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         H, W, town = self.H, self.W, self.town
@@ -266,65 +355,18 @@ class Renderer:
                 shadow = sh if shadow is None else shadow | sh
 
         # ---- vertical layers, far then near (a near hit is never behind a far one) ----
-        rows = self.rows_f
         hits, sides = self._layer_hits(cam)
+        cols = [self._layer_columns(cam, layer, hits[layer], sides[layer]) for layer in (0, 1)]
+        near, far = cols
+        if near is not None and far is not None:
+            # far columns wholly hidden behind a solid near façade need no pixel work
+            hidden = near["full"] & (near["y_lo"] <= far["y_lo"])
+            far["y_lo"] = np.where(hidden, np.float32(1e9), far["y_lo"])
+            far["y_hi"] = np.where(hidden, np.float32(-1e9), far["y_hi"])
         for layer in (1, 0):
-            z, side = hits[layer], sides[layer]
-            hit = np.isfinite(z)
-            if not hit.any():
-                continue
-            zc = np.where(hit, z, ZMAX)
-            s_hit = cam.s + zc
-            bl, br = town.blocks[0][layer], town.blocks[1][layer]
-            idx_l, idx_r = bl.lookup(s_hit), br.lookup(s_hit)
-            right = side == 1
-            kind = np.where(right, br.kind[idx_r], bl.kind[idx_l])
-            top = np.where(right, br.height[idx_r], bl.height[idx_l]).astype(np.float64)
-            rgb = np.where(right[:, None], br.rgb[idx_r], bl.rgb[idx_l])
-            bstart = np.where(right, br.start[idx_r], bl.start[idx_l])
-            style = np.where(right, br.seed[idx_r], bl.seed[idx_l]).astype(np.int64)
-            if layer == 0:
-                top = np.where(town.in_intersection(s_hit), 0.0, top)
-            n1 = self.tex1d[(s_hit * 2.0).astype(np.int64) & 255]
-            top = np.where(kind == K_TREES, top * (0.72 + 0.28 * n1), top)
-            top = np.where(kind == K_HEDGE, top * (0.9 + 0.1 * n1), top)
-            top = np.where(hit & (kind != K_NONE), top, 0.0)
-            if not (top > 0).any():
-                continue
-            # rows between the layer's base (height 0) and its top, column by column
-            y_lo = self.yh - 0.5 + self.f * (self.cam_h - top) / zc
-            y_hi = self.yh - 0.5 + self.f * self.cam_h / zc
-            y_lo = np.where(top > 0, y_lo, 1e9).astype(np.float32)
-            y_hi = np.where(top > 0, y_hi, -1e9).astype(np.float32)
-            ra = int(max(0, math.floor(float(y_lo.min()))))
-            rb = int(min(H, math.ceil(float(y_hi.max())) + 1))
-            if rb <= ra:
-                continue
-            band = slice(ra, rb)  # only the rows the layer can cover
-            solid = (rows[band] > y_lo[None, :]) & (rows[band] <= y_hi[None, :])
-            zc32 = zc.astype(np.float32)
-            hp = self.cam_h - self.b32[band, None] * zc32[None, :]
-            hq = (hp * ATLAS_RES).astype(np.int32)
-            np.clip(hq, 0, ATLAS_H - 1, out=hq)
-            along = ((s_hit - bstart) * ATLAS_RES).astype(np.int64) % ATLAS_A
-            colterm = (variant_of(kind, style) * (ATLAS_H * ATLAS_A) + along).astype(np.int32)
-            hq *= ATLAS_A
-            hq += colterm[None, :]
-            packed = self.atlas.take(hq)
-            code = packed & 3
-            solid &= code > 0
-            sl = slice(NG + layer * W, NG + (layer + 1) * W)
-            self.color[sl] = rgb
-            self.label[sl] = _KIND_LABEL[kind]
-            self.facing[sl] = np.where(right, F_LEFT, F_RIGHT)
-            np.copyto(depth[band], np.broadcast_to(zc32[None, :], solid.shape), where=solid)
-            np.copyto(gid[band], self.col_ids[layer][None, :], where=solid)
-            code += G_WINDOW - 2  # windows (2, 3) become G_WINDOW, G_LITWIN
-            np.copyto(gid[band], code, where=solid & (code >= G_WINDOW))
-            packed >>= 2
-            np.copyto(texv[band], packed * np.float32(TEX_STEP), where=solid)
-            if shadow is not None:
-                shadow[band] &= ~solid
+            c = cols[layer]
+            if c is not None:
+                self._paint_layer(layer, c, depth, gid, texv, shadow)
 
         # ---- objects ----
         spr = self.sprites
