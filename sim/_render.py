@@ -401,6 +401,7 @@ class Renderer:
             contact &= gid < G_SKY
             if is_part is not None:
                 contact &= ~is_part
+        gid = gid.astype(np.intp)  # native indices make every table lookup below faster
         labels = self.label.take(gid)
         img = apply_effects(self, gid, depth, texv, shadow, contact, is_part, u, s_row,
                             light, weather, cam)
