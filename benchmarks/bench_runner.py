@@ -99,6 +99,11 @@ def overhead(frames: int, model_name: str | None) -> None:
     init_worker(1)
     methods = ["source", "bn", "tent"]
     sc = validate_scenario(grid(frames, methods, CORRUPTIONS, model_name))
+    # Warm-up: pay one-time imports (torch.optim pulls in torch._dynamo, ~2 s) before timing,
+    # as the model-alone timings below are warm too.
+    import perception
+
+    perception.create_adapter("tent", perception.create_model("test_bn"))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = run_scenario(sc, Path(tmp) / "run", workers=1, quiet=True)

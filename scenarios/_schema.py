@@ -211,16 +211,17 @@ def describe_bundled() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- loading
 def _resolve_source(source: str | Path) -> Path:
+    """An existing file wins; then a bundled name; then the right 'not found' message."""
     s = str(source)
     path = Path(s)
-    looks_like_path = path.suffix in (".yaml", ".yml") or "/" in s or "\\" in s or path.exists()
-    if looks_like_path:
-        if not path.is_file():
-            raise ScenarioError(f"{s}: scenario: no such file")
+    if path.is_file():
         return path
     bundled = bundled_scenarios()
     if s in bundled:
         return bundled[s]
+    if path.suffix in (".yaml", ".yml") or "/" in s or "\\" in s or path.exists():
+        what = "is a folder, not a scenario file" if path.is_dir() else "no such file"
+        raise ScenarioError(f"{s}: scenario: {what}")
     close = difflib.get_close_matches(s, list(bundled), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ScenarioError(

@@ -173,3 +173,11 @@ def test_console_script_bad_input_is_one_line_in_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_the_saved_scenario_resumes_its_own_folder(run_dir, capsys):
+    before = ResultsStore(run_dir).cells()
+    code = main(["run", str(run_dir / "scenario.yaml"), "--out", str(run_dir), "--quiet",
+                 "--no-report", "--workers", "1"])  # fmt: skip
+    assert code == 0
+    assert ResultsStore(run_dir).cells() == before  # nothing recomputed, nothing duplicated

@@ -232,3 +232,51 @@ def test_expand_cells_counts_and_unique_ids():
     assert sum(c["corruption"] == "clean" for c in cells) == 3 * 2
     no_clean = validate_scenario(tiny(include_clean=False))
     assert all(c["corruption"] != "clean" for c in expand_cells(no_clean))
+
+
+def _entropy_by_frame(store, cell_id):
+    return [round(f["entropy"], 6) for f in store.frames(cell_id)]
+
+
+def test_continual_schedule_carries_one_adapter_and_stores_segments(tmp_path):
+    sc = validate_scenario(tiny(
+        methods=[f"{HELPERS}:CountingAdapter", "tent"], corruptions=["contrast"],
+        schedule={"kind": "continual", "corruptions": ["gaussian_noise", "contrast"],
+                  "severity": 4},
+    ))  # fmt: skip
+    assert run_scenario(sc, tmp_path / "run", workers=1, quiet=True).ok
+    store = ResultsStore(tmp_path / "run")
+    cells = {(c["method"], c["corruption"]): c for c in store.cells()}
+    cont = cells[(f"{HELPERS}:CountingAdapter", "continual")]
+    assert cont["schedule"] == "continual" and cont["severity"] == 4
+    segs = store.segments(cont["cell_id"])
+    assert [(s["start_frame"], s["stop_frame"], s["corruption"]) for s in segs] == [
+        (0, 3, "gaussian_noise"), (3, 6, "contrast")]  # fmt: skip
+    # one adapter across the stream: confidence keeps growing over both segments (2 batches)
+    ent = _entropy_by_frame(store, cont["cell_id"])
+    assert ent[0] == ent[1] == ent[2] > ent[3] == ent[4] == ent[5]
+    assert ent[0] == pytest.approx(np.log(19), abs=1e-5)
+    # every static cell starts from a fresh adapter
+    static = cells[(f"{HELPERS}:CountingAdapter", "contrast")]
+    assert _entropy_by_frame(store, static["cell_id"]) == ent
+    assert store.segments(static["cell_id"]) == []
+    tent = cells[("tent", "continual")]
+    assert len(store.segments(tent["cell_id"])) == 2 and tent["backward_passes"] == 2
+    seg_frames = [f["corruption"] for f in store.frames(tent["cell_id"])]
+    assert seg_frames == ["gaussian_noise"] * 3 + ["contrast"] * 3
+
+
+def test_world_shifts_and_in_sim_schedules(tmp_path):
+    sc = validate_scenario(tiny(
+        methods=["source"], corruptions=[], world_shifts=[{"town": "highway"}],
+        schedule={"kind": "day_to_night"}, samples=4,
+    ))  # fmt: skip
+    assert run_scenario(sc, tmp_path / "run", workers=1, quiet=True).ok
+    store = ResultsStore(tmp_path / "run")
+    labels = {c["corruption"]: c for c in store.cells()}
+    assert set(labels) == {"clean", "day_to_night", "town=highway"}
+    assert labels["town=highway"]["severity"] == 0 and labels["day_to_night"]["severity"] > 0
+    samples = {p.stem: np.load(p) for p in store.samples()}
+    night = samples[labels["day_to_night"]["cell_id"]]["clean"].mean()
+    day = samples[labels["clean"]["cell_id"]]["clean"].mean()
+    assert night < day  # the in-sim schedule rendered the stream darker as the sun set
