@@ -126,7 +126,7 @@ def _check_out(out: Path, sc: Scenario) -> None:
                 f"{out}: out: folder holds results of a different scenario "
                 f"({previous.get('name')!r}); choose another --out to start a new run"
             )
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name != ".lock" for p in out.iterdir()):
         raise ScenarioError(f"{out}: out: folder is not empty and is not a roadshift run folder")
 
 
@@ -187,6 +187,9 @@ def run_scenario(
     run_dir = Path(out)
 
     # ---- everything validated: create the run folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(run_dir)
+    _remove_leftovers(run_dir)
     store = ResultsStore.create(run_dir)
     log, handler = _logger(run_dir)
     t_start = time.perf_counter()
@@ -268,6 +271,33 @@ def run_scenario(
         log.removeHandler(handler)
         handler.close()
         store.close()
+        lock.close()
+
+
+def _lock(run_dir: Path) -> Any:
+    """An exclusive lock on the run folder for the life of the run (released by the OS even on
+    SIGKILL), so two runs never write the same folder at once."""
+    f = open(run_dir / ".lock", "a")
+    try:
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # pragma: no cover - no fcntl (Windows): no cross-process lock
+        pass
+    except OSError:
+        f.close()
+        raise ScenarioError(f"{run_dir}: out: another run is writing this folder") from None
+    return f
+
+
+def _remove_leftovers(run_dir: Path) -> None:
+    """Half-written files of a killed run (temporary names; never read as results)."""
+    for pattern in ("cache/.*.tmp", "samples/.*.tmp.npz", f".{MODEL_STATE}.tmp"):
+        for p in run_dir.glob(pattern):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _class_names() -> list[str]:

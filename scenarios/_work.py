@@ -47,11 +47,13 @@ class CellResult:
 
 
 def init_worker(threads: int = 1) -> None:
-    """Fix torch's thread count in this process so parallel workers do not oversubscribe cores
-    (and so float results do not depend on the worker count)."""
+    """Fix torch's (and OpenCV's) thread count in this process so parallel workers do not
+    oversubscribe the cores (and so float results do not depend on the worker count)."""
+    import cv2
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
+    cv2.setNumThreads(max(1, int(threads)))
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process

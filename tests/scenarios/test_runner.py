@@ -280,3 +280,20 @@ def test_world_shifts_and_in_sim_schedules(tmp_path):
     night = samples[labels["day_to_night"]["cell_id"]]["clean"].mean()
     day = samples[labels["clean"]["cell_id"]]["clean"].mean()
     assert night < day  # the in-sim schedule rendered the stream darker as the sun set
+
+
+def test_a_locked_folder_is_refused_and_leftovers_are_cleaned(reference_run):
+    import fcntl
+
+    from scenarios import ScenarioError
+
+    out, _ = reference_run
+    leftover = out / "cache" / ".0123456789abcdef.4242.tmp"
+    leftover.mkdir(parents=True)
+    with open(out / ".lock", "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ScenarioError, match="another run"):
+            run_scenario(validate_scenario(tiny()), out, workers=1, quiet=True)
+        assert leftover.exists()
+    assert run_scenario(validate_scenario(tiny()), out, workers=1, quiet=True).skipped == 9
+    assert not leftover.exists()
