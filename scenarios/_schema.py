@@ -75,7 +75,27 @@ class WorldShiftSpec(_Strict):
 
 
 class Scenario(_Strict):
-    """A validated scenario. ``corruptions`` holds names after group expansion."""
+    """A validated scenario (YAML keys; unknown keys are rejected).
+
+    - ``name``, ``description`` (one line, shown by ``roadshift list scenarios``).
+    - ``methods``: names (``roadshift list methods``), ``module:Class`` paths, or
+      ``{name, label, options}``; ``label`` tells two configurations of one method apart.
+    - ``corruptions``: names or groups (``imagenet-c``, ``noise``, ``weather``, ``driving``,
+      ...); expanded in order without repeats. ``severities``: numbers in (0, 5].
+    - ``schedule``: ``static`` (default: the corruption x severity grid) or one or more
+      ``sim.make_schedule`` specs (``{kind: continual, corruptions: [...]}``, ``gradual``,
+      ``day_to_night``, ...), each run as one stream per method and seed with per-segment rows;
+      a ``label`` key names its cells (default: the kind, plus its corruption if it has one).
+    - ``world_shifts``: world overrides (``{town: rural}``, optional ``label``) run as clean
+      shifted streams.
+    - ``frames`` per cell, ``batch_size``, ``seeds``, ``height``, ``width``.
+    - ``world``: ``sim.WorldConfig`` fields (town, time_of_day, weather, traffic, ...).
+    - ``model``: a registered name or ``module:factory`` (default: the bundled default), or
+      ``{name, weights}``.
+    - ``include_clean`` (default true): a ``clean`` cell per method and seed.
+    - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
+      get qualitative sample images (plus clean).
+    """
 
     name: str = Field(min_length=1)
     description: str = ""

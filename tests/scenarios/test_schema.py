@@ -140,3 +140,26 @@ def test_hypothesis_bad_values_always_give_one_line_naming_the_field(data):
         validate_scenario(tiny(**{field: value}), source="gen.yaml", check=False)
     msg = str(info.value)
     assert msg.startswith("gen.yaml: ") and field in msg and "\n" not in msg
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    field=st.sampled_from(["corruptions", "methods", "model"]),
+    name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-", min_size=1, max_size=12),
+)
+def test_hypothesis_unknown_names_list_the_valid_choices(field, name):
+    import perception
+
+    known = {
+        "corruptions": set(sim.corruption_names()) | set(sim.corruption_groups()),
+        "methods": set(perception.adapter_names()),
+        "model": set(perception.model_names()),
+    }[field]
+    if name in known:
+        return
+    value = [name] if field != "model" else name
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(tiny(**{field: value}), source="gen.yaml")
+    msg = str(info.value)
+    assert msg.startswith("gen.yaml: ") and field in msg and "valid choices" in msg
+    assert "\n" not in msg and repr(name) in msg
