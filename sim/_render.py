@@ -48,6 +48,7 @@ from sim._world_config import Weather, WorldConfig
 # Ids of the ground materials and other fixed entries in the per-frame id table.
 G_ROAD, G_SIDEWALK, G_TERRAIN, G_MARK, G_MARK_Y, G_SKY, G_WINDOW, G_LITWIN, G_CURB = range(9)
 G_TRACK = 9  # slightly darker, polished wheel tracks in each lane
+G_BIKE = 10  # bike lane surface (road class)
 NG = 16
 ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
@@ -55,10 +56,10 @@ LUT_LEN = int(512 * LUT_RES)
 N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
 # Small-object stand-ins, by object type (see _render_sprites.T_*): half-width (m; trees and
 # bushes: a fraction of their size), bottom height (fraction of size + absolute m), fixed top.
-_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.18, 0, 0, 0, 0, 0, 0, 0.22, 0.3])
+_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.24, 0, 0, 0, 0, 0, 0, 0.22, 0.3])
 _TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0, 0])
-_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.2, 0, 0, 0, 0, 0, 0, 0, 0])
-_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.15, 0, 0, 0, 0, 0, 0, 0, 1.0])
+_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.1, 0, 0, 0, 0, 0, 0, 0, 0])
+_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.3, 0, 0, 0, 0, 0, 0, 0, 1.0])
 _TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11, 255], np.uint8)
 _KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
 
@@ -108,6 +109,7 @@ class Renderer:
         self.atlas = build_atlas(rng, self.tex)
         self.rows_f = np.arange(H, dtype=np.float32)[:, None]
         self.sprites = SpriteDrawer(H, W)
+        self.sprites.lane_centres = list(town.layout.lanes_right)
         st = town.style
         n = NG + 2 * W + MAX_PARTS
         self.color = np.zeros((n, 3), np.float32)
@@ -121,7 +123,8 @@ class Renderer:
              G_MARK_Y: ((210, 175, 60), ROAD, 0.1), G_SKY: ((0, 0, 0), SKY, 0.0),
              G_WINDOW: ((58, 70, 88), BUILDING, 0.3), G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
              G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
-             G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18)}
+             G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18),
+             G_BIKE: ((128, 84, 78) if st.name == "urban" else (96, 112, 92), ROAD, 0.2)}
         for gid, (rgb, lab, amp) in g.items():
             self.color[gid] = rgb
             self.label[gid] = lab
@@ -154,14 +157,16 @@ class Renderer:
         if inter:
             gid = np.where((au > lay.road_half) & (au < far_side), G_ROAD, gid)
         half0 = st.median / 2
-        lanes_half = lay.road_half - st.parking
+        lanes_half = lay.lanes_end
+        if st.bike_lane:  # a tinted bike lane beyond the traffic lanes
+            gid = np.where((au >= lanes_half) & (au < lanes_half + st.bike_lane), G_BIKE, gid)
         line_w = 0.075 * 2**wc
         q = (au - half0) / st.lane_width
         qi = np.rint(q)
         on = (np.abs(q - qi) * st.lane_width < line_w) & (qi >= 0) & (qi <= st.lanes_per_dir)
         solid = (qi == 0) | (qi == st.lanes_per_dir)
         if st.name == "urban":
-            solid = qi == 0
+            solid = (qi == 0) | ((qi == st.lanes_per_dir) & (st.bike_lane > 0))
         mark = on & (solid | bool(dash)) & (au < lanes_half + 0.2) & (not inter)
         if cross:
             mark |= ((au % 1.2) < 0.6) & (au < lanes_half)

@@ -149,6 +149,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
                   weather: Weather, cam: CameraState) -> np.ndarray:
     """Shade the id map into the final RGB image (uint8), one colour plane at a time."""
     from sim._render import (
+        G_BIKE,
         G_CURB,
         G_LITWIN,
         G_MARK,
@@ -167,6 +168,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     base = r.base_ground
     r.color[G_ROAD] = base[G_ROAD] * (1 - 0.45 * wet)
     r.color[G_TRACK] = base[G_TRACK] * (1 - 0.5 * wet)
+    r.color[G_BIKE] = base[G_BIKE] * (1 - 0.45 * wet)
     r.color[G_SIDEWALK] = base[G_SIDEWALK] * (1 - 0.3 * wet)
     r.color[G_CURB] = base[G_CURB] * (1 - 0.3 * wet)
     r.color[G_MARK] = base[G_MARK] * (1 - 0.2 * wet)
@@ -228,7 +230,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
     # wet road reflects what stands above it (mirrored about the horizon, softened)
     if wet > 0.02:
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)
-        refl |= gid == G_TRACK
+        refl |= (gid == G_TRACK) | (gid == G_BIKE)
         if is_part is not None:
             refl &= ~is_part
         if refl.any():

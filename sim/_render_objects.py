@@ -54,4 +54,4 @@ def draw_object(spr: SpriteDrawer, row: np.ndarray, cam: CameraState, night: flo
     elif typ == T_CLUTTER:
         spr.clutter(d, u, float(row[4]), color)
     elif typ == T_TLIGHT:
-        spr.traffic_light(d, u, int(row[11]), facing_ego=u > 0, night=night)
+        spr.traffic_light(d, u, int(row[11]), facing_ego=u > 0, night=night, mast=row[4] > 0.5)

@@ -53,6 +53,7 @@ class SpriteDrawer:
         self.shadow = np.zeros((height, width), np.uint8)
         self.has_shadow = False
         self.sun: tuple[float, float] | None = None
+        self.lane_centres: list[float] = []  # |u| of the traffic lanes, for overhead signals
 
     # ----- camera -----
     def set_camera(self, f: float, cx: float, yh: float, cam_h: float, u_ego: float,
@@ -364,18 +365,35 @@ class SpriteDrawer:
                        (d - 0.01, u - 0.33, 2.53)], yellow, TSIGN, F_BACK)
 
     def traffic_light(self, d: float, u: float, state: int, facing_ego: bool,
-                      night: float) -> None:
+                      night: float, mast: bool = False) -> None:
+        """A signal on a pole; with ``mast`` an arm over the carriageway carries one head
+        above each lane (the ones a driver actually looks at)."""
         dark = np.array((35, 35, 32), np.float32)
-        self.rect(d, u - 0.08, u + 0.08, 0.0, 3.3, np.array((90, 92, 90), np.float32), POLE)
-        self.rect(d - 0.01, u - 0.19, u + 0.19, 3.2, 4.15, dark, TLIGHT)
-        if not facing_ego or self.f * 4.0 / d < 12:
-            return
-        colors = ((230, 40, 30), (240, 180, 20), (40, 220, 90))
-        for i, yy in enumerate((3.94, 3.67, 3.4)):
-            on = i == state
-            c = np.array(colors[i], np.float32) * (1.0 if on else 0.25)
-            emit = np.array(colors[i], np.float32) * (0.5 + 1.5 * night) if on else None
-            self.ellipse(d - 0.02, u, yy, 0.1, 0.1, c, TLIGHT, F_EMIT if on else F_BACK, emit)
+        pole_c = np.array((90, 92, 90), np.float32)
+        top = 6.3 if mast else 3.2
+        self.rect(d, u - 0.1, u + 0.1, 0.0, top, pole_c, POLE)
+        heads = [(u, 3.1)]
+        if mast:
+            side = 1.0 if u > 0 else -1.0
+            lanes = [side * c for c in self.lane_centres]
+            end = min(lanes, key=abs) - side * 1.2
+            self.rect(d, min(u, end), max(u, end), 6.0, 6.25, pole_c, POLE)
+            heads += [(c, 4.8) for c in lanes]
+        small = self.f * 1.2 / d < 4
+        plate = np.array((52, 52, 48), np.float32)
+        for hu, hy in heads:
+            if facing_ego:  # a backplate frames the head, as on real signals
+                self.rect(d - 0.01, hu - 0.4, hu + 0.4, hy - 0.15, hy + 1.35, plate, TLIGHT)
+            self.rect(d - 0.02, hu - 0.24, hu + 0.24, hy, hy + 1.2, dark, TLIGHT)
+            if not facing_ego or small:
+                continue
+            colors = ((230, 40, 30), (240, 180, 20), (40, 220, 90))
+            for i, yy in enumerate((hy + 0.97, hy + 0.6, hy + 0.23)):
+                on = i == state
+                c = np.array(colors[i], np.float32) * (1.0 if on else 0.25)
+                emit = np.array(colors[i], np.float32) * (0.5 + 1.5 * night) if on else None
+                self.ellipse(d - 0.03, hu, yy, 0.14, 0.14, c, TLIGHT, F_EMIT if on else F_BACK,
+                             emit)
 
     def clutter(self, d: float, u: float, kind: float, color: np.ndarray) -> None:
         """Street furniture (void label): a bin, a bench, a bollard or a utility box; or a

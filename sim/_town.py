@@ -58,8 +58,9 @@ class TownStyle:
     signs: float
     parked: float
     pedestrians: float  # per 100 m of sidewalk
-    riders: float  # bicycles per 100 m
+    riders: float  # cyclists per 100 m of bike lane (one direction)
     vehicle_mix: tuple[tuple[int, float], ...] = field(default=())
+    bike_lane: float = 0.0  # width of a bike lane beyond the outer traffic lane
 
 
 _GREY_BUILDINGS = ((120, 116, 110), (150, 140, 128), (105, 100, 98), (168, 150, 120),
@@ -74,12 +75,12 @@ STYLES: dict[str, TownStyle] = {
         near_kinds=((K_BUILDING, 0.78), (K_WALL, 0.1), (K_FENCE, 0.07), (K_HEDGE, 0.05)),
         far_kinds=((K_BUILDING, 0.9), (K_TREES, 0.1)),
         near_height=(9.0, 28.0), far_height=(18.0, 45.0), block_len=(12.0, 40.0),
-        intersection_every=(70.0, 140.0), building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
+        intersection_every=(55.0, 110.0), building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
         road_rgb=(88, 86, 90), sidewalk_rgb=(150, 142, 140), terrain_rgb=(110, 130, 70),
         veg_rgb=(70, 105, 45), trees=4.0, poles=4.0, signs=2.5, parked=5.0,
-        pedestrians=10.0, riders=2.0,
-        vehicle_mix=((CAR, 0.66), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.07), (TRAIN, 0.02),
-                     (BIKE, 0.1)),
+        pedestrians=22.0, riders=3.0,
+        vehicle_mix=((CAR, 0.7), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.13), (TRAIN, 0.02)),
+        bike_lane=1.5,
     ),
     "suburban": TownStyle(
         name="suburban", lanes_per_dir=1, lane_width=3.5, parking=0.0, median=0.0,
@@ -94,8 +95,9 @@ STYLES: dict[str, TownStyle] = {
         wall_colors=((170, 160, 150), (140, 130, 120), (190, 180, 165)),
         road_rgb=(92, 92, 94), sidewalk_rgb=(165, 160, 155), terrain_rgb=(100, 140, 60),
         veg_rgb=(60, 110, 40), trees=7.0, poles=3.0, signs=1.5, parked=2.0,
-        pedestrians=3.0, riders=1.5,
-        vehicle_mix=((CAR, 0.85), (TRUCK, 0.06), (BUS, 0.03), (MOTO, 0.03), (BIKE, 0.03)),
+        pedestrians=8.0, riders=2.5,
+        vehicle_mix=((CAR, 0.8), (TRUCK, 0.06), (BUS, 0.04), (MOTO, 0.1)),
+        bike_lane=1.3,
     ),
     "highway": TownStyle(
         name="highway", lanes_per_dir=3, lane_width=3.6, parking=1.5, median=2.0,
@@ -108,7 +110,7 @@ STYLES: dict[str, TownStyle] = {
         road_rgb=(96, 95, 98), sidewalk_rgb=(150, 150, 150), terrain_rgb=(120, 135, 75),
         veg_rgb=(60, 95, 45), trees=2.0, poles=2.5, signs=1.5, parked=0.0,
         pedestrians=0.0, riders=0.0,
-        vehicle_mix=((CAR, 0.7), (TRUCK, 0.22), (BUS, 0.05), (MOTO, 0.03)),
+        vehicle_mix=((CAR, 0.68), (TRUCK, 0.22), (BUS, 0.05), (MOTO, 0.05)),
     ),
     "rural": TownStyle(
         name="rural", lanes_per_dir=1, lane_width=3.0, parking=0.0, median=0.0,
@@ -147,7 +149,10 @@ class Layout:
         self.style = style
         st = style
         half_lanes = st.lanes_per_dir * st.lane_width
-        self.road_half = st.median / 2 + half_lanes + st.parking
+        self.lanes_end = st.median / 2 + half_lanes  # outer edge of the traffic lanes
+        self.road_half = self.lanes_end + st.bike_lane + st.parking
+        # bike lane centres (right: with the ego's direction; left: oncoming)
+        self.bike_u = self.lanes_end + st.bike_lane / 2 if st.bike_lane else None
         self.lanes_right = [st.median / 2 + (i + 0.5) * st.lane_width
                             for i in range(st.lanes_per_dir)]
         self.lanes_left = [-u for u in self.lanes_right]
@@ -156,7 +161,7 @@ class Layout:
         u = st.median / 2
         if st.median > 0:
             edges.append((u, TERRAIN))  # median strip carrying a concrete barrier
-        u += half_lanes + st.parking
+        u += half_lanes + st.bike_lane + st.parking
         edges.append((u, ROAD))
         if st.verge:
             u += st.verge

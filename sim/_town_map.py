@@ -189,10 +189,15 @@ class TownMap:
                     rows.append([s, side * u, P_LAMP, 0.0, 110, 112, 115, rng.uniform(0, 1000)])
                     s += self.lamp_spacing
         # Traffic lights at the near corners of intersections starting in this chunk.
-        for a in self.inter_start[(self.inter_start >= s0) & (self.inter_start < s1)]:
-            for side in (-1, 1):
-                u = kerb + 0.5
-                rows.append([a - 1.5, side * u, P_TLIGHT, 0.0, 40, 40, 38, rng.uniform(0, 1000)])
+        # Near corners: an overhead mast-arm signal on the right, a plain one on the left;
+        # far corner on the right: another mast-arm signal across the crossing.
+        sel = (self.inter_start >= s0) & (self.inter_start < s1)
+        for a, b in zip(self.inter_start[sel], self.inter_end[sel], strict=True):
+            u = kerb + 0.5
+            phase = rng.uniform(0, 1000)
+            rows.append([a - 1.5, u, P_TLIGHT, 1.0, 40, 40, 38, phase])
+            rows.append([a - 1.5, -u, P_TLIGHT, 0.0, 40, 40, 38, phase])
+            rows.append([b + 1.0, u, P_TLIGHT, 1.0, 40, 40, 38, phase])
             rows.append([a - 2.0, kerb + 0.8, P_SIGN, 0.5, 130, 130, 128, rng.uniform(0, 1000)])
         if rows:
             arr = np.array(rows, dtype=np.float64)

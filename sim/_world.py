@@ -23,6 +23,7 @@ from sim._render_sprites import (
     T_SIGN,
     T_TLIGHT,
     T_TREE,
+    T_TRUCK,
 )
 from sim._town import STYLES
 from sim._town_map import (
@@ -40,7 +41,7 @@ from sim._world_config import SUN_ALTITUDE, TIMES_OF_DAY, Weather, WorldConfig, 
 from sim._world_traffic import Traffic
 
 _PROP_TYPE = np.full(9, T_TREE, np.float64)
-_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 4.2, 1.5, 1.0, 1.2])
+_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 6.3, 1.5, 1.0, 1.2])
 for _p, _t in ((P_TREE, T_TREE), (P_POLE, T_POLE), (P_LAMP, T_LAMP), (P_SIGN, T_SIGN),
                (P_TLIGHT, T_TLIGHT), (P_PARKED, T_CAR), (P_BUSH, T_BUSH),
                (P_CLUTTER, T_CLUTTER)):
@@ -193,6 +194,11 @@ class World:
             rows[parked, 3] = 4.0 + 0.8 * props[parked, 3]
             rows[parked, 4] = 1.8
             rows[parked, 5] = 1.4 + 0.2 * props[parked, 3]
+            van = parked & (props[:, 3] > 0.8)  # parked delivery vans (truck class)
+            rows[van, 2] = T_TRUCK
+            rows[van, 3] = 5.2 + 4.0 * (props[van, 3] - 0.8)
+            rows[van, 4] = 2.1
+            rows[van, 5] = 2.7
             rows[ptype == P_POLE, 11] = float(self.town.style.name == "rural")
             tl = ptype == P_TLIGHT
             phase = (self.time + props[tl, 7]) % 30.0

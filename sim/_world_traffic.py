@@ -53,7 +53,10 @@ class Traffic:
         self.town, self.rng, self.level = town, rng, level
         st, lay = town.style, town.layout
         self.lanes = [(u, 1.0) for u in lay.lanes_right] + [(u, -1.0) for u in lay.lanes_left]
-        self.lane_u = np.array([u for u, _ in self.lanes])
+        self.bike_lanes: list[tuple[float, float]] = []
+        if lay.bike_u is not None:
+            self.bike_lanes = [(lay.bike_u, 1.0), (-lay.bike_u, -1.0)]
+        self.lane_u = np.array([u for u, _ in self.lanes + self.bike_lanes])
         self.cruise = cruise
         # ego
         self.ego_lane = float(lay.lanes_right[int(rng.integers(len(lay.lanes_right)))])
@@ -72,6 +75,12 @@ class Traffic:
                 if not (direction > 0 and abs(lane_u - self.ego_lane) < 0.1 and -12 < s < 30):
                     self._add_vehicle(s, lane_u, direction)
                 s += max(14.0, float(rng.exponential(100.0 / density)))
+        riders = st.riders * PED_FACTOR[level]
+        for lane_u, direction in self.bike_lanes:
+            s = -BEHIND + float(rng.exponential(100.0 / max(riders, 1e-6)))
+            while riders > 0 and s < AHEAD:
+                self._add_vehicle(s, lane_u, direction, bike=True)
+                s += max(8.0, float(rng.exponential(100.0 / riders)))
         # pedestrians: columns of the object table plus walking velocity (ds, du)
         self.peds = np.zeros((0, 12))
         self.ped_vel = np.zeros((0, 2))
@@ -81,10 +90,10 @@ class Traffic:
             self._add_pedestrian(float(rng.uniform(-20.0, AHEAD)))
 
     # ----- spawning -----
-    def _add_vehicle(self, s: float, lane_u: float, direction: float) -> None:
+    def _add_vehicle(self, s: float, lane_u: float, direction: float,
+                     bike: bool = False) -> None:
         rng, st = self.rng, self.town.style
-        label = choose(rng, st.vehicle_mix)
-        typ = LABEL_TO_TYPE[label]
+        typ = T_BIKE if bike else LABEL_TO_TYPE[choose(rng, st.vehicle_mix)]
         inner = abs(abs(lane_u) - self.town.layout.lanes_right[0]) < 0.1
         if typ == T_TRAIN and not inner:
             typ = T_BUS
@@ -92,7 +101,10 @@ class Traffic:
         rgb = _car_color(rng) if typ in (T_CAR, T_MOTO, T_BIKE) else jitter(
             rng, [(200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40),
                   (120, 120, 125)][int(rng.integers(5))], 0.1)
-        u = lane_u + (0.9 * direction if typ == T_BIKE else float(rng.normal(0, 0.12)))
+        if bike:
+            u = lane_u + float(rng.normal(0, 0.1))
+        else:
+            u = lane_u + (0.9 * direction if typ == T_BIKE else float(rng.normal(0, 0.12)))
         row = np.array([s, u, typ, length, width, height, *rgb, rng.uniform(0, 1000),
                         direction, 0.0])
         v0 = self.cruise * float(rng.uniform(0.8, 1.12))
@@ -104,13 +116,18 @@ class Traffic:
         self.vel = np.append(self.vel, v0 * float(rng.uniform(0.9, 1.0)))
         self.v0 = np.append(self.v0, v0)
 
-    def _add_pedestrian(self, s: float, crossing_at: float | None = None) -> None:
+    def _add_pedestrian(self, s: float, crossing_at: float | None = None,
+                        waiting_at: float | None = None) -> None:
         rng, st, lay = self.rng, self.town.style, self.town.layout
         side = 1.0 if rng.random() < 0.5 else -1.0
         if crossing_at is not None:
             s = crossing_at + float(rng.uniform(-1.0, 1.0))
             u = side * (lay.road_half + 0.8)
             vel = (0.0, -side * float(rng.uniform(1.0, 1.6)))
+        elif waiting_at is not None:  # standing at the kerb by a crossing
+            s = waiting_at + float(rng.uniform(-2.0, 2.0))
+            u = side * (lay.road_half + st.verge + float(rng.uniform(0.4, 1.4)))
+            vel = (0.0, 0.0)
         else:
             if st.sidewalk > 0:
                 u = side * (lay.road_half + st.verge + float(rng.uniform(0.5, st.sidewalk - 0.4)))
@@ -203,13 +220,16 @@ class Traffic:
                 if key in self.crossed:
                     continue
                 self.crossed.add(key)
-                for _ in range(int(rng.integers(0, 3))):
+                for _ in range(int(rng.integers(1, 5))):
                     self._add_pedestrian(0.0, crossing_at=float(town.inter_start[j]) - 3.0)
+                if town.style.sidewalk:
+                    for _ in range(int(rng.integers(1, 4))):
+                        self._add_pedestrian(0.0, waiting_at=float(town.inter_start[j]) - 3.0)
         return self._events()
 
     def _lane_of(self, i: int) -> tuple[float, float]:
         direction = float(self.veh[i, 10])
-        lanes = [u for u, d in self.lanes if d == direction]
+        lanes = [u for u, d in self.lanes + self.bike_lanes if d == direction]
         lane_u = min(lanes, key=lambda u: abs(u - self.veh[i, 1]))
         return lane_u, direction
 
@@ -223,7 +243,7 @@ class Traffic:
         same = (np.abs(self.veh[:, 1] - lane_u) < 1.6) & (self.veh[:, 10] == direction)
         if same.any() and np.min(np.abs(self.veh[same, 0] - s)) < 18.0:
             return  # no room: the lane stays a little emptier for a while
-        self._add_vehicle(s, lane_u, direction)
+        self._add_vehicle(s, lane_u, direction, bike=(lane_u, direction) in self.bike_lanes)
 
     def _ego_leader(self) -> tuple[float, float]:
         gap, lead_v = np.inf, np.inf
