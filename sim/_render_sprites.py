@@ -268,7 +268,7 @@ class SpriteDrawer:
                       lamp * 1.6 * night, depth=d0)
         # The rider, sitting above the middle of the vehicle.
         shirt = np.array((color[2], color[0] * 0.6, color[1]), np.float32)
-        self.rect(d - 0.05, u - 0.22, u + 0.22, 0.9, 1.55, shirt, RIDER)
+        self.rect(d - 0.05, u - 0.25, u + 0.25, 0.9, 1.58, shirt, RIDER)
         self.rect(d - 0.06, u - 0.18, u - 0.04, 0.45, 1.0, shirt * 0.5, RIDER)
         self.ellipse(d - 0.06, u, 1.7, 0.13, 0.15, np.array((40, 40, 45), np.float32), RIDER)
 

@@ -78,8 +78,8 @@ STYLES: dict[str, TownStyle] = {
         intersection_every=(55.0, 110.0), building_colors=_GREY_BUILDINGS, wall_colors=_WALLS,
         road_rgb=(88, 86, 90), sidewalk_rgb=(150, 142, 140), terrain_rgb=(110, 130, 70),
         veg_rgb=(70, 105, 45), trees=4.0, poles=4.0, signs=2.5, parked=5.0,
-        pedestrians=22.0, riders=3.0,
-        vehicle_mix=((CAR, 0.7), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.13), (TRAIN, 0.02)),
+        pedestrians=24.0, riders=4.0,
+        vehicle_mix=((CAR, 0.67), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.16), (TRAIN, 0.02)),
         bike_lane=1.5,
     ),
     "suburban": TownStyle(
@@ -95,8 +95,8 @@ STYLES: dict[str, TownStyle] = {
         wall_colors=((170, 160, 150), (140, 130, 120), (190, 180, 165)),
         road_rgb=(92, 92, 94), sidewalk_rgb=(165, 160, 155), terrain_rgb=(100, 140, 60),
         veg_rgb=(60, 110, 40), trees=7.0, poles=3.0, signs=1.5, parked=2.0,
-        pedestrians=8.0, riders=2.5,
-        vehicle_mix=((CAR, 0.8), (TRUCK, 0.06), (BUS, 0.04), (MOTO, 0.1)),
+        pedestrians=9.0, riders=3.5,
+        vehicle_mix=((CAR, 0.77), (TRUCK, 0.06), (BUS, 0.04), (MOTO, 0.13)),
         bike_lane=1.3,
     ),
     "highway": TownStyle(
