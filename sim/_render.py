@@ -21,7 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim._render_atlas import ATLAS_A, ATLAS_H, ATLAS_RES, TEX_STEP, build_atlas, variant_of
+from sim._render_atlas import (
+    ATLAS_A,
+    ATLAS_H,
+    ATLAS_RES,
+    BUILDING_STYLES,
+    TEX_STEP,
+    build_atlas,
+    variant_table,
+)
 from sim._render_fx import apply_effects, frame_lighting
 from sim._render_objects import draw_object
 from sim._render_sprites import F_BACK, F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
@@ -107,6 +115,7 @@ class Renderer:
             :, np.arange(W) % 256]
         self.fx_rng_seed = int(rng.integers(2**31))
         self.atlas = build_atlas(rng, self.tex)
+        self.variants = variant_table()
         self.rows_f = np.arange(H, dtype=np.float32)[:, None]
         self.sprites = SpriteDrawer(H, W)
         self.sprites.lane_centres = list(town.layout.lanes_right)
@@ -282,11 +291,11 @@ class Renderer:
         solid = (rows > y_lo[None, :]) & (rows <= y_hi[None, :])
         hp = self.cam_h - self.b32[band, None] * zc32[None, :]
         hq = (hp * ATLAS_RES).astype(np.int32)
-        np.clip(hq, 0, ATLAS_H - 1, out=hq)
+        np.maximum(hq, 0, out=hq)
+        np.minimum(hq, ATLAS_H - 1, out=hq)
         along = ((c["s_hit"][cols] - c["bstart"][cols]) * ATLAS_RES).astype(np.int64) % ATLAS_A
-        colterm = (variant_of(kind[cols], c["style"][cols]) * (ATLAS_H * ATLAS_A)
-                   + along).astype(np.int32)
-        hq *= ATLAS_A
+        variant = self.variants[kind[cols] * BUILDING_STYLES + c["style"][cols] % BUILDING_STYLES]
+        colterm = ((variant * ATLAS_A + along) * ATLAS_H).astype(np.int32)
         hq += colterm[None, :]
         packed = self.atlas.take(hq)
         code = packed & 3

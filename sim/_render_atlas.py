@@ -20,6 +20,13 @@ BUILDING_STYLES = 4
 N_VARIANTS = BUILDING_STYLES + 6
 
 
+def variant_table() -> np.ndarray:
+    """Atlas variant by ``kind * BUILDING_STYLES + style % BUILDING_STYLES``."""
+    kind = np.repeat(np.arange(7), BUILDING_STYLES)
+    style = np.tile(np.arange(BUILDING_STYLES), 7)
+    return variant_of(kind, style)
+
+
 def variant_of(kind: np.ndarray, style: np.ndarray) -> np.ndarray:
     """Atlas variant for each column from its layer kind and block style (0..3)."""
     v = np.full(kind.shape, BUILDING_STYLES, np.int32)  # default: plain solid wall
@@ -36,8 +43,8 @@ TEX_STEP = 1.0 / 24.0  # texture quantum of the packed atlas
 
 
 def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
-    """Packed int16 atlas (N_VARIANTS * ATLAS_H * ATLAS_A,): ``value & 3`` is the code,
-    ``(value >> 2) * TEX_STEP`` the texture (about -1..1)."""
+    """Packed int16 atlas, flat index ``(variant * ATLAS_A + along) * ATLAS_H + height``:
+    ``value & 3`` is the code, ``(value >> 2) * TEX_STEP`` the texture (about -1..1)."""
     h = (np.arange(ATLAS_H) + 0.5)[:, None] / ATLAS_RES  # metres
     a = (np.arange(ATLAS_A) + 0.5)[None, :] / ATLAS_RES
     shape = (ATLAS_H, ATLAS_A)
@@ -83,4 +90,6 @@ def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
     tex[base + 4] = 0.6 * fine + 0.4 * n
     codes[base + 5] = 0
     q = np.clip(np.rint(tex / TEX_STEP), -120, 120).astype(np.int16)
-    return ((q << 2) | codes.astype(np.int16)).reshape(-1)
+    packed = (q << 2) | codes.astype(np.int16)
+    # stored as [variant][along][height]: a column's pixels read consecutive entries
+    return np.ascontiguousarray(packed.transpose(0, 2, 1)).reshape(-1)
