@@ -12,6 +12,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -49,6 +51,21 @@ def _streams(jobs: Sequence[Job]) -> list:
     return list(seen.values())
 
 
+def _pool_worker_init(threads: int) -> None:
+    """Pool worker set-up: thread counts, and exit when the run's main process is gone (a
+    killed run must not leave workers computing into a folder that is about to be resumed)."""
+    init_worker(threads)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="roadshift-parent-watch", daemon=True).start()
+
+
 def render_quietly(run_dir: str, spec: object) -> str | None:
     """Render a stream ahead of its units; a failure is left for the units to record as
     failed cells (they retry and store the error) instead of stopping the whole run."""
@@ -72,7 +89,7 @@ def _pool(
     mp = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
     pool = ProcessPoolExecutor(
-        n, mp_context=mp, initializer=init_worker, initargs=(ctx.torch_threads,)
+        n, mp_context=mp, initializer=_pool_worker_init, initargs=(ctx.torch_threads,)
     )
     try:
         streams = _streams(jobs)
