@@ -465,6 +465,9 @@ class Renderer:
         small_ok = small & (c0 < c1) & (r0 < r1)
         draw_big = ~small
         rows = spr._rows
+        # Part ids grow in painting order, so painting back to front equals keeping the
+        # largest id per pixel: small rectangles are collected and rasterised at the end.
+        tiny: list[tuple[int, int, int, int, int]] = []
         for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(zip(
                 small_ok.tolist(), draw_big.tolist(), r0.tolist(), r1.tolist(), c0.tolist(),
                 c1.tolist(), tiny_label.tolist(), near.tolist(), strict=True)):
@@ -473,10 +476,27 @@ class Renderer:
                     continue
                 rows.append((colors[i], lab, dn, F_BACK))
                 spr.n += 1
-                buf[a0:a1, b0:b1] = spr.n
+                tiny.append((spr.n, a0, a1, b0, b1))
                 if (lab == MOTO or lab == BIKE) and a1 - a0 > 1:  # the rider on top
                     rows.append((colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK))
                     spr.n += 1
-                    buf[a0:(a0 + a1 + 1) // 2, b0:b1] = spr.n
+                    tiny.append((spr.n, a0, (a0 + a1 + 1) // 2, b0, b1))
             elif big:
                 draw_object(spr, objs[i], cam, night)
+        if tiny:
+            _max_rects(buf, np.array(tiny, dtype=np.int64))
+
+
+def _max_rects(buf: np.ndarray, rects: np.ndarray) -> None:
+    """buf[r0:r1, c0:c1] = max(buf, pid) for every row (pid, r0, r1, c0, c1) of ``rects``."""
+    pid, r0, r1, c0, c1 = rects.T
+    w = c1 - c0
+    cnt = (r1 - r0) * w
+    total = int(cnt.sum())
+    if total == 0:
+        return
+    which = np.repeat(np.arange(len(rects)), cnt)
+    local = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    wq = w[which]
+    flat = (r0[which] + local // wq) * buf.shape[1] + c0[which] + local % wq
+    np.maximum.at(buf.reshape(-1), flat, pid[which].astype(buf.dtype))

@@ -226,3 +226,21 @@ def test_bad_world_arguments() -> None:
         list(render_stream(WorldConfig(**SMALL), 0, -1))
     with pytest.raises(ValueError, match=r"time_of_day.*dusk"):
         World(WorldConfig(**SMALL), 0).set_conditions(time_of_day="noon")
+
+
+def test_deferred_small_rectangles_equal_painting_back_to_front() -> None:
+    """Part ids grow in painting order, so max-rasterising equals sequential painting."""
+    from sim._render import _max_rects
+
+    rng = np.random.default_rng(0)
+    buf = np.zeros((20, 30), np.int32)
+    buf[3:9, 4:12] = 1  # an earlier part
+    rects = []
+    for pid in range(2, 60):
+        r0, c0 = int(rng.integers(0, 19)), int(rng.integers(0, 29))
+        rects.append((pid, r0, int(rng.integers(r0 + 1, 21)), c0, int(rng.integers(c0 + 1, 31))))
+    expected = buf.copy()
+    for pid, r0, r1, c0, c1 in rects:
+        expected[r0:r1, c0:c1] = pid
+    _max_rects(buf, np.array(rects, dtype=np.int64))
+    assert np.array_equal(buf, expected)
