@@ -106,7 +106,9 @@ def _shifts(sc: Scenario) -> list[tuple[Shift, dict[str, Any] | None]]:
     for spec in sc.schedule:
         out.append(_schedule_shift(spec.spec, spec.label or "schedule", sc.frames))
     for ws in sc.world_shifts:
-        out.append((Shift(kind="world", label=ws.label or "world", world=dict(ws.world)), None))
+        shift = Shift(kind="world", label=ws.label or "world", world=dict(ws.world),
+                      schedule_kind="world")  # fmt: skip
+        out.append((shift, None))
     return out
 
 

@@ -202,6 +202,7 @@ def run_scenario(
         store.set_meta("versions", versions())
         store.set_meta("model", prep.model_meta)
         store.set_meta("class_names", _class_names())
+        store.set_meta("corruption_families", _families(sc))
         store.set_meta("expected_cells", expected)
         store.set_meta("seeds", {
             "scenario": list(sc.seeds),
@@ -298,6 +299,17 @@ def _remove_leftovers(run_dir: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+
+
+def _families(sc: Scenario) -> dict[str, str]:
+    """Corruption -> family, so a report groups even plugin corruptions it cannot import."""
+    import sim
+
+    names = set(sc.corruptions)
+    for spec in sc.schedule:
+        data = sim.make_schedule(spec.spec).to_dict()
+        names |= {c for c in [data.get("corruption"), *(data.get("corruptions") or [])] if c}
+    return {n: sim.corruption_info(n).family for n in sorted(names)}
 
 
 def _class_names() -> list[str]:

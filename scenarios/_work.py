@@ -149,6 +149,7 @@ def run_unit(
         np.random.SeedSequence([unit.seed, stable_int(shift.label, shift.severity)])
     )
     previous: np.ndarray | None = None
+    pattern_seed = stable_int("pattern", unit.seed)  # one camera per seed: same dirt pattern
     sample: dict[str, np.ndarray] = {}
     shared_error: str | None = None
 
@@ -182,9 +183,11 @@ def run_unit(
                         if corr is None or sev <= 0:
                             observed[j], targets[j] = images[j], labels[j]
                         else:
+                            # camera-fixed defects (dead pixels, lens dirt) stay put all stream
                             img, sem, _ = sim.corrupt_frame(
-                                images[j], labels[j], depths[j], corr, sev, rng, previous=previous
-                            )
+                                images[j], labels[j], depths[j], corr, sev, rng,
+                                previous=previous, pattern_seed=pattern_seed,
+                            )  # fmt: skip
                             observed[j], targets[j] = img, sem
                         previous = observed[j]
                 except Exception as exc:

@@ -55,6 +55,7 @@ def test_run_stores_every_expected_cell_with_metrics_and_meta(reference_run):
     assert meta["scenario"]["name"] == "tiny" and meta["model"]["name"] == "test_bn"
     assert meta["class_names"] == list(sim.CLASS_NAMES) and meta["finished_at"]
     assert "torch" in meta["versions"] and meta["seeds"]["scenario"] == [0]
+    assert meta["corruption_families"] == {"contrast": "digital", "gaussian_noise": "noise"}
     assert (out / "scenario.yaml").is_file() and (out / "run.log").stat().st_size > 0
     assert not (out / "cache").exists()  # the clean-stream cache goes when the run completes
     assert len(store.frames()) == 9 * 6  # per-frame rows for timelines
@@ -276,6 +277,8 @@ def test_world_shifts_and_in_sim_schedules(tmp_path):
     labels = {c["corruption"]: c for c in store.cells()}
     assert set(labels) == {"clean", "day_to_night", "town=highway"}
     assert labels["town=highway"]["severity"] == 0 and labels["day_to_night"]["severity"] > 0
+    assert labels["town=highway"]["schedule"] == "world"
+    assert labels["day_to_night"]["schedule"] == "day_to_night"
     samples = {p.stem: np.load(p) for p in store.samples()}
     night = samples[labels["day_to_night"]["cell_id"]]["clean"].mean()
     day = samples[labels["clean"]["cell_id"]]["clean"].mean()
