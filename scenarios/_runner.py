@@ -102,6 +102,28 @@ def _resolve_model(sc: Scenario, src: str) -> tuple[str, Any, dict[str, Any]]:
     return name, model.eval(), meta
 
 
+def _probe_model(sc: Scenario, model: Any, name: str, src: str) -> None:
+    """One forward pass on a blank frame of the scenario's size: a model that cannot run on
+    these frames (or returns the wrong shape) is bad input, not a grid of failed cells."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, sc.height, sc.width))
+        shape = tuple(out.shape)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        raise ScenarioError(
+            f"{src}: height/width: model {name!r} cannot run on {sc.height}x{sc.width} frames "
+            f"({type(exc).__name__}: {msg[0] if msg else ''})"
+        ) from None
+    if len(shape) != 4 or shape[2:] != (sc.height, sc.width) or shape[1] != 19:
+        raise ScenarioError(
+            f"{src}: model: {name!r} returns shape {shape} for a {sc.height}x{sc.width} frame; "
+            f"expected (N, 19, {sc.height}, {sc.width})"
+        )
+
+
 def _check_methods(sc: Scenario, model: Any, src: str) -> None:
     import perception
 
@@ -151,6 +173,7 @@ def prepare_run(
             ) from None
     _check_out(Path(out), sc)
     name, model, meta = _resolve_model(sc, src)
+    _probe_model(sc, model, name, src)
     _check_methods(sc, model, src)
     try:
         units = plan_units(sc)

@@ -53,3 +53,8 @@ class CountingAdapter(perception.Adapter):
         logits[:, 0] = float(self.seen)  # entropy falls as ``seen`` grows
         self.seen += 1
         return logits
+
+
+def wrong_model() -> torch.nn.Module:
+    """A model factory whose output is not (N, 19, H, W): 3 channels at half resolution."""
+    return torch.nn.Conv2d(3, 3, kernel_size=2, stride=2)

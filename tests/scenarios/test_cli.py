@@ -139,6 +139,8 @@ def test_run_bad_input_exits_2_without_creating_the_folder(tmp_path, capsys):
         (["run", str(write_yaml(tmp_path / "o.yaml", tiny(methods=[
             {"name": "bn", "options": {"prior_strenght": 3}}]))), "--out", str(out)],
          "methods[0].options"),
+        (["run", str(write_yaml(tmp_path / "m.yaml", tiny(model=f"{HELPERS}:wrong_model"))),
+          "--out", str(out)], "expected (N, 19, 64, 128)"),
         (["run", str(good), "--out", str(out), "--workers", "0"], "--workers"),
         (["run", str(good), "--out", str(out), "--executor", "dask"], "--executor"),
         (["run", str(good)], "--out"),
