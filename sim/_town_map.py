@@ -52,6 +52,8 @@ class TownMap:
         self.props = np.zeros((0, 8), np.float64)
         self._props_to = -40.0
         self._gen_to = -60.0
+        self._ready_to = -np.inf  # everything is generated up to here
+        self._tidy_at = -np.inf  # next s_min at which to drop what lies behind
         self.ensure(-60.0, 400.0)
 
     # ----- curvature -----
@@ -76,6 +78,8 @@ class TownMap:
 
     def ensure(self, s_min: float, s_max: float) -> None:
         """Generate blocks, intersections and props up to ``s_max``; drop those behind ``s_min``."""
+        if s_max <= self._ready_to and s_min < self._tidy_at:
+            return  # nothing to generate or drop yet
         rng = self.rng
         while self._gen_to < s_max:
             s = self._gen_to
@@ -98,6 +102,9 @@ class TownMap:
                 b.trim(s_min)
         if len(self.props) > 2000:
             self.props = self.props[self.props[:, 0] > s_min]
+        ends = [b.end for side in self.blocks for b in side]
+        self._ready_to = min(self._gen_to, self._props_to, *ends)
+        self._tidy_at = s_min + 40.0
 
     def _append_block(self, b: Blocks, side: int, layer: int) -> None:
         st, rng, lay = self.style, self.rng, self.layout

@@ -80,7 +80,7 @@ class Weather:
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
+        return _WEATHER_FIELDS
 
     @classmethod
     def preset(cls, name: str) -> Weather:
@@ -114,13 +114,15 @@ class Weather:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
+        return {f: getattr(self, f) for f in self.fields()}
 
     @property
     def fog_beta(self) -> float:
         """Extinction coefficient (1/m) of Koschmieder's law."""
         return FOG_BETA_PER_UNIT * self.fog_density
 
+
+_WEATHER_FIELDS = tuple(f.name for f in dataclasses.fields(Weather))
 
 _PRESETS: dict[str, dict[str, float]] = {
     "clear": {"cloudiness": 10.0},
