@@ -8,9 +8,7 @@ one line naming the file, the field and the valid choices.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import importlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -326,138 +324,10 @@ def validate_scenario(
     except ValidationError as exc:
         raise ScenarioError(_pydantic_message(source, exc)) from None
     if check:
-        scenario = _check_names(scenario, str(source))
+        from scenarios._validate import check_names
+
+        scenario = check_names(scenario, str(source))
     return scenario
-
-
-def _choices_error(src: str, field: str, kind: str, name: Any, valid: list[str]) -> ScenarioError:
-    close = difflib.get_close_matches(str(name), valid, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ScenarioError(
-        f"{src}: {field}: unknown {kind} {name!r}{hint}; valid choices: {', '.join(valid)}"
-    )
-
-
-def _check_names(sc: Scenario, src: str) -> Scenario:
-    import sim
-
-    # corruptions: names or groups, expanded in order, without repeats
-    names = list(sim.corruption_names())
-    groups = sim.corruption_groups()
-    expanded: list[str] = []
-    for i, c in enumerate(sc.corruptions):
-        if c in groups:
-            items = list(groups[c])
-        elif c in names:
-            items = [c]
-        else:
-            valid = names + [f"{g} (group)" for g in sorted(groups)]
-            raise _choices_error(src, f"corruptions[{i}]", "corruption", c, valid)
-        expanded += [x for x in items if x not in expanded]
-    if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
-        raise ScenarioError(
-            f"{src}: corruptions: nothing to run (no corruptions, schedule, world_shifts or clean)"
-        )
-
-    # world fields -> a WorldConfig must accept them
-    _check_world(src, "world", sc.world, sc)
-    for i, ws in enumerate(sc.world_shifts):
-        _check_world(src, f"world_shifts[{i}]", {**sc.world, **ws.world}, sc)
-
-    # schedules
-    labels: list[str] = []
-    schedules = []
-    for i, spec in enumerate(sc.schedule):
-        try:
-            sched = sim.make_schedule(spec.spec)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
-        label = spec.label or _schedule_label(sched)
-        schedules.append(spec.model_copy(update={"label": label}))
-        labels.append(label)
-    shifts = [
-        ws.model_copy(update={"label": ws.label or _world_label(ws.world)})
-        for ws in sc.world_shifts
-    ]
-    labels += [ws.label for ws in shifts]
-    all_labels = labels + expanded + (["clean"] if sc.include_clean else [])
-    dup = sorted({x for x in all_labels if all_labels.count(x) > 1})
-    if dup:
-        raise ScenarioError(f"{src}: schedule/world_shifts: labels repeat: {', '.join(dup)}")
-
-    # methods
-    _check_methods(src, sc)
-
-    # model
-    _check_model(src, sc)
-
-    return sc.model_copy(
-        update={"corruptions": expanded, "schedule": schedules, "world_shifts": shifts}
-    )
-
-
-def _schedule_label(sched: Any) -> str:
-    """Default label of a schedule cell: its kind, plus its corruption when it has one."""
-    corruption = sched.to_dict().get("corruption")
-    return f"{sched.kind}-{corruption}" if isinstance(corruption, str) else sched.kind
-
-
-def _world_label(world: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(world.items()) if not isinstance(v, dict))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _check_world(src: str, field: str, world: dict[str, Any], sc: Scenario) -> None:
-    import sim
-
-    valid = [
-        f.name for f in dataclasses.fields(sim.WorldConfig) if f.name not in ("height", "width")
-    ]
-    for key in world:
-        if key not in valid:
-            raise _choices_error(src, f"{field}.{key}", "world field", key, valid)
-    try:
-        sim.WorldConfig(height=sc.height, width=sc.width, **world)
-    except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"{src}: {field}: {_one_line(exc)}") from None
-
-
-def _check_methods(src: str, sc: Scenario) -> None:
-    import perception
-
-    valid = list(perception.adapter_names())
-    keys: list[str] = []
-    for i, m in enumerate(sc.methods):
-        if ":" in m.name:
-            mod, _, attr = m.name.partition(":")
-            try:
-                getattr(importlib.import_module(mod), attr)
-            except (ImportError, AttributeError, ValueError) as exc:
-                raise ScenarioError(
-                    f"{src}: methods[{i}].name: cannot import {m.name!r} ({_one_line(exc)})"
-                ) from None
-        elif m.name not in valid:
-            raise _choices_error(src, f"methods[{i}].name", "method", m.name, valid)
-        keys.append(m.key)
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise ScenarioError(
-            f"{src}: methods: method {', '.join(dup)} listed twice; give each a distinct label"
-        )
-
-
-def _check_model(src: str, sc: Scenario) -> None:
-    import perception
-
-    name = sc.model.name
-    if name is not None and ":" not in name and name not in perception.model_names():
-        raise _choices_error(src, "model.name", "model", name, list(perception.model_names()))
-    if sc.model.weights is not None and not Path(sc.model.weights).is_file():
-        raise ScenarioError(f"{src}: model.weights: no such file {sc.model.weights!r}")
 
 
 def dump_yaml(sc: Scenario) -> str:
