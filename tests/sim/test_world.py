@@ -244,3 +244,26 @@ def test_deferred_small_rectangles_equal_painting_back_to_front() -> None:
         expected[r0:r1, c0:c1] = pid
     _max_rects(buf, np.array(rects, dtype=np.int64))
     assert np.array_equal(buf, expected)
+
+
+def test_camera_height_and_pitch_follow_the_pinhole_model() -> None:
+    """Ground depth = h * f / (row + 0.5 - y_horizon), y_horizon = H/2 + f * tan(pitch)."""
+    for height, pitch in ((3.0, 0.0), (1.2, 4.0), (1.5, -3.0)):
+        cfg = WorldConfig(**SMALL, camera_height=height, camera_pitch_deg=pitch, fov_deg=70.0)
+        f = next(iter(render_stream(cfg, 4, 1)))
+        focal = (cfg.width / 2) / math.tan(math.radians(70.0) / 2)
+        y_h = cfg.height / 2 + focal * math.tan(math.radians(pitch))
+        rows, cols = np.nonzero(f.semantic == 0)
+        np.testing.assert_allclose(f.depth[rows, cols], height * focal / (rows + 0.5 - y_h),
+                                   rtol=1e-4)
+    up = next(iter(render_stream(WorldConfig(**SMALL, camera_pitch_deg=8.0), 4, 1)))
+    down = next(iter(render_stream(WorldConfig(**SMALL, camera_pitch_deg=-8.0), 4, 1)))
+    assert (up.semantic == 10).mean() > (down.semantic == 10).mean() + 0.1
+
+
+def test_traffic_density_sets_how_much_moves_on_the_road() -> None:
+    def movers(level: str) -> float:
+        fs = frames(20, seed=2, traffic=level)[::4]
+        return float(np.mean([np.isin(f.semantic, [11, 12, 17, 18]).mean() for f in fs]))
+
+    assert movers("high") > movers("low") > movers("none")
