@@ -9,6 +9,7 @@ not depend on how many there are.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -121,7 +122,8 @@ def _ray(
     address = os.environ.get("RAY_ADDRESS")
     started = False
     if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+        kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
+                      logging_level=logging.ERROR)  # fmt: skip
         if address:
             ray.init(address=address, **kwargs)
         else:

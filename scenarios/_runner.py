@@ -263,8 +263,9 @@ def run_scenario(
         bar = tqdm(total=len(expected), initial=skipped, unit="cell", disable=quiet,
                    file=sys.stderr, dynamic_ncols=True, desc=sc.name)  # fmt: skip
         try:
-            if jobs:
-                bar.set_postfix_str(jobs[0][0].label)
+            running = {u.index: u.label for u, _ in jobs}  # the bar names the oldest unfinished
+            if running:
+                bar.set_postfix_str(next(iter(running.values())))
             for unit, results in execute(jobs, ctx, executor, workers):
                 for res in results:
                     store.write_cell(res.cell, res.segments, res.frames)
@@ -277,7 +278,9 @@ def run_scenario(
                                  res.cell.get("miou") or float("nan"),
                                  res.cell.get("ms_per_frame") or float("nan"))  # fmt: skip
                     bar.update(1)
-                bar.set_postfix_str(unit.label)
+                running.pop(unit.index, None)
+                if running:
+                    bar.set_postfix_str(next(iter(running.values())))
         finally:
             bar.close()
         # failed cells recorded earlier (in a previous invocation) still count as failed
