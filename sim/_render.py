@@ -31,11 +31,10 @@ from sim._render_atlas import (
     variant_table,
 )
 from sim._render_fx import apply_effects, frame_lighting
-from sim._render_objects import draw_object
-from sim._render_sprites import F_BACK, F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
+from sim._render_objects import draw_objects
+from sim._render_sprites import F_LEFT, F_RIGHT, F_UP, MAX_PARTS, SpriteDrawer
 from sim._render_tex import tileable_noise
 from sim._town import (
-    BIKE,
     BUILDING,
     K_BUILDING,
     K_HEDGE,
@@ -43,8 +42,6 @@ from sim._town import (
     K_TREES,
     K_WALL,
     KIND_LABEL,
-    MOTO,
-    RIDER,
     ROAD,
     SIDEWALK,
     SKY,
@@ -62,13 +59,6 @@ ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
 LUT_LEN = int(512 * LUT_RES)
 N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
-# Small-object stand-ins, by object type (see _render_sprites.T_*): half-width (m; trees and
-# bushes: a fraction of their size), bottom height (fraction of size + absolute m), fixed top.
-_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.24, 0, 0, 0, 0, 0, 0, 0.22, 0.3])
-_TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0, 0])
-_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.1, 0, 0, 0, 0, 0, 0, 0, 0])
-_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.3, 0, 0, 0, 0, 0, 0, 0, 1.0])
-_TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11, 255], np.uint8)
 _KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
 
 
@@ -321,7 +311,6 @@ class Renderer:
     def render(self, cam: CameraState, weather: Weather,
                objects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         H, W, town = self.H, self.W, self.town
-        st = town.style
         light = frame_lighting(weather, cam.yaw)
         zg, ground = self.zg, self.ground
         s_row = cam.s + zg
@@ -391,7 +380,7 @@ class Renderer:
             sun = (-math.cos(light.az_rel) * cot, -math.sin(light.az_rel) * cot)
         spr.set_camera(self.f, self.cx, self.yh, self.cam_h, cam.u, cam.heading,
                        cam.curvature, sun)
-        self._draw_objects(objects, cam, light.night)
+        draw_objects(self, objects, cam, light.night)
         spr.finish()
         n = spr.n
         is_part = None
@@ -421,82 +410,4 @@ class Renderer:
                             light, weather, cam)
         self.part_depth[1:n + 1] = np.inf
         self.emit[NG + 2 * W:NG + 2 * W + n] = 0.0
-        del st
         return img, labels, depth
-
-    # ------------------------------------------------------------------
-    def _draw_objects(self, objects: np.ndarray, cam: CameraState, night: float) -> None:
-        """Paint objects back to front; small (far) ones as a single rectangle each."""
-        if len(objects) == 0:
-            return
-        d = objects[:, 0] - cam.s
-        near = d - 0.5 * objects[:, 3]
-        size_px = self.f * objects[:, 5] / np.maximum(near, 0.5)
-        keep = (d + 0.5 * objects[:, 3] > 0.6) & (d < 220.0) & (size_px > 1.5)
-        objs = objects[keep]
-        near = near[keep]
-        order = np.argsort(-near, kind="stable")
-        objs, near = objs[order], near[order]
-        typ = objs[:, 2].astype(np.int64)
-        px = self.f * objs[:, 5] / np.maximum(near, 0.5)
-        small = (px < np.where((typ >= 6) & (typ <= 11), 12.0, 14.0)) & (near > 1.0)
-        # one rectangle per small object: lateral half-width, bottom and top heights
-        vehicle = (typ >= 6) & (typ <= 11)
-        hw = np.where(vehicle, 0.5 * objs[:, 4], _TINY_HW[typ])
-        size = objs[:, 5]
-        y0 = _TINY_Y0[typ] * size + _TINY_Y0_ABS[typ]
-        y1 = np.where(_TINY_TOP_ABS[typ] > 0, _TINY_TOP_ABS[typ], size)
-        hw = np.where(typ <= 1, _TINY_HW[typ] * size, hw)
-        dd = np.maximum(near, 1.0)
-        X = objs[:, 1] - cam.u + cam.heading * dd + 0.5 * cam.curvature * dd * dd
-        xc = self.cx + self.f * X / dd
-        half = self.f * hw / dd
-        c0 = np.maximum((xc - half + 0.5).astype(np.int64), 0)
-        c1 = np.minimum(np.maximum((xc + half + 0.5).astype(np.int64), c0 + 1), self.W)
-        r0 = np.maximum((self.yh + self.f * (self.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
-        r1 = np.minimum(np.maximum((self.yh + self.f * (self.cam_h - y0) / dd + 0.5).astype(
-            np.int64), r0 + 1), self.H)
-        spr = self.sprites
-        buf = spr.buf
-        colors = objs[:, 6:9].astype(np.float32)
-        tiny_label = _TINY_LABEL[typ]
-        tiny_label[(typ == 13) & (objs[:, 4] >= 0.8)] = BIKE  # parked bicycles
-        # small objects that cover no pixel are skipped; the rest keep the painter's order
-        small_ok = small & (c0 < c1) & (r0 < r1)
-        draw_big = ~small
-        rows = spr._rows
-        # Part ids grow in painting order, so painting back to front equals keeping the
-        # largest id per pixel: small rectangles are collected and rasterised at the end.
-        tiny: list[tuple[int, int, int, int, int]] = []
-        for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(zip(
-                small_ok.tolist(), draw_big.tolist(), r0.tolist(), r1.tolist(), c0.tolist(),
-                c1.tolist(), tiny_label.tolist(), near.tolist(), strict=True)):
-            if sm:
-                if spr.n >= MAX_PARTS - 3:
-                    continue
-                rows.append((colors[i], lab, dn, F_BACK))
-                spr.n += 1
-                tiny.append((spr.n, a0, a1, b0, b1))
-                if (lab == MOTO or lab == BIKE) and a1 - a0 > 1:  # the rider on top
-                    rows.append((colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK))
-                    spr.n += 1
-                    tiny.append((spr.n, a0, (a0 + a1 + 1) // 2, b0, b1))
-            elif big:
-                draw_object(spr, objs[i], cam, night)
-        if tiny:
-            _max_rects(buf, np.array(tiny, dtype=np.int64))
-
-
-def _max_rects(buf: np.ndarray, rects: np.ndarray) -> None:
-    """buf[r0:r1, c0:c1] = max(buf, pid) for every row (pid, r0, r1, c0, c1) of ``rects``."""
-    pid, r0, r1, c0, c1 = rects.T
-    w = c1 - c0
-    cnt = (r1 - r0) * w
-    total = int(cnt.sum())
-    if total == 0:
-        return
-    which = np.repeat(np.arange(len(rects)), cnt)
-    local = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    wq = w[which]
-    flat = (r0[which] + local // wq) * buf.shape[1] + c0[which] + local % wq
-    np.maximum.at(buf.reshape(-1), flat, pid[which].astype(buf.dtype))
