@@ -163,3 +163,13 @@ def test_hypothesis_unknown_names_list_the_valid_choices(field, name):
     msg = str(info.value)
     assert msg.startswith("gen.yaml: ") and field in msg and "valid choices" in msg
     assert "\n" not in msg and repr(name) in msg
+
+
+def test_every_bundled_scenario_prepares_without_creating_anything(tmp_path):
+    from scenarios._runner import prepare_run
+
+    for name in scenario_names():
+        prep = prepare_run(name, tmp_path / name)
+        assert prep.units and not (tmp_path / name).exists()
+        cells = [c for u in prep.units for c in u.cells]
+        assert len({c["cell_id"] for c in cells}) == len(cells)
