@@ -36,17 +36,19 @@ NORMS = ("bn", "gn")
 #: Default configurations as data, beside the builders below.
 MODEL_CFGS: dict[str, dict[str, Any]] = {
     "roadseg_s": {
-        "widths": (16, 32, 64, 96),
-        "depths": (1, 1, 2),
+        "widths": (16, 32, 64, 128),
+        "depths": (1, 2, 3),
         "decoder": 32,
         "norm": "bn",
+        "fine": False,
         "description": "default: small BatchNorm encoder-decoder for the CPU",
     },
     "roadseg_s_gn": {
-        "widths": (16, 32, 64, 96),
-        "depths": (1, 1, 2),
+        "widths": (16, 32, 64, 128),
+        "depths": (1, 2, 3),
         "decoder": 32,
         "norm": "gn",
+        "fine": False,
         "description": "roadseg_s with GroupNorm (no BatchNorm for batch-statistics methods)",
     },
     "roadseg_m": {
@@ -54,13 +56,15 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "depths": (1, 2, 3),
         "decoder": 48,
         "norm": "bn",
-        "description": "wider and deeper roadseg, about 3x the compute of roadseg_s",
+        "fine": True,
+        "description": "wider, with a 1/2-resolution refinement: finer detail, about 2x slower",
     },
     "test_bn": {
         "widths": (4, 8, 8, 16),
         "depths": (1, 1, 1),
         "decoder": 8,
         "norm": "bn",
+        "fine": True,
         "description": "tiny BatchNorm model for fast tests",
     },
     "test_gn": {
@@ -68,6 +72,7 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "depths": (1, 1, 1),
         "decoder": 8,
         "norm": "gn",
+        "fine": True,
         "description": "tiny GroupNorm model for fast tests",
     },
 }

@@ -34,7 +34,7 @@ class TrainConfig:
     """Optimisation settings; recorded verbatim in the checkpoint's metadata."""
 
     steps: int = 3000
-    lr: float = 4e-3
+    lr: float = 8e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     crop: tuple[int, int] | None = (96, 192)
@@ -45,7 +45,7 @@ class TrainConfig:
     class_weights: tuple[float, ...] | None = None
     #: Online hard-example mining: average the loss over this fraction of the hardest labelled
     #: pixels only (1.0: all pixels). Helps thin and small classes that plain averaging drowns.
-    hard_fraction: float = 1.0
+    hard_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("steps", "warmup_steps", "val_every", "seed"):

@@ -40,7 +40,7 @@ class SourceData:
     streams: int = 60
     frames_per_stream: int = 72
     stride: int = 3
-    val_streams: int = 6
+    val_streams: int = 12
     height: int = 128
     width: int = 256
 

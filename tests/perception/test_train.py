@@ -145,7 +145,9 @@ def test_class_weights_weight_the_loss_per_pixel_class():
     images, labels = _toy_batches(1, seed=3)[0]
     weights = [0.0] * 19
     weights[8] = 2.0  # only class 8 (green) pixels count
-    cfg = perception.TrainConfig(steps=1, crop=None, hflip=False, seed=5, class_weights=weights)
+    cfg = perception.TrainConfig(
+        steps=1, crop=None, hflip=False, seed=5, class_weights=weights, hard_fraction=1.0
+    )
     res = perception.train("test_bn", [(images, labels)], cfg, progress=False)
     with torch.random.fork_rng():
         torch.manual_seed(5)
