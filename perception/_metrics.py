@@ -73,7 +73,12 @@ def miou_from_confusion(cm: np.ndarray) -> float:
 
 
 class StreamMetrics:
-    """Accumulates metrics over a stream; ``compute()`` summarises, ``merge()`` adds another."""
+    """Accumulates metrics over a stream; ``compute()`` summarises, ``merge()`` adds another.
+
+    The state is a set of summable counts, public so that a caller may fill it from its own
+    batched computation: ``confusion`` (C×C int64, rows = ground truth), ``bin_count``,
+    ``bin_conf``, ``bin_correct`` (per ECE bin), ``entropy_sum``, ``pixels`` and ``frames``.
+    """
 
     def __init__(
         self, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX, ece_bins: int = 15
