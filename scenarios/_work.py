@@ -255,23 +255,21 @@ def _feed(
                 f"logits have shape {tuple(logits.shape)}, expected (N, C, H, W) = "
                 f"({x.shape[0]}, C, {x.shape[2]}, {x.shape[3]})"
             )
-        if not bool(torch.isfinite(logits).all()):
-            bad = [i for i in range(logits.shape[0]) if not bool(torch.isfinite(logits[i]).all())]
-            raise FloatingPointError(f"non-finite logits at frame {start + bad[0]}")
+        counts = batch_counts(logits, y, first_frame=start)  # raises on non-finite logits
     except Exception as exc:
         r.error = _error(exc)
         r.traceback = traceback.format_exc()
         return
-    for j, counts in enumerate(batch_counts(logits, y)):
+    for j, frame_counts in enumerate(counts):
         if per_frame:
             corr, sev = states[j]
             r.frame_rows.append(
                 {"frame": start + j, "corruption": corr or "clean", "severity": sev,
-                 "miou": _finite(float(perception.miou_from_confusion(counts.confusion))),
-                 "entropy": counts.entropy_sum / counts.pixels}
+                 "miou": _finite(float(perception.miou_from_confusion(frame_counts.confusion))),
+                 "entropy": frame_counts.entropy_sum / frame_counts.pixels}
             )  # fmt: skip
-        add_counts(r.segment, counts)
-        add_counts(r.total, counts)
+        add_counts(r.segment, frame_counts)
+        add_counts(r.total, frame_counts)
     r.frames += logits.shape[0]
     if keep_prediction:
         r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()

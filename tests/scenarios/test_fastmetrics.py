@@ -48,3 +48,11 @@ def test_entropy_and_prediction_against_numpy():
     assert f.confusion[0, 0] == 1 and f.confusion.sum() == 1
     assert f.bin_conf.sum() == pytest.approx(p.max(), rel=1e-6)
     assert f.bin_count[int(np.ceil(p.max() * 15)) - 1] == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_any_non_finite_logit_is_refused_naming_the_frame(bad):
+    logits = torch.zeros(3, 19, 8, 8)
+    logits[2, 7, 5, 1] = bad
+    with pytest.raises(FloatingPointError, match="non-finite logits at frame 12"):
+        batch_counts(logits, torch.zeros(3, 8, 8, dtype=torch.long), first_frame=10)

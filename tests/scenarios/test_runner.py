@@ -196,7 +196,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_results(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, "--out", str(killed)], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         if (killed / "results.sqlite").is_file():
