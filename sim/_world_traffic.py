@@ -68,6 +68,7 @@ class Traffic:
         self.veh = np.zeros((0, 12))
         self.vel = np.zeros(0)
         self.v0 = np.zeros(0)
+        self.deficit: list[tuple[float, float]] = []  # lanes owed a re-spawned vehicle
         density = DENSITY[level]
         for lane_u, direction in self.lanes:
             s = -BEHIND + float(rng.exponential(100.0 / max(density, 1e-6)))
@@ -137,7 +138,8 @@ class Traffic:
         shirt = jitter(rng, [(180, 40, 40), (40, 60, 140), (200, 200, 190), (40, 40, 40),
                              (60, 130, 70), (220, 170, 40), (130, 90, 150)][int(rng.integers(7))],
                        0.15)
-        row = np.array([s, u, T_PERSON, 0.5, 0.5, 1.75, *shirt, rng.uniform(0, 1000), 1.0,
+        kind = 2.0 if crossing_at is not None else (3.0 if waiting_at is not None else 1.0)
+        row = np.array([s, u, T_PERSON, 0.5, 0.5, 1.75, *shirt, rng.uniform(0, 1000), kind,
                         rng.uniform(0, 2 * math.pi)])
         self.peds = np.vstack([self.peds, row])
         self.ped_vel = np.vstack([self.ped_vel, vel])
@@ -195,9 +197,13 @@ class Traffic:
             self.veh[:, 11] += self.vel * dt
             gone = (self.veh[:, 0] < self.s - BEHIND) | (self.veh[:, 0] > self.s + AHEAD + 40)
             for i in np.nonzero(gone)[0][::-1]:
-                lane_u, direction = self._lane_of(i)
+                self.deficit.append(self._lane_of(i))
                 self._remove_vehicle(i)
-                self._respawn(lane_u, direction)
+        # vehicles gone from the window come back far ahead as soon as there is room
+        pending, self.deficit = self.deficit, []
+        for lane_u, direction in pending:
+            if not self._respawn(lane_u, direction):
+                self.deficit.append((lane_u, direction))
         # pedestrians
         if len(self.peds):
             self.peds[:, 0] += self.ped_vel[:, 0] * dt
@@ -208,7 +214,8 @@ class Traffic:
                 (self.ped_vel[:, 1] != 0) & (np.abs(self.peds[:, 1]) > lay.road_half + 1.0)
                 & (np.sign(self.peds[:, 1]) == np.sign(self.ped_vel[:, 1])))
             keep = ~done
-            n_new = int(done.sum())
+            # only sidewalk walkers are replaced (column 10: 1 walker, 2 crossing, 3 waiting)
+            n_new = int((done & (self.peds[:, 10] == 1.0)).sum())
             self.peds, self.ped_vel = self.peds[keep], self.ped_vel[keep]
             for _ in range(n_new):
                 if self.ped_rate > 0:
@@ -238,12 +245,13 @@ class Traffic:
         self.vel = np.delete(self.vel, i)
         self.v0 = np.delete(self.v0, i)
 
-    def _respawn(self, lane_u: float, direction: float) -> None:
+    def _respawn(self, lane_u: float, direction: float) -> bool:
         s = self.s + AHEAD + float(self.rng.uniform(-40.0, 30.0))
         same = (np.abs(self.veh[:, 1] - lane_u) < 1.6) & (self.veh[:, 10] == direction)
         if same.any() and np.min(np.abs(self.veh[same, 0] - s)) < 18.0:
-            return  # no room: the lane stays a little emptier for a while
+            return False  # no room yet: try again next step
         self._add_vehicle(s, lane_u, direction, bike=(lane_u, direction) in self.bike_lanes)
+        return True
 
     def _ego_leader(self) -> tuple[float, float]:
         gap, lead_v = np.inf, np.inf

@@ -267,3 +267,18 @@ def test_traffic_density_sets_how_much_moves_on_the_road() -> None:
         return float(np.mean([np.isin(f.semantic, [11, 12, 17, 18]).mean() for f in fs]))
 
     assert movers("high") > movers("low") > movers("none")
+
+
+def test_traffic_and_crowds_stay_stationary_over_a_long_drive() -> None:
+    # the agents' dynamics do not depend on the camera: step them without rendering
+    w = World(WorldConfig(height=16, width=32), 7)
+    tr = w.traffic
+    counts = []
+    for i in range(900):
+        w.town.ensure(tr.s - 80.0, tr.s + 420.0)
+        tr.step(0.1, None)
+        if i % 300 == 0 or i == 899:
+            counts.append((len(tr.peds), len(tr.veh)))
+    (p0, v0), *_, (p1, v1) = counts
+    assert 0.75 * p0 <= p1 <= 1.3 * p0, counts
+    assert 0.7 * v0 <= v1 <= 1.3 * v0, counts
