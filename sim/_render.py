@@ -322,7 +322,7 @@ class Renderer:
         kinds = self.width_class.copy()
         kinds |= (((s_row * (1 / 9.0)) % 1.0) < 0.39).astype(np.int64) << 3
         if len(town.inter_start):
-            j = np.clip(np.searchsorted(town.inter_start, s_row), 0, len(town.inter_start) - 1)
+            j = np.minimum(np.searchsorted(town.inter_start, s_row), len(town.inter_start) - 1)
             ahead = town.inter_start[j] - s_row
             kinds |= ((ahead > 1.0) & (ahead < 5.0)).astype(np.int64) << 4
             kinds |= ((ahead > 5.6) & (ahead < 6.1)).astype(np.int64) << 5

@@ -135,7 +135,8 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
         n = r.tex_flat.take(cv)
         n += np.float32(1.0 - 2.0 * (1.0 - cloud))
         n *= 2.0
-        np.clip(n, 0.0, 1.0, out=n)
+        np.maximum(n, 0.0, out=n)
+        np.minimum(n, 1.0, out=n)
         n *= cache.cloud_fade.take(row)
         ccol = _lerp((30, 32, 38), (232, 232, 236), light.daylight) * (1.0 - 0.45 * cloud)
         for c in range(3):
@@ -278,6 +279,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
             for c, w in enumerate((1.0, 0.93, 0.8)):
                 planes[c] += np.float32(w) * glare
     img = cv2.merge(planes)
-    np.clip(img, 0, 255, out=img)
+    np.maximum(img, 0, out=img)
+    np.minimum(img, 255, out=img)
     # a camera is never perfectly sharp: soften every edge a little
     return cv2.GaussianBlur(img.astype(np.uint8), (3, 3), 0.55)

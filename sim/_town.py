@@ -204,7 +204,7 @@ class Blocks:
 
     def lookup(self, s: np.ndarray) -> np.ndarray:
         idx = np.searchsorted(self.start, s, side="right") - 1
-        return np.clip(idx, 0, len(self.start) - 1)
+        return np.minimum(np.maximum(idx, 0), len(self.start) - 1)
 
     def trim(self, s_min: float) -> None:
         keep = max(0, int(np.searchsorted(self.start, s_min, side="right")) - 2)

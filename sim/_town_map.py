@@ -140,7 +140,7 @@ class TownMap:
             return np.zeros(np.shape(s), bool)
         i = np.searchsorted(self.inter_start, s, side="right") - 1
         ok = i >= 0
-        ic = np.clip(i, 0, None)
+        ic = np.maximum(i, 0)
         return ok & (s < self.inter_end[ic])
 
     def _gen_props(self, s0: float, s1: float) -> None:
