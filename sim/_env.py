@@ -62,6 +62,7 @@ class DrivingStreamEnv(gym.Env):
     - ``shift``: the image shift applied to the observation; ``{"corruption": None,
       "severity": 0}`` here (wrappers that corrupt the image fill it in).
     - ``events``: ``{"collision": bool, "off_road": bool}``.
+    - ``frame``: the frame's index in the drive (0 at reset).
 
     ## Arguments
 
