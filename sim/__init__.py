@@ -7,19 +7,7 @@ from __future__ import annotations
 
 # --- world and environment (issue 2) ---
 from sim._classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize
-
-# --- corruptions, schedules, wrapper, preview (issue 3) ---
-from sim._corrupt import (
-    CorruptionInfo,
-    corrupt,
-    corrupt_frame,
-    corruption_groups,
-    corruption_info,
-    corruption_names,
-)
 from sim._env import DrivingStreamEnv, register_envs
-from sim._preview import contact_sheet
-from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
 from sim._world import Frame, World, render_stream
 from sim._world_config import (
     TIMES_OF_DAY,
@@ -29,6 +17,19 @@ from sim._world_config import (
     Weather,
     WorldConfig,
 )
+
+# isort: split
+# --- corruptions, schedules, wrapper, preview (issue 3) ---
+from sim._corrupt import (
+    CorruptionInfo,
+    corrupt,
+    corrupt_frame,
+    corruption_groups,
+    corruption_info,
+    corruption_names,
+)
+from sim._preview import contact_sheet
+from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
 from sim._wrapper import CorruptionWrapper
 
 __all__: list[str] = [
