@@ -88,6 +88,7 @@ class Renderer:
         self.yh = H / 2 + self.f * math.tan(math.radians(config.camera_pitch_deg))
         self.b = (np.arange(H) + 0.5 - self.yh) / self.f
         self.ground = self.b > 1e-4
+        self.g0 = int(np.argmax(self.ground)) if self.ground.any() else H  # first ground row
         zg = np.where(self.ground, self.cam_h / np.where(self.ground, self.b, 1.0), ZMAX)
         self.zg = np.minimum(zg, ZMAX)
         self.X = (self.a[None, :] * self.zg[:, None]).astype(np.float32)
@@ -315,7 +316,9 @@ class Renderer:
         zg, ground = self.zg, self.ground
         s_row = cam.s + zg
         off_row = (cam.u - cam.heading * zg - 0.5 * cam.curvature * zg * zg).astype(np.float32)
-        u = self.X + off_row[:, None]
+        g0 = self.g0  # rows above g0 see no ground: their lateral offset stays 0
+        u = np.zeros((H, W), np.float32)
+        np.add(self.X[g0:], off_row[g0:, None], out=u[g0:])
 
         # ---- ground materials from the row-kind lookup tables ----
         inter_row = town.in_intersection(s_row) & ground
@@ -327,15 +330,17 @@ class Renderer:
             kinds |= ((ahead > 1.0) & (ahead < 5.0)).astype(np.int64) << 4
             kinds |= ((ahead > 5.6) & (ahead < 6.1)).astype(np.int64) << 5
         kinds |= inter_row.astype(np.int64) << 6
-        offs = self._lut_offsets(kinds)
-        q = np.minimum((np.abs(u) * LUT_RES).astype(np.int32), LUT_LEN - 1)
+        offs = self._lut_offsets(kinds[g0:])
+        ug = u[g0:]
+        q = np.minimum((np.abs(ug) * LUT_RES).astype(np.int32), LUT_LEN - 1)
         q += offs[:, None]
-        gid = self._lut_all.take(q).astype(np.int32)
-        gid[~ground] = G_SKY
+        gid = np.full((H, W), G_SKY, np.int32)
+        gid[g0:] = self._lut_all.take(q)
         depth = self.depth0.copy()
-        tbase = (((s_row * 3.0).astype(np.int64) & 255) * 256).astype(np.int32)
-        tidx = ((u * 3.0).astype(np.int32) & 255) + tbase[:, None]
-        texv = self.tex_flat.take(tidx)
+        tbase = (((s_row[g0:] * 3.0).astype(np.int64) & 255) * 256).astype(np.int32)
+        tidx = ((ug * 3.0).astype(np.int32) & 255) + tbase[:, None]
+        texv = np.zeros((H, W), np.float32)
+        texv[g0:] = self.tex_flat.take(tidx)
 
         # ---- building shadows on the ground, row by row ----
         shadow = None
