@@ -36,6 +36,27 @@ _TAIL = np.array((150, 20, 20), np.float32)
 _HEAD = np.array((215, 210, 190), np.float32)
 
 
+def _c(*rgb: int) -> np.ndarray:
+    return np.array(rgb, np.float32)
+
+
+# Fixed colours (made once, not per object)
+_RIDER_HEAD = _c(40, 40, 45)
+_SKIN = _c(200, 160, 130)
+_TROUSERS = _c(40, 45, 60)
+_TRUNK = _c(85, 65, 45)
+_SIGN_BLUE = _c(30, 70, 160)
+_WARM = _c(255, 220, 150)
+_SIGN_POLE = _c(150, 150, 150)
+_SIGN_BACK = _c(120, 120, 122)
+_RED, _WHITE, _BLUE, _YELLOW = _c(200, 30, 30), _c(235, 235, 235), _c(30, 70, 170), _c(
+    235, 190, 20)
+_TL_DARK, _TL_POLE, _TL_PLATE = _c(35, 35, 32), _c(90, 92, 90), _c(52, 52, 48)
+_TL_COLORS = (_c(230, 40, 30), _c(240, 180, 20), _c(40, 220, 90))
+_TL_OFF = tuple(c * 0.25 for c in _TL_COLORS)
+_TL_ON = tuple(c * 1.0 for c in _TL_COLORS)
+
+
 class SpriteDrawer:
     """Paints objects into a part buffer; one instance per renderer, reused every frame."""
 
@@ -270,7 +291,7 @@ class SpriteDrawer:
         shirt = np.array((color[2], color[0] * 0.6, color[1]), np.float32)
         self.rect(d - 0.05, u - 0.25, u + 0.25, 0.9, 1.58, shirt, RIDER)
         self.rect(d - 0.06, u - 0.18, u - 0.04, 0.45, 1.0, shirt * 0.5, RIDER)
-        self.ellipse(d - 0.06, u, 1.7, 0.13, 0.15, np.array((40, 40, 45), np.float32), RIDER)
+        self.ellipse(d - 0.06, u, 1.7, 0.13, 0.15, _RIDER_HEAD, RIDER)
 
     def person(self, d: float, u: float, color: np.ndarray, seed: float,
                phase: float) -> None:
@@ -279,8 +300,8 @@ class SpriteDrawer:
         rng_a = math.sin(seed * 12.9898) * 43758.5453
         tint = rng_a - math.floor(rng_a)
         height = 1.55 + 0.35 * tint
-        skin = np.array((200, 160, 130), np.float32) * (0.55 + 0.45 * tint)
-        trousers = np.array((40, 45, 60), np.float32) * (0.6 + tint)
+        skin = _SKIN * (0.55 + 0.45 * tint)
+        trousers = _TROUSERS * (0.6 + tint)
         swing = 0.12 * math.sin(phase)
         if self.f * height / d < 12:
             self.rect(d, u - 0.22, u + 0.22, 0.0, height, color, PERSON)
@@ -291,7 +312,7 @@ class SpriteDrawer:
         self.ellipse(d, u, 0.91 * height, 0.11, 0.13, skin, PERSON)
 
     def tree(self, d: float, u: float, size: float, color: np.ndarray, seed: float) -> None:
-        trunk = np.array((85, 65, 45), np.float32)
+        trunk = _TRUNK
         self.rect(d, u - 0.16, u + 0.16, 0.0, 0.5 * size, trunk, VEG)
         r = 0.3 * size
         if self.sun is not None and d < 80.0:  # the canopy's shadow on the ground
@@ -321,7 +342,7 @@ class SpriteDrawer:
         if wooden:
             self.rect(d, u - 0.9, u + 0.9, 7.0, 7.15, color, POLE)
         if with_sign:
-            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, np.array((30, 70, 160), np.float32),
+            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, _SIGN_BLUE,
                       TSIGN)
 
     def lamp(self, d: float, u: float, color: np.ndarray, night: float) -> None:
@@ -331,24 +352,23 @@ class SpriteDrawer:
             return
         tip = u - side * 1.8
         self.quad([(d, u, 7.8), (d, tip, 7.95), (d, tip, 8.08), (d, u, 7.95)], color, POLE, F_BACK)
-        warm = np.array((255, 220, 150), np.float32)
+        warm = _WARM
         lamp_col = warm if night > 0.3 else color * 1.2
         emit = warm * 2.0 * night if night > 0 else None
         self.rect(d - 0.02, tip - 0.3, tip + 0.3, 7.78, 7.95, lamp_col, POLE, F_EMIT, emit,
                   depth=d)
 
     def sign(self, d: float, u: float, seed: float, facing_ego: bool) -> None:
-        pole_c = np.array((150, 150, 150), np.float32)
+        pole_c = _SIGN_POLE
         self.rect(d, u - 0.05, u + 0.05, 0.0, 2.3, pole_c, POLE)
         if not facing_ego or self.f * 3.0 / d < 10:
-            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, np.array((120, 120, 122),
-                      np.float32), TSIGN)
+            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, _SIGN_BACK, TSIGN)
             return
         kind = int(seed) % 4
-        red = np.array((200, 30, 30), np.float32)
-        white = np.array((235, 235, 235), np.float32)
-        blue = np.array((30, 70, 170), np.float32)
-        yellow = np.array((235, 190, 20), np.float32)
+        red = _RED
+        white = _WHITE
+        blue = _BLUE
+        yellow = _YELLOW
         if kind == 0:
             self.ellipse(d - 0.01, u, 2.55, 0.33, 0.33, red, TSIGN)
             self.ellipse(d - 0.02, u, 2.55, 0.24, 0.24, white, TSIGN)
@@ -368,8 +388,8 @@ class SpriteDrawer:
                       night: float, mast: bool = False) -> None:
         """A signal on a pole; with ``mast`` an arm over the carriageway carries one head
         above each lane (the ones a driver actually looks at)."""
-        dark = np.array((35, 35, 32), np.float32)
-        pole_c = np.array((90, 92, 90), np.float32)
+        dark = _TL_DARK
+        pole_c = _TL_POLE
         top = 6.3 if mast else 3.2
         self.rect(d, u - 0.1, u + 0.1, 0.0, top, pole_c, POLE)
         heads = [(u, 3.1)]
@@ -380,18 +400,17 @@ class SpriteDrawer:
             self.rect(d, min(u, end), max(u, end), 6.0, 6.25, pole_c, POLE)
             heads += [(c, 4.8) for c in lanes]
         small = self.f * 1.2 / d < 4
-        plate = np.array((52, 52, 48), np.float32)
+        plate = _TL_PLATE
         for hu, hy in heads:
             if facing_ego:  # a backplate frames the head, as on real signals
                 self.rect(d - 0.01, hu - 0.4, hu + 0.4, hy - 0.15, hy + 1.35, plate, TLIGHT)
             self.rect(d - 0.02, hu - 0.24, hu + 0.24, hy, hy + 1.2, dark, TLIGHT)
             if not facing_ego or small:
                 continue
-            colors = ((230, 40, 30), (240, 180, 20), (40, 220, 90))
             for i, yy in enumerate((hy + 0.97, hy + 0.6, hy + 0.23)):
                 on = i == state
-                c = np.array(colors[i], np.float32) * (1.0 if on else 0.25)
-                emit = np.array(colors[i], np.float32) * (0.5 + 1.5 * night) if on else None
+                c = _TL_ON[i] if on else _TL_OFF[i]
+                emit = _TL_COLORS[i] * (0.5 + 1.5 * night) if on else None
                 self.ellipse(d - 0.03, hu, yy, 0.14, 0.14, c, TLIGHT, F_EMIT if on else F_BACK,
                              emit)
 
