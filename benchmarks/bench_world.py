@@ -26,7 +26,7 @@ def env_fps(height: int, width: int, steps: int, **kwargs: object) -> tuple[floa
                    max_episode_steps=steps + 100, **kwargs)
     env.reset(seed=0)
     action = env.action_space.sample()
-    for _ in range(20):  # warm up (lookup tables, caches)
+    for _ in range(100):  # warm up: lookup tables for road markings are built lazily
         env.step(action)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):

@@ -59,6 +59,7 @@ ZMAX = 3000.0
 LUT_RES = 32.0  # lookup-table cells per metre of lateral offset
 LUT_LEN = int(512 * LUT_RES)
 N_WIDTH = 8  # marking-width classes (markings widen with distance to stay >= ~1 px)
+_LUT_CACHE: dict[tuple, np.ndarray] = {}  # ground tables shared by renderers of a town style
 _KIND_LABEL = np.array([KIND_LABEL.get(k, BUILDING) for k in range(7)], np.uint8)
 
 
@@ -191,7 +192,15 @@ class Renderer:
         if not self._kind_known[kinds].all():
             for k in np.unique(kinds).tolist():
                 if not self._kind_known[k]:
-                    self._lut_all[k * LUT_LEN:(k + 1) * LUT_LEN] = self._ground_lut(k)
+                    # tables depend on the town style (and, at crossings, the far set-back)
+                    far = min(self.town.setback[0][1], self.town.setback[1][1])
+                    key = (self.town.style.name, k, far if (k >> 6) & 1 else None)
+                    lut = _LUT_CACHE.get(key)
+                    if lut is None:
+                        lut = self._ground_lut(k)
+                        if len(_LUT_CACHE) < 2048:
+                            _LUT_CACHE[key] = lut
+                    self._lut_all[k * LUT_LEN:(k + 1) * LUT_LEN] = lut
                     self._kind_known[k] = True
         return (kinds * LUT_LEN).astype(np.int32)
 
