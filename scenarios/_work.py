@@ -196,7 +196,7 @@ def run_unit(
                 seg_corr += [c or "clean" for c, _ in states]
                 seg_sev += [s for _, s in states]
                 x = torch.from_numpy(observed).permute(0, 3, 1, 2).float().div_(255.0)
-                y = torch.from_numpy(targets.astype(np.int64))
+                y = torch.from_numpy(targets)  # uint8 trainIds; ground truth stays here
                 for r in runs:
                     if r.alive:
                         _feed(r, x, y, start, states, ctx.per_frame, unit.sample and stop == n)
