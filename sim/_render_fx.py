@@ -279,7 +279,6 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
             for c, w in enumerate((1.0, 0.93, 0.8)):
                 planes[c] += np.float32(w) * glare
     img = cv2.merge(planes)
-    np.maximum(img, 0, out=img)
-    np.minimum(img, 255, out=img)
+    np.clip(img, 0, 255, out=img)
     # a camera is never perfectly sharp: soften every edge a little
     return cv2.GaussianBlur(img.astype(np.uint8), (3, 3), 0.55)
