@@ -17,23 +17,27 @@ import sim  # noqa: F401  (registers the env)
 
 
 def env_fps(height: int, width: int, steps: int, **kwargs: object) -> tuple[float, float]:
-    """(frames per wall-clock second, frames per CPU second of this process).
+    """(frames per second over the whole run, frames per second of the best 30-step chunk).
 
-    On a machine shared with other jobs the wall-clock figure drops with their load; the CPU
-    figure counts only this process's own work.
+    On a machine shared with other jobs the whole-run figure drops with their load; the best
+    chunk shows what the renderer does when it has a core to itself.
     """
     env = gym.make("roadshift/DrivingStream-v0", height=height, width=width,
-                   max_episode_steps=steps + 100, **kwargs)
+                   max_episode_steps=steps + 200, **kwargs)
     env.reset(seed=0)
     action = env.action_space.sample()
     for _ in range(100):  # warm up: lookup tables for road markings are built lazily
         env.step(action)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        env.step(action)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    chunks = []
+    t_start = time.perf_counter()
+    for _ in range(max(1, steps // 30)):
+        t0 = time.perf_counter()
+        for _ in range(30):
+            env.step(action)
+        chunks.append(time.perf_counter() - t0)
+    total = time.perf_counter() - t_start
     env.close()
-    return steps / wall, steps / max(cpu, 1e-9)
+    return 30 * len(chunks) / total, 30 / min(chunks)
 
 
 # ---------------------------------------------------------------------------------------
@@ -50,22 +54,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=300)
     args = ap.parse_args()
-    print(f"{'env.step, setting':<34} {'frames/s':>9} {'frames/CPU-s':>13}")
+    print(f"{'env.step, setting':<34} {'frames/s':>9} {'best chunk':>11}")
     results = {}
     for h, w in ((128, 256), (256, 512)):
         n = args.steps if h == 128 else max(50, args.steps // 3)
-        fps, cps = env_fps(h, w, n)
-        results[(h, w)] = fps
-        print(f"{f'urban day clear {h}x{w}':<34} {fps:9.1f} {cps:13.1f}")
+        fps, peak = env_fps(h, w, n)
+        results[(h, w)] = (fps, peak)
+        print(f"{f'urban day clear {h}x{w}':<34} {fps:9.1f} {peak:11.1f}")
     for town, tod, weather in (("suburban", "day", "clear"), ("highway", "day", "clear"),
                                ("rural", "dusk", "cloudy"), ("urban", "night", "rain"),
                                ("urban", "day", "fog")):
-        fps, cps = env_fps(128, 256, max(50, args.steps // 2), town=town, time_of_day=tod,
+        fps, peak = env_fps(128, 256, max(50, args.steps // 2), town=town, time_of_day=tod,
                            weather=weather)
-        print(f"{f'{town} {tod} {weather} 128x256':<34} {fps:9.1f} {cps:13.1f}")
-    floor = results[(128, 256)]
-    print(f"floor 300 frames/s at 128x256: {'met' if floor >= 300 else 'NOT met'} ({floor:.0f})")
-    for (h, w), fps in results.items():
+        print(f"{f'{town} {tod} {weather} 128x256':<34} {fps:9.1f} {peak:11.1f}")
+    floor, best = results[(128, 256)]
+    print(f"floor 300 frames/s at 128x256: {'met' if floor >= 300 else 'NOT met'} "
+          f"(whole run {floor:.0f}, best chunk {best:.0f})")
+    for (h, w), (fps, _) in results.items():
         inf = model_inference_seconds(h, w)
         if inf is None:
             print(f"{h}x{w}: model inference ratio n/a (no model hooked up)")
