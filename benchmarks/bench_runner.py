@@ -177,7 +177,7 @@ def memory(frames_list: list[int], model_name: str | None) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=64)
     p.add_argument("--model", default=None, help="model name (default: the bundled default)")
     p.add_argument("--memory-frames", type=int, nargs="*", default=[32, 256])
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
