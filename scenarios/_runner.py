@@ -273,6 +273,8 @@ def run_scenario(
                     if res.cell["status"] == "failed":
                         failed[cid] = res.cell["error"] or "failed"
                         log.error("cell %s failed: %s", cid, failed[cid])
+                        if res.traceback:
+                            log.error("%s", res.traceback.rstrip())
                     else:
                         log.info("cell %s done: miou %.4f, %.2f ms/frame", cid,
                                  res.cell.get("miou") or float("nan"),

@@ -44,6 +44,7 @@ class CellResult:
     cell: dict[str, Any]
     segments: list[dict[str, Any]]
     frames: list[dict[str, Any]]
+    traceback: str | None = None  # of a failed cell, for the run log
 
 
 def init_worker(threads: int = 1) -> None:
@@ -114,6 +115,7 @@ class _MethodRun:
             self.adapter = perception.create_adapter(name, model, **options)
         except Exception as exc:  # a plugin's constructor may raise anything
             self.error = _error(exc)
+            self.traceback = traceback.format_exc()
 
     @property
     def alive(self) -> bool:
@@ -317,7 +319,7 @@ def _result(r: _MethodRun, shift: Any) -> CellResult:
             confusion=s["confusion"],
         )
         return CellResult(cell, r.segment_rows, r.frame_rows)
-    return CellResult(cell, [], [])
+    return CellResult(cell, [], [], r.traceback)
 
 
 def _save_sample(run_dir: Path, r: _MethodRun, unit: Unit, sample: dict[str, np.ndarray]) -> None:

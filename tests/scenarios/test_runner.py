@@ -141,6 +141,8 @@ def test_failures_are_isolated_and_recorded(tmp_path):
         assert nan["status"] == "failed" and "non-finite logits" in nan["error"]
     assert set(summary.failed) == {c["cell_id"] for c in store.cells("failed")}
     assert len(summary.failed) == 4
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "Traceback" in log and "exploded on purpose" in log  # the log keeps the details
     # failed cells are retried on a rerun (they fail again), done cells are not recomputed
     again = run_scenario(sc, tmp_path / "run", workers=1, quiet=True)
     assert again.skipped == 2 and len(again.failed) == 4
