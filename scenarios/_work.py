@@ -199,9 +199,13 @@ def run_unit(
                 seg_sev += [s for _, s in states]
                 x = torch.from_numpy(observed).permute(0, 3, 1, 2).float().div_(255.0)
                 y = torch.from_numpy(targets)  # uint8 trainIds; ground truth stays here
-                for r in runs:
-                    if r.alive:
-                        _feed(r, x, y, start, states, ctx.per_frame, unit.sample and stop == n)
+                alive = [r for r in runs if r.alive]
+                if not alive:
+                    break  # every method failed: nothing left to feed
+                for k, r in enumerate(alive):
+                    # each method gets its own copy: an adapter may modify its input in place
+                    xr = x if k == len(alive) - 1 else x.clone()
+                    _feed(r, xr, y, start, states, ctx.per_frame, unit.sample and stop == n)
                 if unit.sample and stop == n:
                     sample = {
                         "clean": images[-1],

@@ -58,3 +58,11 @@ class CountingAdapter(perception.Adapter):
 def wrong_model() -> torch.nn.Module:
     """A model factory whose output is not (N, 19, H, W): 3 channels at half resolution."""
     return torch.nn.Conv2d(3, 3, kernel_size=2, stride=2)
+
+
+class InPlaceAdapter(perception.Adapter):
+    """Scribbles over its input batch (allowed: the batch is its own) before predicting."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        x.zero_()
+        return self.model(x)

@@ -148,9 +148,18 @@ def test_failures_are_isolated_and_recorded(tmp_path):
     assert again.skipped == 2 and len(again.failed) == 4
 
 
-def test_adapters_only_ever_see_images(tmp_path):
-    sc = validate_scenario(tiny(methods=[f"{HELPERS}:InputRecorder"], corruptions=["contrast"]))
+def test_adapters_only_ever_see_images_and_cannot_spoil_each_others_input(
+    reference_run, tmp_path
+):
+    sc = validate_scenario(tiny(
+        methods=[f"{HELPERS}:InPlaceAdapter", "source", f"{HELPERS}:InputRecorder"],
+        corruptions=["gaussian_noise"],
+    ))  # fmt: skip
     assert run_scenario(sc, tmp_path / "run", workers=1, quiet=True).ok
+    ref = {c["cell_id"]: c for c in ResultsStore(reference_run[0]).cells()}
+    got = {c["cell_id"]: c for c in ResultsStore(tmp_path / "run").cells()}
+    for cid in ("source__clean__s0__seed0", "source__gaussian_noise__s3__seed0"):
+        assert got[cid]["confusion"] == ref[cid]["confusion"]
 
 
 def test_results_do_not_depend_on_the_number_of_workers(reference_run, tmp_path):
