@@ -55,7 +55,9 @@ def _parser() -> _Parser:
     r.add_argument(
         "scenario", help="a bundled scenario name (roadshift list scenarios) or a YAML path"
     )
-    r.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
+    r.add_argument(
+        "--out", default=None, help="run folder, resumed if it holds this run (default runs/NAME)"
+    )
     r.add_argument("--executor", choices=("local", "ray"), default="local")
     r.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel workers (default: the number of CPU cores)")  # fmt: skip
@@ -106,8 +108,14 @@ def _parser() -> _Parser:
 # --------------------------------------------------------------------------- commands
 def _cmd_run(a: argparse.Namespace) -> int:
     from scenarios._runner import run_scenario
+    from scenarios._schema import load_scenario
 
-    summary = run_scenario(a.scenario, a.out, executor=a.executor, workers=a.workers,
+    scenario: Any = a.scenario
+    out = a.out
+    if out is None:
+        scenario = load_scenario(a.scenario)
+        out = Path("runs") / scenario.name
+    summary = run_scenario(scenario, out, executor=a.executor, workers=a.workers,
                            quiet=a.quiet)  # fmt: skip
     if not a.no_report:
         _try_report(summary.run_dir, quiet=a.quiet)

@@ -143,7 +143,6 @@ def test_run_bad_input_exits_2_without_creating_the_folder(tmp_path, capsys):
           "--out", str(out)], "expected (N, 19, 64, 128)"),
         (["run", str(good), "--out", str(out), "--workers", "0"], "--workers"),
         (["run", str(good), "--out", str(out), "--executor", "dask"], "--executor"),
-        (["run", str(good)], "--out"),
     ]  # fmt: skip
     for args, needle in cases:
         err = _bad(args, capsys)
@@ -183,3 +182,10 @@ def test_the_saved_scenario_resumes_its_own_folder(run_dir, capsys):
                  "--no-report", "--workers", "1"])  # fmt: skip
     assert code == 0
     assert ResultsStore(run_dir).cells() == before  # nothing recomputed, nothing duplicated
+
+
+def test_run_without_out_uses_runs_slash_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    scenario = write_yaml(tmp_path / "t.yaml", tiny(methods=["source"], corruptions=[]))
+    assert main(["run", str(scenario), "--quiet", "--no-report", "--workers", "1"]) == 0
+    assert len(ResultsStore(tmp_path / "runs" / "tiny").cells("done")) == 1

@@ -148,9 +148,7 @@ def test_failures_are_isolated_and_recorded(tmp_path):
     assert again.skipped == 2 and len(again.failed) == 4
 
 
-def test_adapters_only_ever_see_images_and_cannot_spoil_each_others_input(
-    reference_run, tmp_path
-):
+def test_adapters_only_ever_see_images_and_cannot_spoil_each_others_input(reference_run, tmp_path):
     sc = validate_scenario(tiny(
         methods=[f"{HELPERS}:InPlaceAdapter", "source", f"{HELPERS}:InputRecorder"],
         corruptions=["gaussian_noise"],
