@@ -182,6 +182,24 @@ def prepare_run(
     return Prepared(sc, name, model, meta, units)
 
 
+def _check_same_model(run_dir: Path, model: Any) -> None:
+    """A folder is only resumed with the weights it started with (bundled weights may have
+    been retrained since): mixing two models in one run would be silently wrong."""
+    import torch
+
+    saved = run_dir / MODEL_STATE
+    if not saved.is_file():
+        return
+    state = torch.load(saved, map_location="cpu", weights_only=True)
+    current = model.state_dict()
+    same = state.keys() == current.keys() and all(torch.equal(state[k], current[k]) for k in state)
+    if not same:
+        raise ScenarioError(
+            f"{run_dir}: out: folder was started with other model weights than the scenario's "
+            "model has now; choose another --out to start a new run"
+        )
+
+
 def _logger(run_dir: Path) -> tuple[logging.Logger, logging.Handler]:
     log = logging.getLogger(f"roadshift.run.{id(run_dir)}")
     log.setLevel(logging.INFO)
@@ -208,6 +226,7 @@ def run_scenario(
     workers = workers or os.cpu_count() or 1
     sc = prep.scenario
     run_dir = Path(out)
+    _check_same_model(run_dir, prep.model)
 
     # ---- everything validated: create the run folder
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -115,12 +115,21 @@ def test_rerun_is_idempotent(reference_run, tmp_path):
     assert con.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 9
 
 
-def test_a_different_scenario_may_not_reuse_the_folder(reference_run):
+def test_a_different_scenario_or_model_may_not_reuse_the_folder(reference_run, tmp_path):
+    import shutil
+
     from scenarios import ScenarioError
 
     out, _ = reference_run
     with pytest.raises(ScenarioError, match="different scenario"):
         run_scenario(validate_scenario(tiny(frames=7)), out, workers=1, quiet=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    state = torch.load(copy / "model.pt", weights_only=True)
+    next(v for v in state.values() if v.is_floating_point()).add_(1.0)
+    torch.save(state, copy / "model.pt")  # as if the bundled weights changed since
+    with pytest.raises(ScenarioError, match="other model weights"):
+        run_scenario(validate_scenario(tiny()), copy, workers=1, quiet=True)
 
 
 def test_failures_are_isolated_and_recorded(tmp_path):
