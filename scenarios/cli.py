@@ -200,10 +200,10 @@ def _cmd_list(a: argparse.Namespace) -> int:
             rows.append((name, f"{_first_line(info.description)} [{info.origin}]"))
     else:
         import perception
+        from perception._models import MODELS  # the model registry: builders and docstrings
 
         for name in perception.model_names():
-            fn = perception.create_model.__globals__.get("MODELS")
-            doc = _first_line(fn.get(name).__doc__) if fn is not None else ""
+            doc = _first_line(MODELS.get(name).__doc__)
             tag = " [bundled weights]" if name in perception.pretrained_names() else ""
             default = " (default)" if name == perception.DEFAULT_MODEL else ""
             rows.append((name, f"{doc}{tag}{default}"))
