@@ -40,7 +40,7 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "depths": (1, 2, 3),
         "decoder": 32,
         "norm": "bn",
-        "fine": False,
+        "fine": True,
         "description": "default: small BatchNorm encoder-decoder for the CPU",
     },
     "roadseg_s_gn": {
@@ -48,7 +48,7 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "depths": (1, 2, 3),
         "decoder": 32,
         "norm": "gn",
-        "fine": False,
+        "fine": True,
         "description": "roadseg_s with GroupNorm (no BatchNorm for batch-statistics methods)",
     },
     "roadseg_m": {
@@ -167,11 +167,13 @@ class RoadSeg(nn.Module):
         self.fuse1 = SepBlock(decoder, decoder, norm=norm)
         # Optional 1/2-resolution refinement from the stem: keeps poles, signs and distant
         # road users (one or two pixels wide at 128×256) from vanishing in the 1/4 decoder.
+        # It runs at the stem's width (thin) because memory traffic at 1/2 resolution, not
+        # arithmetic, is what costs on a CPU.
         self.fine = bool(fine)
         if self.fine:
-            self.lat0 = ConvNormAct(c0, decoder, 1, norm=norm, act=False)
-            self.fuse0 = SepBlock(decoder, decoder, norm=norm)
-        self.classifier = nn.Conv2d(decoder, num_classes, 1)
+            self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
+            self.fuse0 = SepBlock(c0, c0, norm=norm)
+        self.classifier = nn.Conv2d(c0 if self.fine else decoder, num_classes, 1)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,8 +195,9 @@ class RoadSeg(nn.Module):
         y = F.interpolate(y, size=f1.shape[-2:], mode="bilinear", align_corners=False)
         y = self.fuse1(F.relu(y + self.lat1(f1)))
         if self.fine:
+            y = self.narrow0(y)
             y = F.interpolate(y, size=f0.shape[-2:], mode="bilinear", align_corners=False)
-            y = self.fuse0(F.relu(y + self.lat0(f0)))
+            y = self.fuse0(F.relu(y + f0))
         y = self.classifier(y)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
