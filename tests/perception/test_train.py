@@ -53,7 +53,9 @@ def test_same_seed_same_weights_bit_for_bit_and_global_rng_untouched():
 def test_training_learns_a_toy_task_and_checkpoint_records_metadata(tmp_path):
     data = _toy_batches(40, seed=1)
     val = _toy_batches(2, seed=99)
-    cfg = perception.TrainConfig(steps=40, lr=1e-2, warmup_steps=5, crop=None, seed=0)
+    cfg = perception.TrainConfig(
+        steps=40, lr=3e-2, warmup_steps=5, crop=None, seed=0, hard_fraction=1.0
+    )
     untrained = perception.evaluate(perception.create_model("test_bn"), val)
     res = perception.train(
         "test_bn",
