@@ -40,14 +40,27 @@ def env_fps(height: int, width: int, steps: int, **kwargs: object) -> tuple[floa
     return 30 * len(chunks) / total, 30 / min(chunks)
 
 
-# ---------------------------------------------------------------------------------------
-# HOOK: model inference time per frame (seconds) at the given size, or None if unavailable.
-# Fill this in with the bundled default model once it exists, e.g. time
-# ``perception.load_pretrained()`` on a (1, 3, H, W) float32 tensor with torch.no_grad() and
-# torch.set_num_threads(1). Keep ``sim`` torch-free: import torch only inside this function.
-# ---------------------------------------------------------------------------------------
-def model_inference_seconds(height: int, width: int) -> float | None:
-    return None
+def model_inference_seconds(height: int, width: int, batch: int = 16) -> float | None:
+    """Seconds per frame of the bundled default model at batch 16 (median of 10), or None.
+
+    torch is imported here only: ``sim`` itself stays torch-free.
+    """
+    try:
+        import torch
+
+        import perception
+    except ImportError:
+        return None
+    model = perception.load_pretrained()
+    x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+    times = []
+    with torch.inference_mode():
+        for i in range(13):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= 3:  # warm-up
+                times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2] / batch
 
 
 def main() -> None:
