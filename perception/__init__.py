@@ -5,7 +5,7 @@ Works on plain tensors; it never imports the simulator.
 
 from __future__ import annotations
 
-# --- models, training, metrics (issue 4) ---
+# models, training, metrics
 from ._metrics import StreamMetrics, confusion_matrix, iou_from_confusion, miou_from_confusion
 from ._models import create_model, model_names, register_model
 from ._models_classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SAFETY_CLASSES
@@ -19,7 +19,7 @@ from ._models_io import (
 )
 from ._train import TrainConfig, TrainResult, evaluate, images_to_tensor, train
 
-# --- adaptation methods (issue 5) ---
+# adaptation methods (registering source, bn and tent on import)
 # isort: split
 from ._adapt import Adapter
 from ._adapt_registry import (

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-# --- world and environment (issue 2) ---
 from sim._classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize
 from sim._env import DrivingStreamEnv, register_envs
 from sim._world import Frame, World, render_stream
@@ -19,7 +18,6 @@ from sim._world_config import (
 )
 
 # isort: split
-# --- corruptions, schedules, wrapper, preview (issue 3) ---
 from sim._corrupt import (
     CorruptionInfo,
     corrupt,
