@@ -22,8 +22,13 @@ def env_fps(height: int, width: int, steps: int, **kwargs: object) -> tuple[floa
     On a machine shared with other jobs the whole-run figure drops with their load; the best
     chunk shows what the renderer does when it has a core to itself.
     """
-    env = gym.make("roadshift/DrivingStream-v0", height=height, width=width,
-                   max_episode_steps=steps + 200, **kwargs)
+    env = gym.make(
+        "roadshift/DrivingStream-v0",
+        height=height,
+        width=width,
+        max_episode_steps=steps + 200,
+        **kwargs,
+    )
     env.reset(seed=0)
     action = env.action_space.sample()
     for _ in range(100):  # warm up: lookup tables for road markings are built lazily
@@ -74,15 +79,22 @@ def main() -> None:
         fps, peak = env_fps(h, w, n)
         results[(h, w)] = (fps, peak)
         print(f"{f'urban day clear {h}x{w}':<34} {fps:9.1f} {peak:11.1f}")
-    for town, tod, weather in (("suburban", "day", "clear"), ("highway", "day", "clear"),
-                               ("rural", "dusk", "cloudy"), ("urban", "night", "rain"),
-                               ("urban", "day", "fog")):
-        fps, peak = env_fps(128, 256, max(50, args.steps // 2), town=town, time_of_day=tod,
-                           weather=weather)
+    for town, tod, weather in (
+        ("suburban", "day", "clear"),
+        ("highway", "day", "clear"),
+        ("rural", "dusk", "cloudy"),
+        ("urban", "night", "rain"),
+        ("urban", "day", "fog"),
+    ):
+        fps, peak = env_fps(
+            128, 256, max(50, args.steps // 2), town=town, time_of_day=tod, weather=weather
+        )
         print(f"{f'{town} {tod} {weather} 128x256':<34} {fps:9.1f} {peak:11.1f}")
     floor, best = results[(128, 256)]
-    print(f"floor 300 frames/s at 128x256: {'met' if floor >= 300 else 'NOT met'} "
-          f"(whole run {floor:.0f}, best chunk {best:.0f})")
+    print(
+        f"floor 300 frames/s at 128x256: {'met' if floor >= 300 else 'NOT met'} "
+        f"(whole run {floor:.0f}, best chunk {best:.0f})"
+    )
     for (h, w), (fps, _) in results.items():
         inf = model_inference_seconds(h, w)
         if inf is None:

@@ -25,9 +25,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._meta: dict[str, Any] = {}
 
-    def register(
-        self, obj: T | None = None, *, name: str | None = None, meta: Any = None
-    ) -> Any:
+    def register(self, obj: T | None = None, *, name: str | None = None, meta: Any = None) -> Any:
         """Register ``obj`` under ``name`` (default: its ``__name__``); usable bare or called."""
 
         def deco(item: T) -> T:

@@ -94,21 +94,37 @@ class DrivingStreamEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012 (gym idiom)
 
-    def __init__(self, render_mode: str | None = None, height: int = 128, width: int = 256,
-                 town: str = "urban", time_of_day: str = "day",
-                 weather: str | dict | Weather = "clear", traffic: str = "medium",
-                 fov_deg: float = 90.0, camera_height: float = 1.5,
-                 camera_pitch_deg: float = 0.0, autopilot: bool = True,
-                 speed_kmh: float | None = None) -> None:
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        height: int = 128,
+        width: int = 256,
+        town: str = "urban",
+        time_of_day: str = "day",
+        weather: str | dict | Weather = "clear",
+        traffic: str = "medium",
+        fov_deg: float = 90.0,
+        camera_height: float = 1.5,
+        camera_pitch_deg: float = 0.0,
+        autopilot: bool = True,
+        speed_kmh: float | None = None,
+    ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render_mode {render_mode!r}; valid choices: None, "
-                             "rgb_array")
+            raise ValueError(f"unknown render_mode {render_mode!r}; valid choices: None, rgb_array")
         if not isinstance(autopilot, bool):
             raise TypeError(f"autopilot must be a bool, got {type(autopilot).__name__}")
-        self.config = WorldConfig(height=height, width=width, town=town,
-                                  time_of_day=time_of_day, weather=weather, traffic=traffic,
-                                  fov_deg=fov_deg, camera_height=camera_height,
-                                  camera_pitch_deg=camera_pitch_deg, speed_kmh=speed_kmh)
+        self.config = WorldConfig(
+            height=height,
+            width=width,
+            town=town,
+            time_of_day=time_of_day,
+            weather=weather,
+            traffic=traffic,
+            fov_deg=fov_deg,
+            camera_height=camera_height,
+            camera_pitch_deg=camera_pitch_deg,
+            speed_kmh=speed_kmh,
+        )
         self.render_mode = render_mode
         self.autopilot = autopilot
         h, w = self.config.height, self.config.width
@@ -117,16 +133,18 @@ class DrivingStreamEnv(gym.Env):
         self.world: World | None = None
         self._frame: Frame | None = None
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         world_seed = int(self.np_random.integers(0, 2**31 - 1))
         self.world = World(self.config, world_seed)
         if options:
             unknown = set(options) - {"conditions"}
             if unknown:
-                raise ValueError(f"unknown reset option {sorted(unknown)[0]!r}; valid "
-                                 "choices: conditions")
+                raise ValueError(
+                    f"unknown reset option {sorted(unknown)[0]!r}; valid choices: conditions"
+                )
             if options.get("conditions"):
                 self.world.set_conditions(**options["conditions"])
         self._frame = self.world.step()
@@ -176,8 +194,9 @@ class DrivingStreamEnv(gym.Env):
 def register_envs() -> None:
     """Register ``roadshift/DrivingStream-v0`` with Gymnasium (idempotent)."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="sim._env:DrivingStreamEnv",
-                     max_episode_steps=MAX_EPISODE_STEPS)
+        gym.register(
+            id=ENV_ID, entry_point="sim._env:DrivingStreamEnv", max_episode_steps=MAX_EPISODE_STEPS
+        )
 
 
 register_envs()  # importing sim (which imports this module) registers the env

@@ -94,17 +94,20 @@ class Renderer:
         self.zg = np.minimum(zg, ZMAX)
         self.X = (self.a[None, :] * self.zg[:, None]).astype(np.float32)
         self.depth0 = np.broadcast_to(
-            np.where(self.ground, self.zg, np.inf).astype(np.float32)[:, None], (H, W)).copy()
+            np.where(self.ground, self.zg, np.inf).astype(np.float32)[:, None], (H, W)
+        ).copy()
         self.b32 = self.b.astype(np.float32)
         self.top = int(min(H, max(0, math.ceil(self.yh) + 1)))  # rows that may show sky
         px = self.zg / self.f  # metres per pixel on the ground, per row
-        self.width_class = np.clip(np.floor(np.log2(np.maximum(px / 0.05, 1.0))), 0,
-                                   N_WIDTH - 1).astype(np.int64)
+        self.width_class = np.clip(
+            np.floor(np.log2(np.maximum(px / 0.05, 1.0))), 0, N_WIDTH - 1
+        ).astype(np.int64)
         self.tex = tileable_noise(rng, 256, base=8)
         self.tex_flat = self.tex.ravel()
         self.tex1d = tileable_noise(rng, 256, base=4)[0].copy()
-        self.screen = 0.5 * tileable_noise(rng, 256, base=32)[np.arange(H) % 256][
-            :, np.arange(W) % 256]
+        self.screen = (
+            0.5 * tileable_noise(rng, 256, base=32)[np.arange(H) % 256][:, np.arange(W) % 256]
+        )
         self.fx_rng_seed = int(rng.integers(2**31))
         self.atlas = build_atlas(rng, self.tex)
         self.variants = variant_table()
@@ -119,13 +122,19 @@ class Renderer:
         self.emit = np.zeros((n, 3), np.float32)
         self.texamp = np.zeros(n, np.float32)
         self.part_depth = np.full(MAX_PARTS + 1, np.inf, np.float32)
-        g = {G_ROAD: (st.road_rgb, ROAD, 0.22), G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
-             G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5), G_MARK: ((205, 205, 200), ROAD, 0.1),
-             G_MARK_Y: ((210, 175, 60), ROAD, 0.1), G_SKY: ((0, 0, 0), SKY, 0.0),
-             G_WINDOW: ((58, 70, 88), BUILDING, 0.3), G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
-             G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
-             G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18),
-             G_BIKE: ((128, 84, 78) if st.name == "urban" else (96, 112, 92), ROAD, 0.2)}
+        g = {
+            G_ROAD: (st.road_rgb, ROAD, 0.22),
+            G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
+            G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5),
+            G_MARK: ((205, 205, 200), ROAD, 0.1),
+            G_MARK_Y: ((210, 175, 60), ROAD, 0.1),
+            G_SKY: ((0, 0, 0), SKY, 0.0),
+            G_WINDOW: ((58, 70, 88), BUILDING, 0.3),
+            G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
+            G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
+            G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18),
+            G_BIKE: ((128, 84, 78) if st.name == "urban" else (96, 112, 92), ROAD, 0.2),
+        }
         for gid, (rgb, lab, amp) in g.items():
             self.color[gid] = rgb
             self.label[gid] = lab
@@ -133,8 +142,8 @@ class Renderer:
             self.facing[gid] = F_UP
         self.base_ground = self.color[:NG].copy()
         self.facing[G_WINDOW] = self.facing[G_LITWIN] = 3
-        self.texamp[NG:NG + 2 * W] = 0.28
-        self.texamp[NG + 2 * W:] = 0.14
+        self.texamp[NG : NG + 2 * W] = 0.28
+        self.texamp[NG + 2 * W :] = 0.14
         self.col_ids = [NG + np.arange(W, dtype=np.int32), NG + W + np.arange(W, dtype=np.int32)]
         self._lut_all = np.zeros(128 * LUT_LEN, np.uint8)  # ground id by (row kind, |u|)
         self._kind_known = np.zeros(128, bool)
@@ -144,12 +153,22 @@ class Renderer:
         """Material by |u| for one row kind: width class, dash on, crossing, stop line,
         intersection (bit-packed in ``kind``)."""
         st, lay = self.town.style, self.town.layout
-        wc, dash, cross, stop, inter = (kind & 7, (kind >> 3) & 1, (kind >> 4) & 1,
-                                        (kind >> 5) & 1, (kind >> 6) & 1)
+        wc, dash, cross, stop, inter = (
+            kind & 7,
+            (kind >> 3) & 1,
+            (kind >> 4) & 1,
+            (kind >> 5) & 1,
+            (kind >> 6) & 1,
+        )
         au = (np.arange(LUT_LEN) + 0.5) / LUT_RES
         idx = np.searchsorted(lay.band_edges, au)
-        band = np.array([{ROAD: G_ROAD, SIDEWALK: G_SIDEWALK, TERRAIN: G_TERRAIN}[int(m)]
-                         for m in lay.band_labels], np.int32)
+        band = np.array(
+            [
+                {ROAD: G_ROAD, SIDEWALK: G_SIDEWALK, TERRAIN: G_TERRAIN}[int(m)]
+                for m in lay.band_labels
+            ],
+            np.int32,
+        )
         gid = band[idx]
         if st.sidewalk:  # a lighter kerb stone along the sidewalk's road edge
             kerb = lay.road_half + st.verge
@@ -200,7 +219,7 @@ class Renderer:
                         lut = self._ground_lut(k)
                         if len(_LUT_CACHE) < 2048:
                             _LUT_CACHE[key] = lut
-                    self._lut_all[k * LUT_LEN:(k + 1) * LUT_LEN] = lut
+                    self._lut_all[k * LUT_LEN : (k + 1) * LUT_LEN] = lut
                     self._kind_known[k] = True
         return (kinds * LUT_LEN).astype(np.int32)
 
@@ -231,8 +250,9 @@ class Renderer:
         best = np.where(best < ZMAX, best, np.inf)
         return best, side
 
-    def _layer_columns(self, cam: CameraState, layer: int, z: np.ndarray,
-                       side: np.ndarray) -> dict | None:
+    def _layer_columns(
+        self, cam: CameraState, layer: int, z: np.ndarray, side: np.ndarray
+    ) -> dict | None:
         """Per-column facts of one layer: depth, block properties, covered rows."""
         town = self.town
         hit = np.isfinite(z)
@@ -261,13 +281,31 @@ class Renderer:
         y_hi = self.yh - 0.5 + self.f * self.cam_h / zc
         y_lo = np.where(top > 0, y_lo, 1e9).astype(np.float32)
         y_hi = np.where(top > 0, y_hi, -1e9).astype(np.float32)
-        full = (top > 0) & ((kind == K_BUILDING) | (kind == K_WALL) | (kind == K_HEDGE)
-                            | (kind == K_TREES))
-        return {"zc": zc, "s_hit": s_hit, "kind": kind, "right": right, "rgb": rgb,
-                "bstart": bstart, "style": style, "y_lo": y_lo, "y_hi": y_hi, "full": full}
+        full = (top > 0) & (
+            (kind == K_BUILDING) | (kind == K_WALL) | (kind == K_HEDGE) | (kind == K_TREES)
+        )
+        return {
+            "zc": zc,
+            "s_hit": s_hit,
+            "kind": kind,
+            "right": right,
+            "rgb": rgb,
+            "bstart": bstart,
+            "style": style,
+            "y_lo": y_lo,
+            "y_hi": y_hi,
+            "full": full,
+        }
 
-    def _paint_layer(self, layer: int, c: dict, depth: np.ndarray, gid: np.ndarray,
-                     texv: np.ndarray, shadow: np.ndarray | None) -> None:
+    def _paint_layer(
+        self,
+        layer: int,
+        c: dict,
+        depth: np.ndarray,
+        gid: np.ndarray,
+        texv: np.ndarray,
+        shadow: np.ndarray | None,
+    ) -> None:
         """Write a layer's solid pixels (windows, fences' gaps, texture) into the buffers."""
         H, W = self.H, self.W
         y_lo, y_hi = c["y_lo"], c["y_hi"]
@@ -318,8 +356,9 @@ class Renderer:
             else:
                 shadow[band, cols] &= ~solid
 
-    def render(self, cam: CameraState, weather: Weather,
-               objects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def render(
+        self, cam: CameraState, weather: Weather, objects: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         H, W, town = self.H, self.W, self.town
         light = frame_lighting(weather, cam.yaw)
         zg, ground = self.zg, self.ground
@@ -392,14 +431,13 @@ class Renderer:
         if light.direct > 0.1 and light.sun_alt > 8.0:
             cot = 1.0 / math.tan(math.radians(light.sun_alt))
             sun = (-math.cos(light.az_rel) * cot, -math.sin(light.az_rel) * cot)
-        spr.set_camera(self.f, self.cx, self.yh, self.cam_h, cam.u, cam.heading,
-                       cam.curvature, sun)
+        spr.set_camera(self.f, self.cx, self.yh, self.cam_h, cam.u, cam.heading, cam.curvature, sun)
         draw_objects(self, objects, cam, light.night)
         spr.finish()
         n = spr.n
         is_part = None
         if n:
-            self.part_depth[1:n + 1] = spr.depth[:n]
+            self.part_depth[1 : n + 1] = spr.depth[:n]
             sd = self.part_depth.take(spr.buf)
             is_part = sd < depth
             np.copyto(depth, sd, where=is_part)
@@ -420,8 +458,9 @@ class Renderer:
                 contact &= ~is_part
         gid = gid.astype(np.intp)  # native indices make every table lookup below faster
         labels = self.label.take(gid)
-        img = apply_effects(self, gid, depth, texv, shadow, contact, is_part, u, s_row,
-                            light, weather, cam)
-        self.part_depth[1:n + 1] = np.inf
-        self.emit[NG + 2 * W:NG + 2 * W + n] = 0.0
+        img = apply_effects(
+            self, gid, depth, texv, shadow, contact, is_part, u, s_row, light, weather, cam
+        )
+        self.part_depth[1 : n + 1] = np.inf
+        self.emit[NG + 2 * W : NG + 2 * W + n] = 0.0
         return img, labels, depth

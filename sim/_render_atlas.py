@@ -51,11 +51,16 @@ def build_atlas(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
     codes = np.zeros((N_VARIANTS, *shape), np.int8)
     tex = np.zeros((N_VARIANTS, *shape), np.float32)
     n = noise[np.arange(ATLAS_H) % noise.shape[0]][:, np.arange(ATLAS_A) % noise.shape[1]]
-    fine = noise[(np.arange(ATLAS_H) * 7) % noise.shape[0]][:, (np.arange(ATLAS_A) * 5)
-                                                           % noise.shape[1]]
+    fine = noise[(np.arange(ATLAS_H) * 7) % noise.shape[0]][
+        :, (np.arange(ATLAS_A) * 5) % noise.shape[1]
+    ]
     # building styles: (window width share, floor height, window top/bottom in the floor)
-    styles = [(0.5, 3.1, 0.33, 0.75), (0.82, 3.4, 0.3, 0.72), (0.3, 2.9, 0.4, 0.72),
-              (0.6, 3.3, 0.25, 0.8)]
+    styles = [
+        (0.5, 3.1, 0.33, 0.75),
+        (0.82, 3.4, 0.3, 0.72),
+        (0.3, 2.9, 0.4, 0.72),
+        (0.6, 3.3, 0.25, 0.8),
+    ]
     for v, (share, floor, lo, hi) in enumerate(styles):
         bay = 3.4 if v != 2 else 1.7
         fa = (a % bay) / bay

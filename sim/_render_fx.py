@@ -74,13 +74,25 @@ def frame_lighting(weather: Weather, yaw: float) -> Light:
     alt = float(weather.sun_altitude_deg if weather.sun_altitude_deg is not None else 55.0)
     cloud = weather.cloudiness / 100.0
     daylight, night, sin_alt, cos_alt, direct, ambient, amb_f, tint, zen, hor = _sky_light(
-        alt, cloud)
+        alt, cloud
+    )
     az = math.radians(weather.sun_azimuth_deg) - yaw
-    dir_f = np.array([sin_alt, cos_alt * max(0.0, -math.sin(az)),
-                      cos_alt * max(0.0, math.sin(az)), cos_alt * max(0.0, -math.cos(az)),
-                      cos_alt * max(0.0, -math.cos(az))], np.float32) * direct
-    return Light(alt, az, daylight, night, direct, ambient, amb_f, dir_f, tint, zen, hor,
-                 hor.copy())
+    dir_f = (
+        np.array(
+            [
+                sin_alt,
+                cos_alt * max(0.0, -math.sin(az)),
+                cos_alt * max(0.0, math.sin(az)),
+                cos_alt * max(0.0, -math.cos(az)),
+                cos_alt * max(0.0, -math.cos(az)),
+            ],
+            np.float32,
+        )
+        * direct
+    )
+    return Light(
+        alt, az, daylight, night, direct, ambient, amb_f, dir_f, tint, zen, hor, hor.copy()
+    )
 
 
 class _FxCache:
@@ -100,8 +112,9 @@ def _cache(r: Any) -> _FxCache:
     return cache
 
 
-def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
-         rows: int, mask: np.ndarray) -> list[np.ndarray]:
+def _sky(
+    r: Any, light: Light, weather: Weather, cam: CameraState, yh: float, rows: int, mask: np.ndarray
+) -> list[np.ndarray]:
     """Sky colour (three planes, one value per pixel of ``mask``) in the top ``rows`` rows:
     a vertical gradient plus perspective clouds."""
     cache = _cache(r)
@@ -125,8 +138,9 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
     planes = [g.take(row) for g in cache.sky_grad]
     cloud = weather.cloudiness / 100.0
     if cloud > 0.05:
-        cu = (cache.cloud_u.ravel().take(fi) + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)
-              ).astype(np.int32)
+        cu = (cache.cloud_u.ravel().take(fi) + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)).astype(
+            np.int32
+        )
         cv = (cache.cloud_v.ravel().take(fi) + np.float32(cam.time * 0.5)).astype(np.int32)
         cu &= 255
         cv &= 255
@@ -144,10 +158,20 @@ def _sky(r: Any, light: Light, weather: Weather, cam: CameraState, yh: float,
     return planes
 
 
-def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
-                  shadow: np.ndarray | None, contact: np.ndarray | None,
-                  is_part: np.ndarray | None, u: np.ndarray, s_row: np.ndarray, light: Light,
-                  weather: Weather, cam: CameraState) -> np.ndarray:
+def apply_effects(
+    r: Any,
+    gid: np.ndarray,
+    depth: np.ndarray,
+    texv: np.ndarray,
+    shadow: np.ndarray | None,
+    contact: np.ndarray | None,
+    is_part: np.ndarray | None,
+    u: np.ndarray,
+    s_row: np.ndarray,
+    light: Light,
+    weather: Weather,
+    cam: CameraState,
+) -> np.ndarray:
     """Shade the id map into the final RGB image (uint8), one colour plane at a time."""
     from sim._render import (
         G_BIKE,
@@ -199,8 +223,9 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
             ul = r.town.layout.road_half - 1.5
             rows_r = (np.exp(-((dr / 7.0) ** 2)) * r.ground).astype(np.float32)
             rows_l = (np.exp(-((dl / 7.0) ** 2)) * r.ground).astype(np.float32)
-            pool = (rows_r[:, None] * np.exp(-(((u - ul) * (1 / 6.0)) ** 2))
-                    + rows_l[:, None] * np.exp(-(((u + ul) * (1 / 6.0)) ** 2)))
+            pool = rows_r[:, None] * np.exp(-(((u - ul) * (1 / 6.0)) ** 2)) + rows_l[
+                :, None
+            ] * np.exp(-(((u + ul) * (1 / 6.0)) ** 2))
             notground = gid >= G_SKY
             if is_part is not None:
                 notground |= is_part
@@ -260,7 +285,9 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
             cache.rain = rain_canvas(np.random.default_rng(r.fx_rng_seed), H, W, slant)
         oy = int(cam.frame * H * 0.61) % H
         ox = int(cam.frame * W * 0.13) % W
-        streak = cache.rain[oy:oy + H, ox:ox + W] * np.float32(rain * (60.0 + 120 * light.daylight))
+        streak = cache.rain[oy : oy + H, ox : ox + W] * np.float32(
+            rain * (60.0 + 120 * light.daylight)
+        )
         for c in range(3):
             planes[c] *= 1.0 - 0.22 * rain
             planes[c] += streak
@@ -275,7 +302,7 @@ def apply_effects(r: Any, gid: np.ndarray, depth: np.ndarray, texv: np.ndarray,
             gx = np.exp(-(((np.arange(W) - sx) / sig) ** 2)).astype(np.float32)
             gy = np.exp(-(((np.arange(H) - sy) / sig) ** 2)).astype(np.float32)
             core = np.outer(gy, gx)
-            glare = (strength * 230.0) * (core ** 3 + 0.35 * core)
+            glare = (strength * 230.0) * (core**3 + 0.35 * core)
             for c, w in enumerate((1.0, 0.93, 0.8)):
                 planes[c] += np.float32(w) * glare
     img = cv2.merge(planes)

@@ -39,8 +39,9 @@ def draw_object(spr: SpriteDrawer, row: np.ndarray, cam: CameraState, night: flo
     typ = int(row[2])
     color = row[6:9].astype(np.float32)
     if typ in VEHICLE_LABEL:
-        spr.vehicle(typ, d, u, float(row[3]), float(row[4]), float(row[5]), color,
-                    float(row[10]), night)
+        spr.vehicle(
+            typ, d, u, float(row[3]), float(row[4]), float(row[5]), color, float(row[10]), night
+        )
     elif d < 0.6:
         return
     elif typ == T_PERSON:
@@ -99,8 +100,9 @@ def draw_objects(r: Renderer, objects: np.ndarray, cam: CameraState, night: floa
     c0 = np.maximum((xc - half + 0.5).astype(np.int64), 0)
     c1 = np.minimum(np.maximum((xc + half + 0.5).astype(np.int64), c0 + 1), r.W)
     r0 = np.maximum((r.yh + r.f * (r.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
-    r1 = np.minimum(np.maximum((r.yh + r.f * (r.cam_h - y0) / dd + 0.5).astype(
-        np.int64), r0 + 1), r.H)
+    r1 = np.minimum(
+        np.maximum((r.yh + r.f * (r.cam_h - y0) / dd + 0.5).astype(np.int64), r0 + 1), r.H
+    )
     spr = r.sprites
     buf = spr.buf
     colors = objs[:, 6:9].astype(np.float32)
@@ -113,9 +115,19 @@ def draw_objects(r: Renderer, objects: np.ndarray, cam: CameraState, night: floa
     # Part ids grow in painting order, so painting back to front equals keeping the
     # largest id per pixel: small rectangles are collected and rasterised at the end.
     tiny: list[tuple[int, int, int, int, int]] = []
-    for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(zip(
-            small_ok.tolist(), draw_big.tolist(), r0.tolist(), r1.tolist(), c0.tolist(),
-            c1.tolist(), tiny_label.tolist(), near.tolist(), strict=True)):
+    for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(
+        zip(
+            small_ok.tolist(),
+            draw_big.tolist(),
+            r0.tolist(),
+            r1.tolist(),
+            c0.tolist(),
+            c1.tolist(),
+            tiny_label.tolist(),
+            near.tolist(),
+            strict=True,
+        )
+    ):
         if sm:
             if spr.n >= MAX_PARTS - 3:
                 continue

@@ -20,8 +20,7 @@ from sim._town import BIKE, BUS, CAR, MOTO, PERSON, POLE, RIDER, TLIGHT, TRAIN, 
 T_TREE, T_BUSH, T_POLE, T_LAMP, T_SIGN, T_TLIGHT = range(6)
 T_CAR, T_TRUCK, T_BUS, T_TRAIN, T_MOTO, T_BIKE, T_PERSON = range(6, 13)
 T_CLUTTER = 13  # street furniture (bins, benches, bollards): Cityscapes void, label 255
-VEHICLE_LABEL = {T_CAR: CAR, T_TRUCK: TRUCK, T_BUS: BUS, T_TRAIN: TRAIN, T_MOTO: MOTO,
-                 T_BIKE: BIKE}
+VEHICLE_LABEL = {T_CAR: CAR, T_TRUCK: TRUCK, T_BUS: BUS, T_TRAIN: TRAIN, T_MOTO: MOTO, T_BIKE: BIKE}
 
 # Facing of a part, used to light it: up, faces left, faces right, faces the camera, self-lit.
 F_UP, F_LEFT, F_RIGHT, F_BACK, F_EMIT = range(5)
@@ -49,8 +48,7 @@ _SIGN_BLUE = _c(30, 70, 160)
 _WARM = _c(255, 220, 150)
 _SIGN_POLE = _c(150, 150, 150)
 _SIGN_BACK = _c(120, 120, 122)
-_RED, _WHITE, _BLUE, _YELLOW = _c(200, 30, 30), _c(235, 235, 235), _c(30, 70, 170), _c(
-    235, 190, 20)
+_RED, _WHITE, _BLUE, _YELLOW = _c(200, 30, 30), _c(235, 235, 235), _c(30, 70, 170), _c(235, 190, 20)
 _TL_DARK, _TL_POLE, _TL_PLATE = _c(35, 35, 32), _c(90, 92, 90), _c(52, 52, 48)
 _TL_COLORS = (_c(230, 40, 30), _c(240, 180, 20), _c(40, 220, 90))
 _TL_OFF = tuple(c * 0.25 for c in _TL_COLORS)
@@ -77,8 +75,17 @@ class SpriteDrawer:
         self.lane_centres: list[float] = []  # |u| of the traffic lanes, for overhead signals
 
     # ----- camera -----
-    def set_camera(self, f: float, cx: float, yh: float, cam_h: float, u_ego: float,
-                   heading: float, curv: float, sun: tuple[float, float] | None = None) -> None:
+    def set_camera(
+        self,
+        f: float,
+        cx: float,
+        yh: float,
+        cam_h: float,
+        u_ego: float,
+        heading: float,
+        curv: float,
+        sun: tuple[float, float] | None = None,
+    ) -> None:
         """``sun``: ground shadow offset per metre of height (along s, along u), or None."""
         self.f, self.cx, self.yh, self.cam_h = f, cx, yh, cam_h
         self.u_ego, self.hd, self.k = u_ego, heading, curv
@@ -101,8 +108,14 @@ class SpriteDrawer:
             self.shadow.fill(0)
         self.has_shadow = False
 
-    def _part(self, color: np.ndarray, label: int, depth: float, facing: int,
-              emit: np.ndarray | None = None) -> int:
+    def _part(
+        self,
+        color: np.ndarray,
+        label: int,
+        depth: float,
+        facing: int,
+        emit: np.ndarray | None = None,
+    ) -> int:
         if self.n >= MAX_PARTS - 1:
             return -1
         self._rows.append((color, label, depth, facing))
@@ -125,9 +138,19 @@ class SpriteDrawer:
         for i, e in self._emits:
             self.emit[i] = e
 
-    def rect(self, d: float, u0: float, u1: float, y0: float, y1: float, color: np.ndarray,
-             label: int, facing: int = F_BACK, emit: np.ndarray | None = None,
-             depth: float | None = None) -> None:
+    def rect(
+        self,
+        d: float,
+        u0: float,
+        u1: float,
+        y0: float,
+        y1: float,
+        color: np.ndarray,
+        label: int,
+        facing: int = F_BACK,
+        emit: np.ndarray | None = None,
+        depth: float | None = None,
+    ) -> None:
         """A camera-facing rectangle at depth ``d`` spanning u0..u1 and heights y0..y1."""
         k = self.f / d
         base = self.cx + k * (self.hd * d + 0.5 * self.k * d * d - self.u_ego)
@@ -157,8 +180,18 @@ class SpriteDrawer:
         self.n += 1
         self.buf[r0:r1, c0:c1] = self.n
 
-    def ellipse(self, d: float, u: float, y: float, ru: float, ry: float, color: np.ndarray,
-                label: int, facing: int = F_BACK, emit: np.ndarray | None = None) -> None:
+    def ellipse(
+        self,
+        d: float,
+        u: float,
+        y: float,
+        ru: float,
+        ry: float,
+        color: np.ndarray,
+        label: int,
+        facing: int = F_BACK,
+        emit: np.ndarray | None = None,
+    ) -> None:
         f = self.f / d
         cx, cy = self._x(d, u), self._y(d, y)
         ax, ay = max(ru * f, 0.5), max(ry * f, 0.5)
@@ -166,12 +199,22 @@ class SpriteDrawer:
             return
         pid = self._part(color, label, d, facing, emit)
         if pid > 0:
-            cv2.ellipse(self.buf, (int(cx * _SCALE), int(cy * _SCALE)),
-                        (int(ax * _SCALE), int(ay * _SCALE)), 0, 0, 360, pid, -1,
-                        cv2.LINE_8, _SHIFT)
+            cv2.ellipse(
+                self.buf,
+                (int(cx * _SCALE), int(cy * _SCALE)),
+                (int(ax * _SCALE), int(ay * _SCALE)),
+                0,
+                0,
+                360,
+                pid,
+                -1,
+                cv2.LINE_8,
+                _SHIFT,
+            )
 
-    def quad(self, pts: list[tuple[float, float, float]], color: np.ndarray, label: int,
-             facing: int) -> None:
+    def quad(
+        self, pts: list[tuple[float, float, float]], color: np.ndarray, label: int, facing: int
+    ) -> None:
         """A planar polygon through world points (d, u, height)."""
         f, cx, yh, ch = self.f, self.cx, self.yh, self.cam_h
         ue, hd, k = self.u_ego, self.hd, self.k
@@ -186,30 +229,52 @@ class SpriteDrawer:
             cv2.fillConvexPoly(self.buf, poly.astype(np.int32), pid, cv2.LINE_8, _SHIFT)
 
     # ----- objects -----
-    def box(self, d0: float, d1: float, u0: float, u1: float, y0: float, y1: float,
-            color: np.ndarray, label: int) -> bool:
+    def box(
+        self,
+        d0: float,
+        d1: float,
+        u0: float,
+        u1: float,
+        y0: float,
+        y1: float,
+        color: np.ndarray,
+        label: int,
+    ) -> bool:
         """Visible faces of an axis-aligned box; returns whether the near face was drawn."""
         near_ok = d0 >= 0.4
         d0 = max(d0, 0.4)
         if d1 <= d0:
             return False
         side = color * 0.82
-        uu, fc = (u0, F_LEFT) if self._x(d0, u0) > self.cx else (
-            (u1, F_RIGHT) if self._x(d0, u1) < self.cx else (None, 0))
+        uu, fc = (
+            (u0, F_LEFT)
+            if self._x(d0, u0) > self.cx
+            else ((u1, F_RIGHT) if self._x(d0, u1) < self.cx else (None, 0))
+        )
         if uu is not None:  # the camera sees this side face; split long ones for depth
             cuts = [d0, d1] if d1 < 2.0 * d0 or d0 > 8.0 else [d0, math.sqrt(d0 * d1), d1]
             for a, b in itertools.pairwise(cuts):
-                self.quad([(a, uu, y0), (b, uu, y0), (b, uu, y1), (a, uu, y1)], side, label,
-                          fc)
+                self.quad([(a, uu, y0), (b, uu, y0), (b, uu, y1), (a, uu, y1)], side, label, fc)
         if y1 < self.cam_h:
-            self.quad([(d0, u0, y1), (d1, u0, y1), (d1, u1, y1), (d0, u1, y1)], color * 1.05,
-                      label, F_UP)
+            self.quad(
+                [(d0, u0, y1), (d1, u0, y1), (d1, u1, y1), (d0, u1, y1)], color * 1.05, label, F_UP
+            )
         if near_ok:
             self.rect(d0, u0, u1, y0, y1, color, label)
         return near_ok
 
-    def vehicle(self, typ: int, d: float, u: float, length: float, width: float,
-                height: float, color: np.ndarray, direction: float, night: float) -> None:
+    def vehicle(
+        self,
+        typ: int,
+        d: float,
+        u: float,
+        length: float,
+        width: float,
+        height: float,
+        color: np.ndarray,
+        direction: float,
+        night: float,
+    ) -> None:
         label = VEHICLE_LABEL[typ]
         d0, d1 = d - length / 2, d + length / 2
         u0, u1 = u - width / 2, u + width / 2
@@ -219,8 +284,16 @@ class SpriteDrawer:
         if px_h < 24 and d0 > 0.4:  # far away: a body and a band of glass are enough
             self.rect(d0, u0, u1, 0.15 * height, height, color, label)
             if typ not in (T_MOTO, T_BIKE):
-                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.66 * height, 0.92 * height,
-                          _GLASS, label, depth=d0)
+                self.rect(
+                    d0 - 0.01,
+                    u0 + 0.2,
+                    u1 - 0.2,
+                    0.66 * height,
+                    0.92 * height,
+                    _GLASS,
+                    label,
+                    depth=d0,
+                )
             return
         lights = _TAIL if direction > 0 else _HEAD
         glow = lights * (1.6 * night) if night > 0 else None
@@ -231,20 +304,43 @@ class SpriteDrawer:
             near = self.box(d0, d1, u0, u1, 0.3, 0.62 * height, color, label)
             c0 = d0 + 0.22 * length if direction > 0 else d0 + 0.3 * length
             c1 = d1 - 0.3 * length if direction > 0 else d1 - 0.22 * length
-            cab = self.box(c0, c1, u0 + 0.1, u1 - 0.1, 0.62 * height, height, color * 0.95,
-                           label)
+            cab = self.box(c0, c1, u0 + 0.1, u1 - 0.1, 0.62 * height, height, color * 0.95, label)
             if cab:
-                self.rect(c0 - 0.01, u0 + 0.22, u1 - 0.22, 0.68 * height, 0.95 * height,
-                          _GLASS, label, depth=c0)
+                self.rect(
+                    c0 - 0.01,
+                    u0 + 0.22,
+                    u1 - 0.22,
+                    0.68 * height,
+                    0.95 * height,
+                    _GLASS,
+                    label,
+                    depth=c0,
+                )
         else:
             base = 0.45 if typ != T_TRAIN else 0.5
             near = self.box(d0, d1, u0, u1, base, height, color, label)
             if near and typ in (T_BUS, T_TRAIN):
-                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.5 * height, 0.85 * height,
-                          _GLASS, label, depth=d0)
+                self.rect(
+                    d0 - 0.01,
+                    u0 + 0.2,
+                    u1 - 0.2,
+                    0.5 * height,
+                    0.85 * height,
+                    _GLASS,
+                    label,
+                    depth=d0,
+                )
             elif near and typ == T_TRUCK and direction < 0:
-                self.rect(d0 - 0.01, u0 + 0.2, u1 - 0.2, 0.55 * height, 0.8 * height,
-                          _GLASS, label, depth=d0)
+                self.rect(
+                    d0 - 0.01,
+                    u0 + 0.2,
+                    u1 - 0.2,
+                    0.55 * height,
+                    0.8 * height,
+                    _GLASS,
+                    label,
+                    depth=d0,
+                )
             if typ in (T_BUS, T_TRAIN):
                 self._side_windows(d0, d1, u0, u1, height, label)
         if near:
@@ -252,24 +348,40 @@ class SpriteDrawer:
             self.rect(dd, u0, u0 + 0.35, 0.0, 0.32, _TYRE, label, depth=d0)
             self.rect(dd, u1 - 0.35, u1, 0.0, 0.32, _TYRE, label, depth=d0)
             ly = 0.45 * height if typ == T_CAR else 0.3 * height
-            self.rect(dd, u0 + 0.05, u0 + 0.3, ly, ly + 0.14, lights, label, F_EMIT, glow,
-                      depth=d0)
-            self.rect(dd, u1 - 0.3, u1 - 0.05, ly, ly + 0.14, lights, label, F_EMIT, glow,
-                      depth=d0)
+            self.rect(dd, u0 + 0.05, u0 + 0.3, ly, ly + 0.14, lights, label, F_EMIT, glow, depth=d0)
+            self.rect(dd, u1 - 0.3, u1 - 0.05, ly, ly + 0.14, lights, label, F_EMIT, glow, depth=d0)
 
-    def _side_windows(self, d0: float, d1: float, u0: float, u1: float, height: float,
-                      label: int) -> None:
+    def _side_windows(
+        self, d0: float, d1: float, u0: float, u1: float, height: float, label: int
+    ) -> None:
         d0 = max(d0, 0.4)
         if d1 <= d0:
             return
         for uu, ok in ((u0, self._x(d0, u0) > self.cx), (u1, self._x(d0, u1) < self.cx)):
             if ok:
-                self.quad([(d0 + 0.3, uu, 0.5 * height), (d1 - 0.3, uu, 0.5 * height),
-                           (d1 - 0.3, uu, 0.85 * height), (d0 + 0.3, uu, 0.85 * height)],
-                          _GLASS, label, F_LEFT)
+                self.quad(
+                    [
+                        (d0 + 0.3, uu, 0.5 * height),
+                        (d1 - 0.3, uu, 0.5 * height),
+                        (d1 - 0.3, uu, 0.85 * height),
+                        (d0 + 0.3, uu, 0.85 * height),
+                    ],
+                    _GLASS,
+                    label,
+                    F_LEFT,
+                )
 
-    def _two_wheeler(self, typ: int, d: float, u: float, length: float, height: float,
-                     color: np.ndarray, direction: float, night: float) -> None:
+    def _two_wheeler(
+        self,
+        typ: int,
+        d: float,
+        u: float,
+        length: float,
+        height: float,
+        color: np.ndarray,
+        direction: float,
+        night: float,
+    ) -> None:
         label = VEHICLE_LABEL[typ]
         d0, d1 = d - length / 2, d + length / 2
         if d0 < 0.4:
@@ -278,23 +390,35 @@ class SpriteDrawer:
         if side_visible:
             for dw in (d0 + 0.35, d1 - 0.35):
                 self.ellipse(dw, u, 0.33, 0.1, 0.33, _TYRE, label)
-            self.quad([(d0 + 0.3, u, 0.35), (d1 - 0.3, u, 0.35), (d1 - 0.4, u, 0.75),
-                       (d0 + 0.4, u, 0.8)], color, label, F_LEFT)
+            self.quad(
+                [(d0 + 0.3, u, 0.35), (d1 - 0.3, u, 0.35), (d1 - 0.4, u, 0.75), (d0 + 0.4, u, 0.8)],
+                color,
+                label,
+                F_LEFT,
+            )
         wide = 0.35 if typ == T_MOTO else 0.12
-        self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if typ == T_MOTO else 0.7, color,
-                  label)
+        self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if typ == T_MOTO else 0.7, color, label)
         if typ == T_MOTO and night > 0:
             lamp = _TAIL if direction > 0 else _HEAD
-            self.rect(d0 - 0.01, u - 0.08, u + 0.08, 0.75, 0.85, lamp, label, F_EMIT,
-                      lamp * 1.6 * night, depth=d0)
+            self.rect(
+                d0 - 0.01,
+                u - 0.08,
+                u + 0.08,
+                0.75,
+                0.85,
+                lamp,
+                label,
+                F_EMIT,
+                lamp * 1.6 * night,
+                depth=d0,
+            )
         # The rider, sitting above the middle of the vehicle.
         shirt = np.array((color[2], color[0] * 0.6, color[1]), np.float32)
         self.rect(d - 0.05, u - 0.25, u + 0.25, 0.9, 1.58, shirt, RIDER)
         self.rect(d - 0.06, u - 0.18, u - 0.04, 0.45, 1.0, shirt * 0.5, RIDER)
         self.ellipse(d - 0.06, u, 1.7, 0.13, 0.15, _RIDER_HEAD, RIDER)
 
-    def person(self, d: float, u: float, color: np.ndarray, seed: float,
-               phase: float) -> None:
+    def person(self, d: float, u: float, color: np.ndarray, seed: float, phase: float) -> None:
         if d < 0.5:
             return
         rng_a = math.sin(seed * 12.9898) * 43758.5453
@@ -324,17 +448,27 @@ class SpriteDrawer:
                 cy = self._y(dc, 0.0)
                 ry = max(0.5, k * self.cam_h * r / dc)
                 if -k * r < cx < self.W + k * r and cy < self.H + ry:
-                    cv2.ellipse(self.shadow, (int(cx * _SCALE), int(cy * _SCALE)),
-                                (int(k * r * _SCALE), int(ry * _SCALE)), 0, 0, 360, 1, -1,
-                                cv2.LINE_8, _SHIFT)
+                    cv2.ellipse(
+                        self.shadow,
+                        (int(cx * _SCALE), int(cy * _SCALE)),
+                        (int(k * r * _SCALE), int(ry * _SCALE)),
+                        0,
+                        0,
+                        360,
+                        1,
+                        -1,
+                        cv2.LINE_8,
+                        _SHIFT,
+                    )
                     self.has_shadow = True
         if self.f * size / d < 16:
             self.ellipse(d, u, 0.65 * size, r, 0.34 * size, color, VEG)
             return
         off = math.sin(seed) * 0.25 * r
         self.ellipse(d + 0.1, u + off, 0.68 * size, r, 0.34 * size, color * 0.8, VEG)
-        self.ellipse(d - 0.1, u - 0.5 * off, 0.74 * size, 0.7 * r, 0.25 * size, color * 1.1,
-                     VEG, F_UP)
+        self.ellipse(
+            d - 0.1, u - 0.5 * off, 0.74 * size, 0.7 * r, 0.25 * size, color * 1.1, VEG, F_UP
+        )
 
     def pole(self, d: float, u: float, color: np.ndarray, wooden: bool, with_sign: bool) -> None:
         w = 0.13 if wooden else 0.1
@@ -342,8 +476,7 @@ class SpriteDrawer:
         if wooden:
             self.rect(d, u - 0.9, u + 0.9, 7.0, 7.15, color, POLE)
         if with_sign:
-            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, _SIGN_BLUE,
-                      TSIGN)
+            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, _SIGN_BLUE, TSIGN)
 
     def lamp(self, d: float, u: float, color: np.ndarray, night: float) -> None:
         side = 1.0 if u > 0 else -1.0
@@ -355,8 +488,7 @@ class SpriteDrawer:
         warm = _WARM
         lamp_col = warm if night > 0.3 else color * 1.2
         emit = warm * 2.0 * night if night > 0 else None
-        self.rect(d - 0.02, tip - 0.3, tip + 0.3, 7.78, 7.95, lamp_col, POLE, F_EMIT, emit,
-                  depth=d)
+        self.rect(d - 0.02, tip - 0.3, tip + 0.3, 7.78, 7.95, lamp_col, POLE, F_EMIT, emit, depth=d)
 
     def sign(self, d: float, u: float, seed: float, facing_ego: bool) -> None:
         pole_c = _SIGN_POLE
@@ -373,19 +505,37 @@ class SpriteDrawer:
             self.ellipse(d - 0.01, u, 2.55, 0.33, 0.33, red, TSIGN)
             self.ellipse(d - 0.02, u, 2.55, 0.24, 0.24, white, TSIGN)
         elif kind == 1:
-            self.quad([(d - 0.01, u - 0.38, 2.25), (d - 0.01, u + 0.38, 2.25),
-                       (d - 0.01, u, 2.9)], red, TSIGN, F_BACK)
-            self.quad([(d - 0.02, u - 0.25, 2.33), (d - 0.02, u + 0.25, 2.33),
-                       (d - 0.02, u, 2.75)], white, TSIGN, F_BACK)
+            self.quad(
+                [(d - 0.01, u - 0.38, 2.25), (d - 0.01, u + 0.38, 2.25), (d - 0.01, u, 2.9)],
+                red,
+                TSIGN,
+                F_BACK,
+            )
+            self.quad(
+                [(d - 0.02, u - 0.25, 2.33), (d - 0.02, u + 0.25, 2.33), (d - 0.02, u, 2.75)],
+                white,
+                TSIGN,
+                F_BACK,
+            )
         elif kind == 2:
             self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, blue, TSIGN)
             self.rect(d - 0.02, u - 0.1, u + 0.1, 2.3, 2.75, white, TSIGN)
         else:
-            self.quad([(d - 0.01, u, 2.2), (d - 0.01, u + 0.33, 2.53), (d - 0.01, u, 2.86),
-                       (d - 0.01, u - 0.33, 2.53)], yellow, TSIGN, F_BACK)
+            self.quad(
+                [
+                    (d - 0.01, u, 2.2),
+                    (d - 0.01, u + 0.33, 2.53),
+                    (d - 0.01, u, 2.86),
+                    (d - 0.01, u - 0.33, 2.53),
+                ],
+                yellow,
+                TSIGN,
+                F_BACK,
+            )
 
-    def traffic_light(self, d: float, u: float, state: int, facing_ego: bool,
-                      night: float, mast: bool = False) -> None:
+    def traffic_light(
+        self, d: float, u: float, state: int, facing_ego: bool, night: float, mast: bool = False
+    ) -> None:
         """A signal on a pole; with ``mast`` an arm over the carriageway carries one head
         above each lane (the ones a driver actually looks at)."""
         dark = _TL_DARK
@@ -411,8 +561,9 @@ class SpriteDrawer:
                 on = i == state
                 c = _TL_ON[i] if on else _TL_OFF[i]
                 emit = _TL_COLORS[i] * (0.5 + 1.5 * night) if on else None
-                self.ellipse(d - 0.03, hu, yy, 0.14, 0.14, c, TLIGHT, F_EMIT if on else F_BACK,
-                             emit)
+                self.ellipse(
+                    d - 0.03, hu, yy, 0.14, 0.14, c, TLIGHT, F_EMIT if on else F_BACK, emit
+                )
 
     def clutter(self, d: float, u: float, kind: float, color: np.ndarray) -> None:
         """Street furniture (void label): a bin, a bench, a bollard or a utility box; or a
@@ -437,8 +588,7 @@ class SpriteDrawer:
         d1 = d + 0.5 * length
         if d1 <= d0:
             return
-        pts = [(d0, u - width / 2), (d1, u - width / 2), (d1, u + width / 2),
-               (d0, u + width / 2)]
+        pts = [(d0, u - width / 2), (d1, u - width / 2), (d1, u + width / 2), (d0, u + width / 2)]
         xy = np.array([(self._x(dd, uu), self._y(dd, 0.0)) for dd, uu in pts])
         if xy[:, 0].max() < 0 or xy[:, 0].min() >= self.W or xy[:, 1].min() >= self.H:
             return

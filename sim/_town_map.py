@@ -38,8 +38,13 @@ class TownMap:
         self.blocks = [[Blocks(), Blocks()], [Blocks(), Blocks()]]  # [side][layer]
         # Lateral set-back |u| of each layer's plane, per side (0 left, 1 right).
         lay = self.layout
-        self.setback = [[lay.outer + float(rng.uniform(*style.near_u)),
-                         lay.outer + float(rng.uniform(*style.far_u))] for _ in (0, 1)]
+        self.setback = [
+            [
+                lay.outer + float(rng.uniform(*style.near_u)),
+                lay.outer + float(rng.uniform(*style.far_u)),
+            ]
+            for _ in (0, 1)
+        ]
         if lay.median_u is not None:
             self.setback[0][0] = -lay.median_u
         self.inter_start = np.zeros(0, np.float64)
@@ -60,15 +65,19 @@ class TownMap:
     def curvature(self, s: np.ndarray | float) -> np.ndarray:
         s = np.asarray(s, dtype=np.float64)
         a = self._k_amp
-        return a * (0.65 * np.sin(self._k_freq[0] * s + self._k_phase[0])
-                    + 0.35 * np.sin(self._k_freq[1] * s + self._k_phase[1]))
+        return a * (
+            0.65 * np.sin(self._k_freq[0] * s + self._k_phase[0])
+            + 0.35 * np.sin(self._k_freq[1] * s + self._k_phase[1])
+        )
 
     def mean_curvature(self, s0: float, length: float) -> float:
         """Mean curvature over ``[s0, s0 + length]`` (closed form of the sinusoids)."""
         a, w, p = self._k_amp, self._k_freq, self._k_phase
         s1 = s0 + length
-        integ = (0.65 * (np.cos(w[0] * s0 + p[0]) - np.cos(w[0] * s1 + p[0])) / w[0]
-                 + 0.35 * (np.cos(w[1] * s0 + p[1]) - np.cos(w[1] * s1 + p[1])) / w[1])
+        integ = (
+            0.65 * (np.cos(w[0] * s0 + p[0]) - np.cos(w[0] * s1 + p[0])) / w[0]
+            + 0.35 * (np.cos(w[1] * s0 + p[1]) - np.cos(w[1] * s1 + p[1])) / w[1]
+        )
         return float(a * integ / length)
 
     # ----- generation -----
@@ -149,10 +158,14 @@ class TownMap:
         kerb = lay.road_half
         per = (s1 - s0) / 100.0
         for side in (-1, 1):
-            for ptype, rate in ((P_TREE, st.trees), (P_POLE, st.poles), (P_SIGN, st.signs),
-                                (P_PARKED, st.parked),
-                                (P_BUSH, 0.0 if st.name == "urban" else st.trees * 0.5),
-                                (P_CLUTTER, 4.0 if st.sidewalk else 0.0)):
+            for ptype, rate in (
+                (P_TREE, st.trees),
+                (P_POLE, st.poles),
+                (P_SIGN, st.signs),
+                (P_PARKED, st.parked),
+                (P_BUSH, 0.0 if st.name == "urban" else st.trees * 0.5),
+                (P_CLUTTER, 4.0 if st.sidewalk else 0.0),
+            ):
                 for _ in range(int(rng.poisson(rate * per))):
                     s = float(rng.uniform(s0, s1))
                     if self.in_intersection(np.array([s]))[0] and ptype != P_SIGN:
@@ -174,9 +187,17 @@ class TownMap:
                     elif ptype == P_CLUTTER:  # bins, benches, bollards, boxes: void class
                         u = kerb + st.verge + st.sidewalk * rng.uniform(0.15, 0.9)
                         size = float(rng.uniform(0.0, 1.0))
-                        rgb = jitter(rng, [(60, 70, 60), (110, 100, 90), (150, 150, 150),
-                                           (40, 60, 110), (130, 60, 40)][int(rng.integers(5))],
-                                     0.12)
+                        rgb = jitter(
+                            rng,
+                            [
+                                (60, 70, 60),
+                                (110, 100, 90),
+                                (150, 150, 150),
+                                (40, 60, 110),
+                                (130, 60, 40),
+                            ][int(rng.integers(5))],
+                            0.12,
+                        )
                     elif ptype == P_BUSH:
                         u = lay.outer + rng.uniform(0.5, 8.0)
                         size = float(rng.uniform(0.6, 1.6))
@@ -218,7 +239,16 @@ class TownMap:
 
 
 def _car_color(rng: np.random.Generator) -> np.ndarray:
-    base = [(200, 200, 205), (30, 30, 34), (120, 122, 128), (160, 30, 30), (30, 50, 120),
-            (220, 220, 215), (70, 80, 60), (180, 150, 60), (90, 60, 40), (60, 110, 150)]
+    base = [
+        (200, 200, 205),
+        (30, 30, 34),
+        (120, 122, 128),
+        (160, 30, 30),
+        (30, 50, 120),
+        (220, 220, 215),
+        (70, 80, 60),
+        (180, 150, 60),
+        (90, 60, 40),
+        (60, 110, 150),
+    ]
     return jitter(rng, base[int(rng.integers(len(base)))], 0.12)
-

@@ -42,9 +42,16 @@ from sim._world_traffic import Traffic
 
 _PROP_TYPE = np.full(9, T_TREE, np.float64)
 _PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 6.3, 1.5, 1.0, 1.2])
-for _p, _t in ((P_TREE, T_TREE), (P_POLE, T_POLE), (P_LAMP, T_LAMP), (P_SIGN, T_SIGN),
-               (P_TLIGHT, T_TLIGHT), (P_PARKED, T_CAR), (P_BUSH, T_BUSH),
-               (P_CLUTTER, T_CLUTTER)):
+for _p, _t in (
+    (P_TREE, T_TREE),
+    (P_POLE, T_POLE),
+    (P_LAMP, T_LAMP),
+    (P_SIGN, T_SIGN),
+    (P_TLIGHT, T_TLIGHT),
+    (P_PARKED, T_CAR),
+    (P_BUSH, T_BUSH),
+    (P_CLUTTER, T_CLUTTER),
+):
     _PROP_TYPE[_p] = _t
 
 
@@ -95,8 +102,7 @@ class World:
         self.town = TownMap(style, np.random.default_rng(seeds[0]))
         self.renderer = Renderer(config, self.town, np.random.default_rng(seeds[1]))
         cruise = (config.speed_kmh if config.speed_kmh is not None else style.speed_kmh) / 3.6
-        self.traffic = Traffic(self.town, config.traffic, cruise,
-                               np.random.default_rng(seeds[2]))
+        self.traffic = Traffic(self.town, config.traffic, cruise, np.random.default_rng(seeds[2]))
         self.weather: Weather = Weather.from_any(config.weather_state)
         self.time_of_day = config.time_of_day
         self.time = 0.0
@@ -105,9 +111,12 @@ class World:
         self._started = False
 
     # ----- conditions -----
-    def set_conditions(self, time_of_day: str | None = None,
-                       weather: str | dict | Weather | None = None,
-                       **weather_fields: Any) -> None:
+    def set_conditions(
+        self,
+        time_of_day: str | None = None,
+        weather: str | dict | Weather | None = None,
+        **weather_fields: Any,
+    ) -> None:
         """Change lighting and weather from the next frame on (values may be continuous).
 
         ``time_of_day`` sets the sun altitude to that time's value; ``weather`` replaces the
@@ -163,16 +172,32 @@ class World:
         look = 60.0
         k_eff = town.mean_curvature(tr.s, look)
         cam = CameraState(
-            s=tr.s, u=tr.u, heading=-tr.psi, curvature=k_eff, yaw=tr.yaw, time=self.time,
+            s=tr.s,
+            u=tr.u,
+            heading=-tr.psi,
+            curvature=k_eff,
+            yaw=tr.yaw,
+            time=self.time,
             frame=self.index,
         )
         objs = self._objects(cam)
         image, semantic, depth = self.renderer.render(cam, self.weather, objs)
-        pose = {"x": tr.x, "y": tr.y, "yaw": tr.yaw + tr.psi, "speed": tr.v, "s": tr.s,
-                "lane_offset": tr.u}
-        return Frame(image=image, semantic=semantic, depth=depth,
-                     pose={k: float(v) for k, v in pose.items()},
-                     conditions=self.conditions(), index=self.index)
+        pose = {
+            "x": tr.x,
+            "y": tr.y,
+            "yaw": tr.yaw + tr.psi,
+            "speed": tr.v,
+            "s": tr.s,
+            "lane_offset": tr.u,
+        }
+        return Frame(
+            image=image,
+            semantic=semantic,
+            depth=depth,
+            pose={k: float(v) for k, v in pose.items()},
+            conditions=self.conditions(),
+            index=self.index,
+        )
 
     def _objects(self, cam: CameraState) -> np.ndarray:
         props = self.town.props_between(cam.s - 10.0, cam.s + 250.0)
@@ -207,8 +232,12 @@ class World:
         return np.vstack([rows, dyn]) if len(dyn) else rows
 
 
-def render_stream(config: WorldConfig, seed: int, n_frames: int,
-                  conditions: Callable[[int], dict | None] | None = None) -> Iterator[Frame]:
+def render_stream(
+    config: WorldConfig,
+    seed: int,
+    n_frames: int,
+    conditions: Callable[[int], dict | None] | None = None,
+) -> Iterator[Frame]:
     """Render ``n_frames`` consecutive frames of one drive.
 
     ``conditions``: optional ``frame_index -> dict | None``; a dict is passed to

@@ -23,8 +23,7 @@ from sim._render_sprites import (
 from sim._town import BIKE, BUS, CAR, MOTO, TRAIN, TRUCK, choose, jitter
 from sim._town_map import TownMap, _car_color
 
-LABEL_TO_TYPE = {CAR: T_CAR, TRUCK: T_TRUCK, BUS: T_BUS, TRAIN: T_TRAIN, MOTO: T_MOTO,
-                 BIKE: T_BIKE}
+LABEL_TO_TYPE = {CAR: T_CAR, TRUCK: T_TRUCK, BUS: T_BUS, TRAIN: T_TRAIN, MOTO: T_MOTO, BIKE: T_BIKE}
 DENSITY = {"none": 0.0, "low": 0.5, "medium": 1.1, "high": 2.2}  # vehicles / 100 m / lane
 PED_FACTOR = {"none": 0.0, "low": 0.4, "medium": 1.0, "high": 1.8}
 EGO_LENGTH, EGO_WIDTH = 4.5, 1.8
@@ -48,8 +47,7 @@ def _dims(rng: np.random.Generator, typ: int) -> tuple[float, float, float]:
 class Traffic:
     """State of every moving agent; ``objects()`` exports them in the renderer's table format."""
 
-    def __init__(self, town: TownMap, level: str, cruise: float,
-                 rng: np.random.Generator) -> None:
+    def __init__(self, town: TownMap, level: str, cruise: float, rng: np.random.Generator) -> None:
         self.town, self.rng, self.level = town, rng, level
         st, lay = town.style, town.layout
         self.lanes = [(u, 1.0) for u in lay.lanes_right] + [(u, -1.0) for u in lay.lanes_left]
@@ -91,23 +89,31 @@ class Traffic:
             self._add_pedestrian(float(rng.uniform(-20.0, AHEAD)))
 
     # ----- spawning -----
-    def _add_vehicle(self, s: float, lane_u: float, direction: float,
-                     bike: bool = False) -> None:
+    def _add_vehicle(self, s: float, lane_u: float, direction: float, bike: bool = False) -> None:
         rng, st = self.rng, self.town.style
         typ = T_BIKE if bike else LABEL_TO_TYPE[choose(rng, st.vehicle_mix)]
         inner = abs(abs(lane_u) - self.town.layout.lanes_right[0]) < 0.1
         if typ == T_TRAIN and not inner:
             typ = T_BUS
         length, width, height = _dims(rng, typ)
-        rgb = _car_color(rng) if typ in (T_CAR, T_MOTO, T_BIKE) else jitter(
-            rng, [(200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40),
-                  (120, 120, 125)][int(rng.integers(5))], 0.1)
+        rgb = (
+            _car_color(rng)
+            if typ in (T_CAR, T_MOTO, T_BIKE)
+            else jitter(
+                rng,
+                [(200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40), (120, 120, 125)][
+                    int(rng.integers(5))
+                ],
+                0.1,
+            )
+        )
         if bike:
             u = lane_u + float(rng.normal(0, 0.1))
         else:
             u = lane_u + (0.9 * direction if typ == T_BIKE else float(rng.normal(0, 0.12)))
-        row = np.array([s, u, typ, length, width, height, *rgb, rng.uniform(0, 1000),
-                        direction, 0.0])
+        row = np.array(
+            [s, u, typ, length, width, height, *rgb, rng.uniform(0, 1000), direction, 0.0]
+        )
         v0 = self.cruise * float(rng.uniform(0.8, 1.12))
         if typ in (T_TRUCK, T_BUS, T_TRAIN):
             v0 *= 0.85
@@ -117,8 +123,9 @@ class Traffic:
         self.vel = np.append(self.vel, v0 * float(rng.uniform(0.9, 1.0)))
         self.v0 = np.append(self.v0, v0)
 
-    def _add_pedestrian(self, s: float, crossing_at: float | None = None,
-                        waiting_at: float | None = None) -> None:
+    def _add_pedestrian(
+        self, s: float, crossing_at: float | None = None, waiting_at: float | None = None
+    ) -> None:
         rng, st, lay = self.rng, self.town.style, self.town.layout
         side = 1.0 if rng.random() < 0.5 else -1.0
         if crossing_at is not None:
@@ -135,12 +142,34 @@ class Traffic:
             else:
                 u = side * (lay.road_half + float(rng.uniform(0.8, 2.0)))
             vel = (float(rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)), 0.0)
-        shirt = jitter(rng, [(180, 40, 40), (40, 60, 140), (200, 200, 190), (40, 40, 40),
-                             (60, 130, 70), (220, 170, 40), (130, 90, 150)][int(rng.integers(7))],
-                       0.15)
+        shirt = jitter(
+            rng,
+            [
+                (180, 40, 40),
+                (40, 60, 140),
+                (200, 200, 190),
+                (40, 40, 40),
+                (60, 130, 70),
+                (220, 170, 40),
+                (130, 90, 150),
+            ][int(rng.integers(7))],
+            0.15,
+        )
         kind = 2.0 if crossing_at is not None else (3.0 if waiting_at is not None else 1.0)
-        row = np.array([s, u, T_PERSON, 0.5, 0.5, 1.75, *shirt, rng.uniform(0, 1000), kind,
-                        rng.uniform(0, 2 * math.pi)])
+        row = np.array(
+            [
+                s,
+                u,
+                T_PERSON,
+                0.5,
+                0.5,
+                1.75,
+                *shirt,
+                rng.uniform(0, 1000),
+                kind,
+                rng.uniform(0, 2 * math.pi),
+            ]
+        )
         self.peds = np.vstack([self.peds, row])
         self.ped_vel = np.vstack([self.ped_vel, vel])
 
@@ -211,8 +240,10 @@ class Traffic:
             self.peds[:, 11] += 4.0 * dt * (np.abs(self.ped_vel).sum(1) + 0.1)
             lay = town.layout
             done = (self.peds[:, 0] < self.s - 20) | (
-                (self.ped_vel[:, 1] != 0) & (np.abs(self.peds[:, 1]) > lay.road_half + 1.0)
-                & (np.sign(self.peds[:, 1]) == np.sign(self.ped_vel[:, 1])))
+                (self.ped_vel[:, 1] != 0)
+                & (np.abs(self.peds[:, 1]) > lay.road_half + 1.0)
+                & (np.sign(self.peds[:, 1]) == np.sign(self.ped_vel[:, 1]))
+            )
             keep = ~done
             # only sidewalk walkers are replaced (column 10: 1 walker, 2 crossing, 3 waiting)
             n_new = int((done & (self.peds[:, 10] == 1.0)).sum())
@@ -221,8 +252,9 @@ class Traffic:
                 if self.ped_rate > 0:
                     self._add_pedestrian(self.s + float(rng.uniform(120.0, AHEAD)))
         if self.ped_rate > 0 and len(town.inter_start):
-            for j in np.nonzero((town.inter_start > self.s + 35)
-                                & (town.inter_start < self.s + 140))[0]:
+            for j in np.nonzero(
+                (town.inter_start > self.s + 35) & (town.inter_start < self.s + 140)
+            )[0]:
                 key = round(float(town.inter_start[j]) * 10)
                 if key in self.crossed:
                     continue
@@ -256,7 +288,7 @@ class Traffic:
     def _ego_leader(self) -> tuple[float, float]:
         gap, lead_v = np.inf, np.inf
         if len(self.veh):
-            inl = (np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH) + 0.3)
+            inl = np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH) + 0.3
             ahead = inl & (self.veh[:, 0] > self.s)
             if ahead.any():
                 g = self.veh[ahead, 0] - self.s - 0.5 * (self.veh[ahead, 3] + EGO_LENGTH)
@@ -289,8 +321,12 @@ class Traffic:
         return np.vstack([self.veh, self.peds]) if len(self.peds) else self.veh
 
 
-def _idm(v: np.ndarray | float, v0: np.ndarray | float, gap: np.ndarray | float,
-         lead_v: np.ndarray | float) -> np.ndarray | float:
+def _idm(
+    v: np.ndarray | float,
+    v0: np.ndarray | float,
+    gap: np.ndarray | float,
+    lead_v: np.ndarray | float,
+) -> np.ndarray | float:
     """Intelligent Driver Model acceleration (m/s^2)."""
     a_max, b_comf, t_head, s0 = 1.5, 3.0, 1.2, 2.5
     v = np.asarray(v, dtype=float)

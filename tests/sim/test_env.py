@@ -38,8 +38,9 @@ def test_gym_make_with_the_module_prefix_works_in_a_fresh_process() -> None:
         "obs, info = env.reset(seed=0)\n"
         "print(obs.shape, obs.dtype, sorted(info))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert "(32, 64, 3) uint8" in out
     assert "'semantic'" in out and "'depth'" in out and "'shift'" in out
 

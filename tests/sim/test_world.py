@@ -187,8 +187,10 @@ def test_render_stream_passes_conditions_before_each_frame() -> None:
     def schedule(i: int) -> dict | None:
         return {"fog_density": 10.0 * i} if i % 2 == 0 else None
 
-    fog = [f.conditions["weather"]["fog_density"] for f in
-           render_stream(WorldConfig(**SMALL), 0, 5, conditions=schedule)]
+    fog = [
+        f.conditions["weather"]["fog_density"]
+        for f in render_stream(WorldConfig(**SMALL), 0, 5, conditions=schedule)
+    ]
     assert fog == [0.0, 0.0, 20.0, 20.0, 40.0]
 
 
@@ -254,8 +256,9 @@ def test_camera_height_and_pitch_follow_the_pinhole_model() -> None:
         focal = (cfg.width / 2) / math.tan(math.radians(70.0) / 2)
         y_h = cfg.height / 2 + focal * math.tan(math.radians(pitch))
         rows, cols = np.nonzero(f.semantic == 0)
-        np.testing.assert_allclose(f.depth[rows, cols], height * focal / (rows + 0.5 - y_h),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            f.depth[rows, cols], height * focal / (rows + 0.5 - y_h), rtol=1e-4
+        )
     up = next(iter(render_stream(WorldConfig(**SMALL, camera_pitch_deg=8.0), 4, 1)))
     down = next(iter(render_stream(WorldConfig(**SMALL, camera_pitch_deg=-8.0), 4, 1)))
     assert (up.semantic == 10).mean() > (down.semantic == 10).mean() + 0.1
