@@ -14,54 +14,6 @@ from typing import Any
 
 import numpy as np
 
-# The 19 Cityscapes trainId names and official colours; used only when ``sim`` cannot be imported
-# and the store's meta carries no class names (the contract allows this copy).
-_CLASS_NAMES = (
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-)
-_PALETTE = np.array(
-    [
-        (128, 64, 128),
-        (244, 35, 232),
-        (70, 70, 70),
-        (102, 102, 156),
-        (190, 153, 153),
-        (153, 153, 153),
-        (250, 170, 30),
-        (220, 220, 0),
-        (107, 142, 35),
-        (152, 251, 152),
-        (70, 130, 180),
-        (220, 20, 60),
-        (255, 0, 0),
-        (0, 0, 142),
-        (0, 0, 70),
-        (0, 60, 100),
-        (0, 80, 100),
-        (0, 0, 230),
-        (119, 11, 32),
-    ],
-    dtype=np.uint8,
-)
-
 CLEAN = "clean"
 STATIC = "static"
 WORLD = "world"
@@ -118,17 +70,6 @@ def is_world_cell(cell: dict[str, Any]) -> bool:
 def is_grid_cell(cell: dict[str, Any]) -> bool:
     """A cell of the static grid: clean, or a corruption at a severity."""
     return not is_schedule_cell(cell) and not is_world_cell(cell)
-
-
-def _sim_constants() -> tuple[tuple[str, ...], np.ndarray] | None:
-    try:
-        import sim
-    except Exception:  # sim missing or broken: the copy above is the same data
-        return None
-    names, palette = getattr(sim, "CLASS_NAMES", None), getattr(sim, "PALETTE", None)
-    if names is None or palette is None:
-        return None
-    return tuple(names), np.asarray(palette, dtype=np.uint8)
 
 
 def _families(meta: dict[str, Any], corruptions: set[str]) -> dict[str, str]:
@@ -212,15 +153,14 @@ def load_run(run_dir: str | Path) -> RunData:
     meta.setdefault("wall_seconds", None)
     meta["wall_seconds"] = _wall_seconds(meta)
 
-    consts = _sim_constants()
+    from sim import CLASS_NAMES, PALETTE  # torch-free; imported here to keep `import reports` light
+
     names = meta.get("class_names")
-    if isinstance(names, list) and len(names) == len(_CLASS_NAMES):
+    if isinstance(names, list) and len(names) == len(CLASS_NAMES):
         class_names = tuple(str(n) for n in names)
-    elif consts is not None:
-        class_names = consts[0]
     else:
-        class_names = _CLASS_NAMES
-    palette = consts[1] if consts is not None else _PALETTE
+        class_names = tuple(CLASS_NAMES)
+    palette = np.asarray(PALETTE, dtype=np.uint8)
     corruptions = {
         str(c["corruption"])
         for c in cells + expected

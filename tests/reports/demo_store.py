@@ -14,28 +14,8 @@ from typing import Any
 import numpy as np
 
 from scenarios import ResultsStore
+from sim import CLASS_NAMES
 
-CLASS_NAMES = (
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-)
 SAFETY = ("person", "rider", "car", "truck", "bus", "motorcycle", "bicycle")
 # name -> (family, sensitivity per severity step, share of the loss BN recovers)
 CORRUPTIONS = {
