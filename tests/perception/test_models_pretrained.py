@@ -29,6 +29,8 @@ def test_bundled_metadata_has_the_required_fields():
     assert meta["train_config"]["steps"] >= 1 and "seed" in meta["train_config"]
     assert {"torch", "numpy", "python"} <= set(meta["versions"])
     val = meta["val_metrics"]
+    # The target band is 0.80-0.97; the shipped weights reach 0.66 (see the README). This bound
+    # guards against a worse checkpoint slipping in, and against a world too easy to measure.
     assert 0.60 <= val["miou"] <= 0.97
     assert len(val["per_class_iou"]) == 19
     present = [v for v in val["per_class_iou"] if v is not None]
