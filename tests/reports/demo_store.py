@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from scenarios import ResultsStore
-from sim import CLASS_NAMES
+from sim import CLASS_NAMES, PALETTE
 
 SAFETY = ("person", "rider", "car", "truck", "bus", "motorcycle", "bicycle")
 # name -> (family, sensitivity per severity step, share of the loss BN recovers)
@@ -111,30 +111,7 @@ def _sample_arrays(rng: np.random.Generator, severity: float, quality: float, fo
     sem[30:50, 70:76] = 11  # person
     sem[60:, 100:] = 255  # ignored region
     lut = np.zeros((256, 3), np.uint8)
-    lut[:19] = np.array(
-        [
-            (128, 64, 128),
-            (244, 35, 232),
-            (70, 70, 70),
-            (102, 102, 156),
-            (190, 153, 153),
-            (153, 153, 153),
-            (250, 170, 30),
-            (220, 220, 0),
-            (107, 142, 35),
-            (152, 251, 152),
-            (70, 130, 180),
-            (220, 20, 60),
-            (255, 0, 0),
-            (0, 0, 142),
-            (0, 0, 70),
-            (0, 60, 100),
-            (0, 80, 100),
-            (0, 0, 230),
-            (119, 11, 32),
-        ],
-        np.uint8,
-    )
+    lut[:19] = PALETTE
     shade = rng.integers(-12, 12, size=(h, w, 1))
     clean = np.clip(0.6 * lut[sem].astype(int) + 50 + shade, 0, 255).astype(np.uint8)
     if fog:
