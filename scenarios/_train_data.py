@@ -182,26 +182,21 @@ def train_default(
     start = time.perf_counter()
     train_seeds = [TRAIN_SEED_BASE + seed * 10_000 + i for i in range(data.streams)]
     val_seeds = [VAL_SEED_BASE + i for i in range(data.val_streams)]
-    images, labels = render_frames(
-        data.towns,
-        train_seeds,
-        frames_per_stream=data.frames_per_stream,
-        stride=data.stride,
-        height=data.height,
-        width=data.width,
-        progress=not quiet,
-        desc="render train",
-    )
-    val_images, val_labels = render_frames(
-        data.towns,
-        val_seeds,
-        frames_per_stream=data.frames_per_stream,
-        stride=data.stride,
-        height=data.height,
-        width=data.width,
-        progress=not quiet,
-        desc="render val",
-    )
+
+    def render(seeds: list[int], desc: str) -> tuple:
+        return render_frames(
+            data.towns,
+            seeds,
+            frames_per_stream=data.frames_per_stream,
+            stride=data.stride,
+            height=data.height,
+            width=data.width,
+            progress=not quiet,
+            desc=desc,
+        )
+
+    images, labels = render(train_seeds, "render train")
+    val_images, val_labels = render(val_seeds, "render val")
     render_seconds = time.perf_counter() - start
     config = perception.TrainConfig(
         steps=steps, seed=seed, class_weights=balanced_class_weights(labels)

@@ -83,6 +83,12 @@ def _check_corruption(value: Any, fieldname: str = "corruption") -> str:
     return value
 
 
+def _check_corruption_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not value:
+        raise ValueError("schedule field 'corruptions' must be a non-empty list of names")
+    return tuple(_check_corruption(c, "corruptions") for c in value)
+
+
 def _check_fraction(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
         raise ValueError(f"schedule field {name!r} must be a fraction in [0, 1], got {v!r}")
@@ -230,11 +236,7 @@ class Continual(Schedule):
     frames_per: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.corruptions, str) or not self.corruptions:
-            raise ValueError("schedule field 'corruptions' must be a non-empty list of names")
-        object.__setattr__(self, "corruptions", tuple(self.corruptions))
-        for c in self.corruptions:
-            _check_corruption(c, "corruptions")
+        object.__setattr__(self, "corruptions", _check_corruption_list(self.corruptions))
         object.__setattr__(self, "severity", _check_sev("severity", self.severity))
         _check_count("frames_per", self.frames_per)
 
@@ -259,11 +261,7 @@ class Mixed(Schedule):
     hold: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.corruptions, str) or not self.corruptions:
-            raise ValueError("schedule field 'corruptions' must be a non-empty list of names")
-        object.__setattr__(self, "corruptions", tuple(self.corruptions))
-        for c in self.corruptions:
-            _check_corruption(c, "corruptions")
+        object.__setattr__(self, "corruptions", _check_corruption_list(self.corruptions))
         object.__setattr__(self, "severity", _check_sev("severity", self.severity))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"schedule field 'seed' must be an int, got {self.seed!r}")
