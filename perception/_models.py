@@ -7,10 +7,17 @@ the 19 Cityscapes trainIds at the input resolution.
 The architecture is a small encoder–decoder built from depthwise-separable convolutions: a stride-2
 stem, three downsampling stages (to 1/16) with dilated context blocks at the bottom, and a light
 decoder that fuses the 1/8 and 1/4 features, then (``fine=True``) a thin 1/2-resolution refinement
-with the stem's features, a 1×1 classifier and a bilinear upsample. It is the CPU-friendly cousin
-of Fast-SCNN / ENet-style real-time segmenters. On a CPU the cost is dominated by memory traffic
-at full and half resolution (normalising the input, the stem, the 19-channel logits), not by the
-width of the low-resolution stages.
+with the stem's features. It is the CPU-friendly cousin of Fast-SCNN / ENet-style real-time
+segmenters. On a CPU the cost is dominated by memory traffic at full and half resolution
+(normalising the input, the stem, the 19-channel logits), not by the width of the low-resolution
+stages, so the registered models put their depth and width there.
+
+The classifier (``head="deconv"``, the default) is a 2×2, stride-2 transposed convolution from the
+1/2-resolution features: a learned sub-pixel upsampling that can place a one-pixel pole or a
+pedestrian's leg at full resolution. Bilinear upsampling of 1/2-resolution logits cannot: even a
+*perfect* 1/2-resolution score map, upsampled bilinearly, caps clean mIoU on the source domain at
+about 0.87 (0.74 from 1/4), with poles and fences near 0.5. It is also cheaper than resampling 19
+channels. ``head="bilinear"`` keeps the classic 1×1 classifier plus bilinear upsampling.
 
 Logits are returned channels-last in memory (their shape is NCHW): use ``.reshape``, not ``.view``.
 
@@ -37,32 +44,36 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 RGB_MEAN = (0.485, 0.456, 0.406)
 RGB_STD = (0.229, 0.224, 0.225)
 NORMS = ("bn", "gn")
+HEADS = ("deconv", "bilinear")
 
 #: Default configurations as data, beside the builders below.
 MODEL_CFGS: dict[str, dict[str, Any]] = {
     "roadseg_s": {
-        "widths": (16, 32, 64, 128),
-        "depths": (1, 2, 3),
-        "decoder": 32,
+        "widths": (16, 40, 80, 160),
+        "depths": (2, 3, 4),
+        "decoder": 40,
         "norm": "bn",
         "fine": True,
+        "head": "deconv",
         "description": "default: small BatchNorm encoder-decoder for the CPU",
     },
     "roadseg_s_gn": {
-        "widths": (16, 32, 64, 128),
-        "depths": (1, 2, 3),
-        "decoder": 32,
+        "widths": (16, 40, 80, 160),
+        "depths": (2, 3, 4),
+        "decoder": 40,
         "norm": "gn",
         "fine": True,
+        "head": "deconv",
         "description": "roadseg_s with GroupNorm (no BatchNorm for batch-statistics methods)",
     },
     "roadseg_m": {
-        "widths": (24, 48, 96, 160),
-        "depths": (1, 2, 3),
-        "decoder": 48,
+        "widths": (24, 56, 112, 224),
+        "depths": (2, 3, 4),
+        "decoder": 56,
         "norm": "bn",
         "fine": True,
-        "description": "wider, with a 1/2-resolution refinement: finer detail, about 2x slower",
+        "head": "deconv",
+        "description": "wider throughout, the 1/2-resolution path included: about 2x slower",
     },
     "test_bn": {
         "widths": (4, 8, 8, 16),
@@ -70,6 +81,7 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "decoder": 8,
         "norm": "bn",
         "fine": True,
+        "head": "deconv",
         "description": "tiny BatchNorm model for fast tests",
     },
     "test_gn": {
@@ -78,6 +90,7 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "decoder": 8,
         "norm": "gn",
         "fine": True,
+        "head": "deconv",
         "description": "tiny GroupNorm model for fast tests",
     },
 }
@@ -141,10 +154,13 @@ class RoadSeg(nn.Module):
         norm: str = "bn",
         num_classes: int = NUM_CLASSES,
         fine: bool = True,
+        head: str = "deconv",
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
         if len(widths) != 4 or len(depths) != 3:
             raise ValueError(f"widths needs 4 and depths 3 entries; got {widths!r}, {depths!r}")
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -178,7 +194,15 @@ class RoadSeg(nn.Module):
         if self.fine:
             self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
             self.fuse0 = SepBlock(c0, c0, norm=norm)
-        self.classifier = nn.Conv2d(c0 if self.fine else decoder, num_classes, 1)
+        self.head = head
+        if head == "deconv":
+            # Fuse the stem's features at 1/2 resolution even without the refinement block: they
+            # carry the sub-pixel detail the transposed convolution draws at full resolution.
+            if not self.fine:
+                self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
+            self.classifier = nn.ConvTranspose2d(c0, num_classes, 2, stride=2)
+        else:
+            self.classifier = nn.Conv2d(c0 if self.fine else decoder, num_classes, 1)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,10 +223,15 @@ class RoadSeg(nn.Module):
         y = self.fuse2(F.relu(y + self.lat2(f2)))
         y = F.interpolate(y, size=f1.shape[-2:], mode="bilinear", align_corners=False)
         y = self.fuse1(F.relu(y + self.lat1(f1)))
-        if self.fine:
+        if self.fine or self.head == "deconv":
             y = self.narrow0(y)
             y = F.interpolate(y, size=f0.shape[-2:], mode="bilinear", align_corners=False)
-            y = self.fuse0(F.relu(y + f0))
+            y = F.relu(y + f0)
+            if self.fine:
+                y = self.fuse0(y)
+        if self.head == "deconv":
+            y = self.classifier(y)  # 2×2 stride 2: full resolution (rounded up to even)
+            return y[..., : size[0], : size[1]] if y.shape[-2:] != size else y
         y = self.classifier(y)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
@@ -220,7 +249,7 @@ def _build(name: str, **overrides: Any) -> nn.Module:
 
 @register_model
 def roadseg_s(**kw: Any) -> nn.Module:
-    """The default: small BatchNorm encoder–decoder, ~90k parameters, a few ms per 128×256 frame."""
+    """The default: small BatchNorm encoder–decoder, ~175k parameters, ~3 ms per 128×256 frame."""
     return _build("roadseg_s", **kw)
 
 

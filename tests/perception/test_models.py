@@ -56,13 +56,54 @@ def test_none_overrides_are_ignored_and_real_overrides_apply():
 
 
 @pytest.mark.parametrize("name", ["test_bn", "test_gn"])
-@pytest.mark.parametrize("size", [(64, 128), (50, 90)])
-def test_logits_at_input_resolution(name, size):
-    model = perception.create_model(name).eval()
+@pytest.mark.parametrize("size", [(64, 128), (50, 90), (33, 47)])
+@pytest.mark.parametrize("head", ["deconv", "bilinear"])
+def test_logits_at_input_resolution(name, size, head):
+    model = perception.create_model(name, head=head).eval()
     with torch.no_grad():
         y = model(_x(3, *size))
     assert y.shape == (3, 19, *size)
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
+
+
+def test_unknown_head_is_a_one_line_error():
+    with pytest.raises(ValueError, match="head must be one of deconv, bilinear; got 'pixel'"):
+        perception.create_model("test_bn", head="pixel")
+
+
+def _lines(gen: torch.Generator, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey noise with four dark one-pixel-wide vertical lines per image (class 1)."""
+    x = torch.rand(n, 3, 32, 64, generator=gen) * 0.2 + 0.4
+    y = torch.zeros(n, 32, 64, dtype=torch.long)
+    for i, cols in enumerate(torch.randint(0, 64, (n, 4), generator=gen)):
+        x[i, :, :, cols] = 0.05
+        y[i, :, cols] = 1
+    return x, y
+
+
+def _line_iou(head: str) -> float:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = perception.create_model("test_bn", num_classes=2, head=head)
+    gen = torch.Generator().manual_seed(0)
+    cfg = perception.TrainConfig(
+        steps=120, lr=1e-2, warmup_steps=10, crop=None, hflip=False, hard_fraction=1.0
+    )
+    trained = perception.train(model, (_lines(gen) for _ in range(120)), cfg, progress=False)
+    x, y = _lines(torch.Generator().manual_seed(99))
+    metrics = perception.StreamMetrics(2)
+    with torch.no_grad():
+        metrics.update(trained.model(x), y)
+    return metrics.compute()["per_class_iou"][1]
+
+
+def test_default_head_segments_one_pixel_structures():
+    # Poles and a pedestrian's legs are one or two pixels wide at 128x256. The transposed-conv
+    # head learns where they lie inside each 2x2 block; bilinear upsampling of 1/2-resolution
+    # logits smears them over their neighbours and loses them.
+    deconv, bilinear = _line_iou("deconv"), _line_iou("bilinear")
+    assert deconv > 0.4
+    assert deconv > bilinear + 0.25
 
 
 def test_norm_variants():
