@@ -45,7 +45,7 @@ class TrainConfig:
     class_weights: tuple[float, ...] | None = None
     #: Online hard-example mining: average the loss over this fraction of the hardest labelled
     #: pixels only (1.0: all pixels). Helps thin and small classes that plain averaging drowns.
-    hard_fraction: float = 0.25
+    hard_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("steps", "warmup_steps", "val_every", "seed"):

@@ -51,10 +51,10 @@ def test_same_seed_same_weights_bit_for_bit_and_global_rng_untouched():
 
 
 def test_training_learns_a_toy_task_and_checkpoint_records_metadata(tmp_path):
-    data = _toy_batches(40, seed=1)
+    data = _toy_batches(80, seed=1)
     val = _toy_batches(2, seed=99)
     cfg = perception.TrainConfig(
-        steps=40, lr=3e-2, warmup_steps=5, crop=None, seed=0, hard_fraction=1.0
+        steps=80, lr=3e-2, warmup_steps=5, crop=None, seed=0, hard_fraction=1.0
     )
     untrained = perception.evaluate(perception.create_model("test_bn"), val)
     res = perception.train(
@@ -73,7 +73,7 @@ def test_training_learns_a_toy_task_and_checkpoint_records_metadata(tmp_path):
     for key in ("model", "classes", "input_size", "train_config", "val_metrics", "versions"):
         assert key in meta
     assert meta["model"] == "test_bn" and meta["input_size"] == [32, 64]
-    assert meta["train_config"]["steps"] == 40 and meta["data"] == {"kind": "toy"}
+    assert meta["train_config"]["steps"] == 80 and meta["data"] == {"kind": "toy"}
     assert len(meta["val_metrics"]["per_class_iou"]) == 19
     reloaded = perception.load_model("test_bn", res.path)
     assert perception.evaluate(reloaded, val)["miou"] == pytest.approx(val_miou)
