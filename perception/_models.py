@@ -186,23 +186,22 @@ class RoadSeg(nn.Module):
         self.top = ConvNormAct(c3, decoder, 1, norm=norm, act=False)
         self.fuse2 = SepBlock(decoder, decoder, norm=norm)
         self.fuse1 = SepBlock(decoder, decoder, norm=norm)
-        # Optional 1/2-resolution refinement from the stem: keeps poles, signs and distant
-        # road users (one or two pixels wide at 128×256) from vanishing in the 1/4 decoder.
-        # It runs at the stem's width (thin) because memory traffic at 1/2 resolution, not
-        # arithmetic, is what costs on a CPU.
+        # 1/2-resolution fusion with the stem's features: keeps poles, signs and distant road
+        # users (one or two pixels wide at 128×256) from vanishing in the 1/4 decoder, and gives
+        # the deconv head the sub-pixel detail it draws at full resolution. The optional
+        # refinement block runs at the stem's width (thin) because memory traffic at 1/2
+        # resolution, not arithmetic, is what costs on a CPU.
         self.fine = bool(fine)
-        if self.fine:
-            self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
-            self.fuse0 = SepBlock(c0, c0, norm=norm)
         self.head = head
+        self.half_res = self.fine or head == "deconv"
+        if self.half_res:
+            self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
+        if self.fine:
+            self.fuse0 = SepBlock(c0, c0, norm=norm)
         if head == "deconv":
-            # Fuse the stem's features at 1/2 resolution even without the refinement block: they
-            # carry the sub-pixel detail the transposed convolution draws at full resolution.
-            if not self.fine:
-                self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
             self.classifier = nn.ConvTranspose2d(c0, num_classes, 2, stride=2)
         else:
-            self.classifier = nn.Conv2d(c0 if self.fine else decoder, num_classes, 1)
+            self.classifier = nn.Conv2d(c0 if self.half_res else decoder, num_classes, 1)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,7 +222,7 @@ class RoadSeg(nn.Module):
         y = self.fuse2(F.relu(y + self.lat2(f2)))
         y = F.interpolate(y, size=f1.shape[-2:], mode="bilinear", align_corners=False)
         y = self.fuse1(F.relu(y + self.lat1(f1)))
-        if self.fine or self.head == "deconv":
+        if self.half_res:
             y = self.narrow0(y)
             y = F.interpolate(y, size=f0.shape[-2:], mode="bilinear", align_corners=False)
             y = F.relu(y + f0)
