@@ -248,7 +248,7 @@ def _build(name: str, **overrides: Any) -> nn.Module:
 
 @register_model
 def roadseg_s(**kw: Any) -> nn.Module:
-    """The default: small BatchNorm encoder–decoder, ~175k parameters, ~3 ms per 128×256 frame."""
+    """The default: small BatchNorm encoder–decoder, ~175k parameters, 3–4 ms per 128×256 frame."""
     return _build("roadseg_s", **kw)
 
 
