@@ -88,6 +88,11 @@ class TrainResult:
 
 def images_to_tensor(images: Any) -> torch.Tensor:
     """uint8 (N, H, W, 3) images (array or tensor) → float32 NCHW in [0, 1]; float NCHW passes."""
+    return _to_float(_nchw(images))
+
+
+def _nchw(images: Any) -> torch.Tensor:
+    """The images as an NCHW tensor of their own dtype (uint8 images: a permuted view, no copy)."""
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):
@@ -97,18 +102,22 @@ def images_to_tensor(images: Any) -> torch.Tensor:
     if images.dtype == torch.uint8:
         if images.dim() != 4 or images.shape[-1] != 3:
             raise ValueError(f"uint8 images must be (N, H, W, 3); got {tuple(images.shape)}")
-        return images.permute(0, 3, 1, 2).float().div_(255.0)
+        return images.permute(0, 3, 1, 2)
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"float images must be (N, 3, H, W); got {tuple(images.shape)}")
-    return images.float()
+    return images
 
 
-def _labels_to_tensor(labels: Any) -> torch.Tensor:
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def _labels_to_tensor(labels: Any, long: bool = True) -> torch.Tensor:
     if isinstance(labels, np.ndarray):
         labels = torch.from_numpy(np.ascontiguousarray(labels))
     if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
         raise ValueError("labels must be an (N, H, W) array or tensor of trainIds")
-    return labels.long()
+    return labels.long() if long else labels
 
 
 def _augment(
@@ -239,10 +248,13 @@ def train(
             images, labels = next(it)
         except StopIteration:
             break
-        x, y = images_to_tensor(images), _labels_to_tensor(labels)
+        # Crop and flip in the stored dtype (uint8 frames: a quarter of the bytes), then convert:
+        # the same values and random draws as converting first, several ms less per step.
+        x, y = _nchw(images), _labels_to_tensor(labels, long=False)
         if input_size is None:
             input_size = [int(x.shape[-2]), int(x.shape[-1])]
         x, y = _augment(x, y, cfg, gen)
+        x, y = _to_float(x), y.long()
         loss = _loss(model(x), y, weight, cfg.hard_fraction)
         opt.zero_grad(set_to_none=True)
         loss.backward()

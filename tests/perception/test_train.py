@@ -188,3 +188,17 @@ def test_hard_fraction_averages_only_the_hardest_pixels():
     assert res.history[0]["loss"] > sum(valid) / len(valid)
     with pytest.raises(ValueError, match=r"TrainConfig\.hard_fraction"):
         perception.TrainConfig(hard_fraction=0.0)
+
+
+def test_uint8_frames_and_their_float_tensors_train_identically():
+    # train() crops and flips uint8 frames before converting them (cheaper); the batches it
+    # trains on must be exactly those of the converted frames, random draws included.
+    batches = _toy_batches(3, seed=6)
+    as_float = [(perception.images_to_tensor(img), lab) for img, lab in batches]
+    cfg = perception.TrainConfig(steps=3, crop=(20, 40), seed=4)
+    a = perception.train("test_bn", batches, cfg, progress=False)
+    b = perception.train("test_bn", as_float, cfg, progress=False)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    sb = b.model.state_dict()
+    for name, va in a.model.state_dict().items():
+        assert torch.equal(va, sb[name]), name
