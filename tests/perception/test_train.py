@@ -190,6 +190,39 @@ def test_hard_fraction_averages_only_the_hardest_pixels():
         perception.TrainConfig(hard_fraction=0.0)
 
 
+@pytest.mark.parametrize("hard_fraction", [1.0, 0.3])
+def test_loss_and_gradients_do_not_depend_on_the_logits_memory_layout(hard_fraction):
+    # Registered models return channels-last logits; a user's model may return NCHW-contiguous
+    # ones. Both must give the same loss and gradient, and both must match a per-pixel
+    # computation written out by hand (class weights, ignore label, hardest-fraction mean).
+    from perception._train import _loss
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 19, 5, 7, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 19, (2, 5, 7), generator=g)
+    y[1, 0] = 255
+    weight = torch.rand(19, generator=g, dtype=torch.float64) + 0.5
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = logits.clone().contiguous(memory_format=layout).requires_grad_()
+        loss = _loss(x, y, weight, hard_fraction)
+        loss.backward()
+        results.append((loss.item(), x.grad.clone()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+    # By hand: weighted negative log-softmax of the true class; mean of the hardest fraction.
+    lp = logits.log_softmax(1).permute(0, 2, 3, 1).reshape(-1, 19).numpy()
+    t = y.reshape(-1).numpy()
+    per = np.array([-lp[i, c] * weight[c].item() for i, c in enumerate(t) if c != 255])
+    if hard_fraction == 1.0:
+        w = np.array([weight[c].item() for c in t if c != 255])
+        expected = per.sum() / w.sum()  # torch's weighted mean divides by the weights' sum
+    else:
+        k = max(1, round(hard_fraction * per.size))
+        expected = np.sort(per)[::-1][:k].mean()
+    assert results[0][0] == pytest.approx(expected, rel=1e-10)
+
+
 def test_uint8_frames_and_their_float_tensors_train_identically():
     # train() crops and flips uint8 frames before converting them (cheaper); the batches it
     # trains on must be exactly those of the converted frames, random draws included.
