@@ -1,38 +1,70 @@
-"""Clean streams rendered once and shared: a flat on-disk cache in the run folder.
+"""Clean streams rendered once and shared: a flat on-disk cache.
 
 Each distinct (world, seed, size, frames, in-sim conditions) is rendered once into
-``DIR/cache/<key>/`` as raw frame-major files (images uint8, labels uint8, depth float32) and read
+``<cache>/<key>/`` as raw frame-major files (images uint8, labels uint8, depth float32) and read
 back a batch at a time with plain file reads, so neither writing nor reading ever holds a whole
 stream in memory (memory maps would grow the resident set as frames are touched). The folder is
 renamed into place only when complete, so a killed run never leaves half a stream behind.
+
+Local workers share the run folder's ``cache/`` (one rendering per stream for the whole run,
+kept across a resume). Ray workers may run where the run folder does not exist: each renders into
+its own temporary folder (:func:`private_cache`), keeps the few streams it used last and removes
+the folder when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from scenarios._cells import StreamSpec
 
-__all__ = ["StreamReader", "ensure_stream", "stream_path"]
+__all__ = ["StreamReader", "ensure_stream", "private_cache", "stream_path"]
 
 _FILES = (("image", np.uint8, 3), ("semantic", np.uint8, 0), ("depth", np.float32, 0))
+#: Streams a worker's private cache keeps (units run seed by seed: few streams are live at once).
+PRIVATE_STREAMS = 3
+_private: list[Path] = []  # this process's private cache folder, once made
 
 
-def stream_path(run_dir: str | Path, spec: StreamSpec) -> Path:
-    return Path(run_dir) / "cache" / spec.key
+def stream_path(cache: str | Path, spec: StreamSpec) -> Path:
+    return Path(cache) / spec.key
 
 
-def ensure_stream(run_dir: str | Path, spec: StreamSpec) -> Path:
-    """Render ``spec`` into the run folder's cache unless it is already there; return its folder."""
+def private_cache() -> Path:
+    """This worker process's own temporary cache folder (made once, removed at exit)."""
+    if not _private:
+        folder = Path(tempfile.mkdtemp(prefix=f"roadshift-streams-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _private.append(folder)
+    return _private[0]
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Keep at most ``PRIVATE_STREAMS`` streams in a private cache, the least recently used go."""
+    streams = sorted(
+        (p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for old in streams[: max(0, len(streams) - PRIVATE_STREAMS)]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def ensure_stream(cache: str | Path, spec: StreamSpec) -> Path:
+    """Render ``spec`` into ``cache`` unless it is already there; return its folder."""
     import sim
 
-    final = stream_path(run_dir, spec)
+    final = stream_path(cache, spec)
     if (final / "stream.json").is_file():
+        if _private and Path(cache) == _private[0]:
+            os.utime(final)  # most recently used
         return final
     tmp = final.parent / f".{spec.key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -66,6 +98,8 @@ def ensure_stream(run_dir: str | Path, spec: StreamSpec) -> Path:
         os.replace(tmp, final)
     except OSError:  # another worker finished the same stream first: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
+    if _private and Path(cache) == _private[0]:
+        _prune(_private[0], final)
     return final
 
 

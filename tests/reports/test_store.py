@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from scenarios import NoResultsError, ResultsStore
-from scenarios._store import make_cell_id
+from reports import NoResultsError, ResultsStore, make_cell_id
 
 
 def _cell(method="bn", corruption="fog", severity=3, seed=0, **kw):
