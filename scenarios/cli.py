@@ -130,7 +130,7 @@ def _parser() -> _Parser:
             "that records its model and clean validation metrics. The defaults reproduce the "
             f"bundled weights: rendering {frames} training and {val} validation frames (about "
             f"a minute), then {DEFAULT_STEPS} steps of batch {DEFAULT_BATCH_SIZE}: about 25-31 "
-            "minutes in all on a 2-core CPU (measured), 0.11-0.15 s a step. Try --steps 500 "
+            "minutes in all on a 2-core CPU (measured), 0.12-0.15 s a step. Try --steps 500 "
             "(about 2 minutes) first."
         ),
     )
