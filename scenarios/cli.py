@@ -161,7 +161,8 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_run(a: argparse.Namespace) -> int:
-    _own("sim"), _own("perception")
+    for name in ("sim", "perception"):
+        _own(name)
     from scenarios._runner import run_scenario
     from scenarios._schema import load_scenario
 
@@ -325,7 +326,8 @@ def _cmd_preview(a: argparse.Namespace) -> int:
 def _cmd_train(a: argparse.Namespace) -> int:
     from scenarios._train_data import train_default
 
-    _own("sim"), _own("perception")
+    for name in ("sim", "perception"):
+        _own(name)
     out = Path(a.output)
     if out.is_dir():
         raise BadInput(f"train: --out {str(out)!r} is a folder; give a file name such as m.pt")
