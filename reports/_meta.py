@@ -8,25 +8,21 @@ it shows; ``reports`` reads it from here and never imports ``sim``, ``perception
 
 Meta keys (``meta`` table of ``results.sqlite``, JSON values), ``meta_version`` 2:
 
-===================== =============================================================================
-``meta_version``       2; a folder without it was written by roadshift 0.1's runner (version 1)
-``protocol``           how adapters meet the shifts: ``reset_each_shift`` (every cell starts from a
-                       fresh adapter; a schedule stream carries one adapter through its segments)
-``baseline``           label of the reference method for gain, CE and mCE (the scenario's
-                       ``baseline:``, by default the first method named ``source``), or null
-``methods``            ``[{label, name, options}]`` in scenario order; cells use the label
-``class_names``        the label space, one name per trainId
-``palette``            one ``[r, g, b]`` per class, for predictions and ground truth
-``corruption_families`` corruption name -> family, for every corruption a cell or segment can show
-``cell_id_format``     how cell ids are made (:func:`make_cell_id` is the one implementation)
-``compute``            ``{executor, workers, torch_threads}``: the conditions of the stored timings
-``scenario``           the resolved scenario (plain data)
-``model``              name, weights, parameter count, clean validation mIoU, checkpoint metadata
-``versions``           library versions; ``seeds``: how random draws are derived
-``expected_cells``     every cell the scenario asks for, in run order
-``started_at`` ...     ``started_at``, ``finished_at`` (null until every cell is stored),
-                       ``wall_seconds``
-===================== =============================================================================
+- ``meta_version``: 2; a folder without it was written by roadshift 0.1's runner (version 1).
+- ``protocol``: how adapters meet the shifts: ``reset_each_shift`` (every cell starts from a fresh
+  adapter; a schedule stream carries one adapter through its segments).
+- ``baseline``: label of the reference method for gain, CE and mCE (the scenario's
+  ``baseline:``, by default the first method named ``source``), or null.
+- ``methods``: ``[{label, name, options}]`` in scenario order; cells use the label.
+- ``class_names``: the label space, one name per trainId; ``palette``: one ``[r, g, b]`` each.
+- ``corruption_families``: corruption name -> family, for every corruption a cell or a schedule
+  segment can show.
+- ``cell_id_format``: how cell ids are made (:func:`make_cell_id` is the one implementation).
+- ``compute``: ``{executor, workers, torch_threads}``, the conditions of the stored timings.
+- ``scenario`` (resolved, plain data), ``model`` (name, weights, parameter count, clean
+  validation mIoU, checkpoint metadata), ``versions``, ``seeds`` (how random draws are derived),
+  ``expected_cells`` (run order), ``started_at``, ``finished_at`` (null until every cell is
+  stored), ``wall_seconds``.
 
 Version 1 folders are read with the defaults 0.1 implied: baseline ``source`` when such a method
 ran, protocol ``reset_each_shift``, no palette (the report then colours classes with a fixed
