@@ -6,9 +6,10 @@ Both run units and yield each unit's results (qualitative samples included) as i
 caller (the main process) is the only writer of the run folder. Workers get the model as bytes,
 never from a path: the local pool as a task argument, Ray through its object store (one
 ``ray.put``), so Ray workers need no shared filesystem. Local workers render every clean stream
-once into the run folder's cache before the units run; each Ray worker renders what it needs into
-its own temporary folder. Workers fix torch to one thread each: parallelism comes from the
-workers, and float results do not depend on how many there are.
+once into the run folder's cache before the units run; Ray workers render what they need into a
+temporary folder of their node, removed from every node when the run ends. Workers fix torch to
+one thread each: parallelism comes from the workers, and float results do not depend on how many
+there are.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
 
 from scenarios._cells import Unit
-from scenarios._streams import ensure_stream
+from scenarios._streams import ensure_stream, remove_node_cache
 from scenarios._work import CellResult, RunContext, init_worker, run_unit
 
 __all__ = ["EXECUTORS", "execute"]
@@ -141,8 +144,9 @@ def _ray(
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
             ray.init(num_cpus=workers, runtime_env={"env_vars": env}, **kwargs)
         started = True
+    # no shared disk: the workers of a node share a temporary cache named after this run
+    ctx = dataclasses.replace(ctx, cache_dir=None, run_token=uuid.uuid4().hex[:12])
     try:
-        ctx = dataclasses.replace(ctx, cache_dir=None)  # no shared disk: each worker its own
         state = ray.put(model_state)  # once, through the object store, not once per task
         work = ray.remote(num_cpus=1)(run_unit)
         refs = {work.remote(unit, ctx, pending, state): unit for unit, pending in jobs}
@@ -152,5 +156,24 @@ def _ray(
             for ref in done:
                 yield refs[ref], ray.get(ref)
     finally:
+        _remove_node_caches(ray, ctx.run_token)
         if started:
             ray.shutdown()
+
+
+def _remove_node_caches(ray: Any, run_token: str) -> None:
+    """One small task pinned to each live node removes the run's stream cache there."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remove = ray.remote(num_cpus=0)(remove_node_cache)
+    try:
+        refs = [
+            remove.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote(run_token)
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+        ray.get(refs, timeout=60)
+    except Exception:  # a node gone or busy: its temporary folder is the OS's to clear
+        pass

@@ -7,14 +7,14 @@ stream in memory (memory maps would grow the resident set as frames are touched)
 renamed into place only when complete, so a killed run never leaves half a stream behind.
 
 Local workers share the run folder's ``cache/`` (one rendering per stream for the whole run,
-kept across a resume). Ray workers may run where the run folder does not exist: each renders into
-its own temporary folder (:func:`private_cache`), keeps the few streams it used last and removes
-the folder when it exits.
+kept across a resume). Ray workers may run where the run folder does not exist: the workers of a
+node share a temporary folder of that node, named after the run (:func:`node_cache`), which the
+driver has removed on every node when the run ends (Ray kills its workers without running their
+exit handlers, so a worker cannot clean up after itself).
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shutil
@@ -25,36 +25,23 @@ import numpy as np
 
 from scenarios._cells import StreamSpec
 
-__all__ = ["StreamReader", "ensure_stream", "private_cache", "stream_path"]
+__all__ = ["StreamReader", "ensure_stream", "node_cache", "remove_node_cache", "stream_path"]
 
 _FILES = (("image", np.uint8, 3), ("semantic", np.uint8, 0), ("depth", np.float32, 0))
-#: Streams a worker's private cache keeps (units run seed by seed: few streams are live at once).
-PRIVATE_STREAMS = 3
-_private: list[Path] = []  # this process's private cache folder, once made
 
 
 def stream_path(cache: str | Path, spec: StreamSpec) -> Path:
     return Path(cache) / spec.key
 
 
-def private_cache() -> Path:
-    """This worker process's own temporary cache folder (made once, removed at exit)."""
-    if not _private:
-        folder = Path(tempfile.mkdtemp(prefix=f"roadshift-streams-{os.getpid()}-"))
-        atexit.register(shutil.rmtree, folder, True)
-        _private.append(folder)
-    return _private[0]
+def node_cache(run_token: str) -> Path:
+    """The stream cache a run's workers share on this node (in its temporary folder)."""
+    return Path(tempfile.gettempdir()) / f"roadshift-streams-{run_token}"
 
 
-def _prune(cache: Path, keep: Path) -> None:
-    """Keep at most ``PRIVATE_STREAMS`` streams in a private cache, the least recently used go."""
-    streams = sorted(
-        (p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-    )
-    for old in streams[: max(0, len(streams) - PRIVATE_STREAMS)]:
-        if old != keep:
-            shutil.rmtree(old, ignore_errors=True)
+def remove_node_cache(run_token: str) -> None:
+    """Remove this node's stream cache of a run (the run has ended)."""
+    shutil.rmtree(node_cache(run_token), ignore_errors=True)
 
 
 def ensure_stream(cache: str | Path, spec: StreamSpec) -> Path:
@@ -63,8 +50,6 @@ def ensure_stream(cache: str | Path, spec: StreamSpec) -> Path:
 
     final = stream_path(cache, spec)
     if (final / "stream.json").is_file():
-        if _private and Path(cache) == _private[0]:
-            os.utime(final)  # most recently used
         return final
     tmp = final.parent / f".{spec.key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -98,8 +83,6 @@ def ensure_stream(cache: str | Path, spec: StreamSpec) -> Path:
         os.replace(tmp, final)
     except OSError:  # another worker finished the same stream first: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
-    if _private and Path(cache) == _private[0]:
-        _prune(_private[0], final)
     return final
 
 

@@ -6,9 +6,9 @@ many) ran the unit. Ground truth stays here: adapters only ever see the observed
 
 A worker never reads or writes the run folder: the model's weights arrive as bytes (a task
 argument, or Ray's object store), the clean stream is rendered into the cache the context names
-(the run folder's ``cache/`` for local workers, which share the driver's disk; the worker's own
-temporary folder on Ray), and results and qualitative samples go back to the driver, the run
-folder's only writer.
+(the run folder's ``cache/`` for local workers, which share the driver's disk; a temporary
+folder of the worker's node on Ray), and results and qualitative samples go back to the driver,
+the run folder's only writer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from scenarios._cells import Unit, stable_int
 from scenarios._fastmetrics import add_counts, batch_counts
-from scenarios._streams import StreamReader, ensure_stream, private_cache
+from scenarios._streams import StreamReader, ensure_stream, node_cache
 
 __all__ = [
     "CellResult",
@@ -49,8 +49,10 @@ class RunContext:
     batch_size: int
     per_frame: bool
     #: Where clean streams are cached: a folder every worker can reach (the run folder's
-    #: ``cache/`` for the local executor), or None for each worker's own temporary folder.
+    #: ``cache/`` for the local executor), or None for a temporary folder on each worker's node.
     cache_dir: str | None = None
+    #: Names this run's node caches (``scenarios._streams.node_cache``) when ``cache_dir`` is None.
+    run_token: str = "local"
     torch_threads: int = 1
 
 
@@ -187,7 +189,7 @@ def run_unit(
     shared_error: str | None = None
 
     try:
-        cache = ctx.cache_dir if ctx.cache_dir is not None else private_cache()
+        cache = ctx.cache_dir if ctx.cache_dir is not None else node_cache(ctx.run_token)
         folder = ensure_stream(cache, unit.stream)
         reader = StreamReader(folder)
     except Exception as exc:

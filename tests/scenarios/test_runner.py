@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -244,8 +245,11 @@ def test_ray_workers_need_no_shared_filesystem_and_give_the_local_results(refere
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "tests.scenarios.ray_guard", str(scenario), str(ray_out)]
+    caches = set(Path(tempfile.gettempdir()).glob("roadshift-streams-*"))
     proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=300, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the workers' stream cache on the node is gone with the run
+    assert set(Path(tempfile.gettempdir()).glob("roadshift-streams-*")) <= caches
     ray_store, local_store = ResultsStore(ray_out), ResultsStore(out)
     assert comparable(ray_store) == comparable(local_store)
     assert ray_store.meta()["compute"] == {"executor": "ray", "workers": 2, "torch_threads": 1}
@@ -255,7 +259,7 @@ def test_ray_workers_need_no_shared_filesystem_and_give_the_local_results(refere
         za, zb = np.load(a), np.load(b)
         assert sorted(za.files) == sorted(zb.files)
         assert all(np.array_equal(za[k], zb[k]) for k in za.files)
-    assert not (ray_out / "cache").exists()  # Ray workers keep their streams to themselves
+    assert not (ray_out / "cache").exists()  # Ray workers' streams never touch the run folder
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_results(tmp_path):
