@@ -259,7 +259,7 @@ def roadseg_s_gn(**kw: Any) -> nn.Module:
 
 @register_model
 def roadseg_m(**kw: Any) -> nn.Module:
-    """A wider, deeper BatchNorm variant for when CPU time is less scarce."""
+    """A wider BatchNorm variant (same depths) for when CPU time is less scarce: ~1.5x slower."""
     return _build("roadseg_m", **kw)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._models import create_model
+from ._models import create_model, model_names
 from ._models_classes import CLASS_NAMES
 
 CHECKPOINT_FORMAT = "roadshift-checkpoint-1"
@@ -120,20 +120,55 @@ def apply_weights(
     return model
 
 
-def load_model(spec: str, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
-    """Build ``spec`` (a registered name or ``"module:factory"``) and optionally load ``weights``.
+#: Files taken as checkpoints where a model name is expected (``load_model("m.pt")``).
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
+
+def load_model(
+    spec: str | Path | None = None, weights: str | Path | None = None, **kwargs: Any
+) -> nn.Module:
+    """Build a model and optionally load ``weights`` into it.
+
+    ``spec`` is a registered name, ``"module:factory"``, or the path of a roadshift checkpoint
+    (``.pt``/``.pth``): a checkpoint records its model's name, so ``load_model("m.pt")`` and
+    ``load_model(weights="m.pt")`` build that model (a ``roadseg_m`` checkpoint loads as
+    ``roadseg_m``). Given both, a registered name must match the one the checkpoint records.
     The model is returned in eval mode; loaded checkpoint metadata is kept in
     ``model.checkpoint_meta`` (an empty dict without weights).
     """
-    model = create_model(spec, **kwargs)
+    if weights is None and is_checkpoint_path(spec):
+        spec, weights = None, spec
+    ckpt = read_checkpoint(weights) if weights is not None else None
+    recorded = ckpt["model"] if ckpt is not None else None
+    registered = model_names()
+    if spec is None:
+        if ckpt is None:
+            raise ValueError("load_model: give a model name, 'module:factory' or a checkpoint")
+        if recorded not in registered:
+            raise ValueError(
+                f"weights {str(weights)!r} record no registered model (they name {recorded!r}); "
+                f"give the model as well, one of: {', '.join(registered)} or 'module:factory'"
+            )
+        spec = recorded
+    elif recorded in registered and str(spec) in registered and recorded != str(spec):
+        raise ValueError(
+            f"weights {str(weights)!r} hold a {recorded!r} model, not {str(spec)!r}; "
+            f"leave the name out to load the checkpoint's own model"
+        )
+    model = create_model(str(spec), **kwargs)
     meta: dict[str, Any] = {}
-    if weights is not None:
-        ckpt = read_checkpoint(weights)
+    if ckpt is not None:
         meta = ckpt["meta"]
         apply_weights(model, ckpt["state_dict"], meta, source=repr(str(weights)))
     model.checkpoint_meta = meta
     return model.eval()
+
+
+def is_checkpoint_path(spec: object) -> bool:
+    """True for a path (or a string) naming a checkpoint file rather than a model."""
+    if isinstance(spec, Path):
+        return True
+    return isinstance(spec, str) and spec.lower().endswith(CHECKPOINT_SUFFIXES)
 
 
 def pretrained_names() -> list[str]:

@@ -4,11 +4,13 @@ Definitions (Hendrycks & Dietterich 2019 for CE; Michaelis et al. 2019 for mPC/r
 - clean: mIoU of the method on the unshifted stream.
 - mPC: mean mIoU over every corruption × severity cell of the static grid.
 - rPC = mPC / clean.
-- gain: mean over the cells both runs have of (mIoU_method − mIoU_source), i.e. mPC difference.
-- CE_c = Σ_s (1 − mIoU_{c,s}) / Σ_s (1 − mIoU^source_{c,s}) over the severities both have;
-  mCE = mean of CE_c over corruptions. source scores exactly 1 (shown as 100 %).
-Each is computed per seed (the source reference taken from the same seed, or the mean over the
-source's seeds where that seed is missing) and then summarised as mean, sample std and count.
+- gain: mean over the cells both runs have of (mIoU_method − mIoU_baseline), i.e. mPC difference.
+- CE_c = Σ_s (1 − mIoU_{c,s}) / Σ_s (1 − mIoU^baseline_{c,s}) over the severities both have;
+  mCE = mean of CE_c over corruptions. The baseline scores exactly 1 (shown as 100 %).
+The baseline is the run's reference method (meta ``baseline``: by default the first method named
+``source``, whatever its label); a run without one has no gain, CE or mCE. Each figure is computed
+per seed (the baseline taken from the same seed, or its mean over seeds where that seed is
+missing) and then summarised as mean, sample std and count.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from typing import Any
 import numpy as np
 
 from ._load import CLEAN, RunData, is_grid_cell, is_schedule_cell, is_world_cell
-
-SOURCE = "source"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def method_order(data: RunData) -> list[str]:
-    """source first, then methods in scenario/expected order, then any others by name."""
+    """The baseline first, then methods in scenario/expected order, then any others."""
     seen: list[str] = []
     scen_methods = data.scenario.get("methods") or []
     names: list[str] = []
@@ -62,9 +62,9 @@ def method_order(data: RunData) -> list[str]:
             seen.append(n)
     present = {c.get("method") for c in data.cells} | {c.get("method") for c in data.expected}
     ordered = [m for m in seen if m in present]
-    if SOURCE in ordered:
-        ordered.remove(SOURCE)
-        ordered.insert(0, SOURCE)
+    if data.baseline in ordered:
+        ordered.remove(data.baseline)
+        ordered.insert(0, data.baseline)
     return ordered
 
 
@@ -136,18 +136,19 @@ class Headline:
     n_cells: int
 
 
-def _source_ref(grid: Grid, seed: int) -> dict[tuple[str, float], float]:
-    ref = grid.corrupted(SOURCE, seed)
-    return ref if ref else grid_source_mean(grid)
+def _baseline_ref(grid: Grid, baseline: str, seed: int) -> dict[tuple[str, float], float]:
+    ref = grid.corrupted(baseline, seed)
+    return ref if ref else baseline_mean(grid, baseline)
 
 
-def grid_source_mean(grid: Grid) -> dict[tuple[str, float], float]:
-    return {k: v for k, v in grid.mean_over_seeds(SOURCE).items() if k[0] != CLEAN}
+def baseline_mean(grid: Grid, baseline: str) -> dict[tuple[str, float], float]:
+    return {k: v for k, v in grid.mean_over_seeds(baseline).items() if k[0] != CLEAN}
 
 
 def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
     grid = grid or Grid(data)
-    have_source = bool(grid.seeds(SOURCE))
+    baseline = data.baseline
+    have_baseline = baseline is not None and bool(grid.seeds(baseline))
     out = []
     for method in method_order(data):
         seeds = grid.seeds(method)
@@ -164,9 +165,9 @@ def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
             cleans.append(clean)
             mpcs.append(mpc)
             rpcs.append(mpc / clean if mpc is not None and clean else None)
-            if not have_source:
+            if not have_baseline:
                 continue
-            ref = _source_ref(grid, seed)
+            ref = _baseline_ref(grid, baseline, seed)
             common = [k for k in corr if k in ref]
             gains.append(_mean(corr[k] - ref[k] for k in common) if common else None)
             ces = []
@@ -229,6 +230,9 @@ def safety(data: RunData, grid: Grid, method: str) -> dict[str, tuple[float | No
 
 @dataclass(frozen=True)
 class Compute:
+    """A method's cost. A forward pass over a batch is one pass for each of its frames, so
+    passes per frame = passes / batches (a method that runs the model once per batch: 1.00)."""
+
     method: str
     cells: int
     frames: int
@@ -255,14 +259,18 @@ def compute(data: RunData) -> list[Compute]:
         )
         fwd = sum(int(c.get("forward_passes") or 0) for c in cells)
         bwd = sum(int(c.get("backward_passes") or 0) for c in cells)
+        counted = [c for c in cells if c.get("batches")]  # folders before meta_version 2: none
+        batches = sum(int(c["batches"]) for c in counted)
+        cfwd = sum(int(c.get("forward_passes") or 0) for c in counted)
+        cbwd = sum(int(c.get("backward_passes") or 0) for c in counted)
         out.append(
             Compute(
                 method,
                 len(cells),
                 frames,
                 ms,
-                fwd / frames if frames else None,
-                bwd / frames if frames else None,
+                cfwd / batches if batches else None,
+                cbwd / batches if batches else None,
                 fwd,
                 bwd,
             )
@@ -343,14 +351,15 @@ def world_shifts(data: RunData) -> list[WorldShift]:
         mine = [c for c in cells if c["corruption"] == label]
         if not mine:
             continue
-        src = {int(c.get("seed") or 0): float(c["miou"]) for c in mine if c["method"] == SOURCE}
+        base = data.baseline
+        src = {int(c.get("seed") or 0): float(c["miou"]) for c in mine if c["method"] == base}
         miou, gain = {}, {}
         for method in method_order(data):
             rows = [c for c in mine if c["method"] == method]
             if not rows:
                 continue
             miou[method] = Stat.of(c["miou"] for c in rows)
-            if src and method != SOURCE:
+            if src and method != base:
                 gain[method] = Stat.of(
                     float(c["miou"]) - src[int(c.get("seed") or 0)]
                     for c in rows

@@ -19,6 +19,7 @@ import markupsafe
 from . import _figures as figs
 from ._analysis import corruption_order, method_order, severity_order
 from ._load import RunData, load_run
+from ._meta import PROTOCOLS
 from ._tables import DASH, all_tables, cell_name
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -82,6 +83,11 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
+def _protocol(name: str) -> str:
+    meaning = PROTOCOLS.get(name)
+    return f"{name}: {meaning}" if meaning else name
+
+
 def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
     meta, sc = data.meta, data.scenario
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
@@ -115,6 +121,8 @@ def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[s
             ("model", model_name),
             ("model clean metrics", model_metrics or DASH),
             ("methods", ", ".join(methods) or DASH),
+            ("baseline", data.baseline or "none (no gain, CE or mCE)"),
+            ("protocol", _protocol(data.protocol)),
             (
                 "corruptions",
                 f"{len(corruptions)}: " + ", ".join(corruptions) if corruptions else DASH,
@@ -147,9 +155,9 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
         ),
         (
             "heatmap_gain",
-            "Difference to source",
-            "mIoU of each method minus the source model's, per corruption and severity.",
-            figs.delta_heatmaps(grid, gm, corruptions, sevs),
+            f"Difference to {data.baseline}",
+            f"mIoU of each method minus {data.baseline}'s, per corruption and severity.",
+            figs.delta_heatmaps(grid, gm, corruptions, sevs, data.baseline),
         ),
         (
             "severity_curves",
@@ -177,11 +185,22 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
         (
             "samples",
             "Qualitative examples",
-            "clean | corrupted | ground truth | source prediction | adapted predictions.",
+            "clean | corrupted | ground truth | "
+            + (f"{data.baseline} prediction | " if data.baseline else "")
+            + "other methods' predictions.",
             figs.qualitative(data, methods),
         )
     )
     return [o for o in out if o[3] is not None]
+
+
+def _generator_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"roadshift {version('roadshift')}"
+    except PackageNotFoundError:  # pragma: no cover - a bare checkout
+        return "roadshift"
 
 
 def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]:
@@ -196,7 +215,7 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     run_dir = data.run_dir
     methods = method_order(data)
     corruptions = corruption_order(data)
-    colors = figs.method_colors(methods)
+    colors = figs.method_colors(methods, data.baseline)
     tables = all_tables(data, methods, corruptions)
 
     fig_dir = run_dir / "figures"
@@ -231,7 +250,8 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
         ],
         "collapsing": tables["collapsing"],
         "colors": colors,
-        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        # the generator, not the wall clock: the same run folder always gives the same bytes
+        "generated": _generator_version(),
     }
     html_env, md_env = _environments()
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"

@@ -17,7 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ._analysis import SOURCE, Grid, Stream, per_class
+from ._analysis import Grid, Stream, per_class
 from ._load import CLEAN, RunData
 
 DPI = 90
@@ -33,15 +33,18 @@ _TAB10 = (
     "#bcbd22",
     "#17becf",
 )
-_FIXED = {SOURCE: "#555555", "bn": "#1f77b4", "tent": "#ff7f0e"}
+BASELINE_COLOR = "#555555"
+_FIXED = {"bn": "#1f77b4", "tent": "#ff7f0e"}
 
 
-def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """One colour per method, stable across every figure of a report."""
+def method_colors(methods: Sequence[str], baseline: str | None = None) -> dict[str, str]:
+    """One colour per method, stable across every figure of a report (the baseline grey)."""
     free = [c for c in _TAB10 if c not in _FIXED.values()]
     out, k = {}, 0
     for m in methods:
-        if m in _FIXED:
+        if m == baseline:
+            out[m] = BASELINE_COLOR
+        elif m in _FIXED:
             out[m] = _FIXED[m]
         else:
             out[m] = free[k % len(free)]
@@ -113,15 +116,21 @@ def heatmaps(
 
 
 def delta_heatmaps(
-    grid: Grid, methods: list[str], corruptions: list[str], severities: list[float]
+    grid: Grid,
+    methods: list[str],
+    corruptions: list[str],
+    severities: list[float],
+    baseline: str | None,
 ) -> Figure | None:
-    """mIoU difference to ``source`` per cell (percentage points), diverging colour scale."""
-    base = grid.mean_over_seeds(SOURCE)
+    """mIoU difference to the baseline per cell (percentage points), diverging colour scale."""
+    if baseline is None:
+        return None
+    base = grid.mean_over_seeds(baseline)
     if not base or not severities:
         return None
     mats = {}
     for m in methods:
-        if m == SOURCE:
+        if m == baseline:
             continue
         means = grid.mean_over_seeds(m)
         mat = np.array(
@@ -149,9 +158,11 @@ def delta_heatmaps(
         im = ax.imshow(mat, cmap="RdBu", norm=norm, aspect="auto")
         _annotate_cells(ax, mat, lambda v: abs(v) <= 0.6 * lim, fmt="{:+.0f}")
         _label_heatmap(ax, corruptions, severities)
-        ax.set_title(f"{_esc(m)} − source (pp)")
-    fig.colorbar(im, ax=axes, label="mIoU change vs source (percentage points)", shrink=0.8)
-    fig.suptitle("Gain over the source model (blue = better, red = worse)")
+        ax.set_title(f"{_esc(m)} − {_esc(baseline)} (pp)")
+    fig.colorbar(
+        im, ax=axes, label=f"mIoU change vs {_esc(baseline)} (percentage points)", shrink=0.8
+    )
+    fig.suptitle(f"Gain over {_esc(baseline)} (blue = better, red = worse)")
     return fig
 
 
@@ -347,7 +358,7 @@ def _load_sample(path: Path) -> dict | None:
 
 
 def qualitative(data: RunData, methods: list[str]) -> Figure | None:
-    """Rows of clean | corrupted | ground truth | source | adapted predictions, with a legend."""
+    """Rows of clean | corrupted | ground truth | baseline | other predictions, with a legend."""
     groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for path in data.samples:
         s = _load_sample(path)
@@ -366,9 +377,9 @@ def qualitative(data: RunData, methods: list[str]) -> Figure | None:
     keys = sorted(groups, key=lambda k: (-len(groups[k]), k[0] == CLEAN, -k[1], k))[:4]
     shown = [m for m in methods if any(m in groups[k] for k in keys)]
     shown += sorted({m for k in keys for m in groups[k]} - set(shown))
-    if SOURCE in shown:
-        shown.remove(SOURCE)
-    pred_cols = [SOURCE, *shown]
+    if data.baseline in shown:
+        shown.remove(data.baseline)
+    pred_cols = [data.baseline, *shown] if data.baseline is not None else shown
     ncols = 3 + len(pred_cols)
     h, w = next(iter(groups[keys[0]].values()))["clean"].shape[:2]
     pw = 2.2
@@ -417,5 +428,6 @@ def qualitative(data: RunData, methods: list[str]) -> Figure | None:
             fontsize=7,
             frameon=False,
         )
-    fig.suptitle("Qualitative examples (Cityscapes colours; black = ignore)")
+    colours = "the run's class colours" if data.stored_palette else "stand-in class colours"
+    fig.suptitle(f"Qualitative examples ({colours}; black = ignore)")
     return fig

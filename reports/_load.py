@@ -1,7 +1,9 @@
 """Reading a run folder through the results store's read API into one plain snapshot.
 
 Everything the report shows comes from here, so the rest of the package works on lists of dicts
-and never touches SQLite, the runner or torch.
+and never touches SQLite, the runner or torch. Names, groups and colours come from the run's
+metadata (``reports._meta``), never from the installed library, so a report of a folder is the
+same whatever ``sim`` has become since the run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._store import ResultsStore
 
 CLEAN = "clean"
 STATIC = "static"
@@ -35,6 +39,10 @@ class RunData:
     class_names: tuple[str, ...]
     palette: np.ndarray
     families: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None
+    protocol: str = "reset_each_shift"
+    compute: dict[str, Any] = field(default_factory=dict)
+    stored_palette: bool = True  # False: the run recorded no palette (a version 1 folder)
 
     @property
     def done(self) -> list[dict[str, Any]]:
@@ -72,30 +80,12 @@ def is_grid_cell(cell: dict[str, Any]) -> bool:
     return not is_schedule_cell(cell) and not is_world_cell(cell)
 
 
-def _families(meta: dict[str, Any], corruptions: set[str]) -> dict[str, str]:
-    """Corruption name -> family, from ``sim.corruption_info`` or else the store's meta."""
-    out: dict[str, str] = {}
-    info = None
-    try:
-        import sim
+def _fallback_palette(n: int) -> np.ndarray:
+    """Distinct fixed colours for a folder that recorded no palette (tab20, then repeated)."""
+    from matplotlib import colormaps
 
-        info = getattr(sim, "corruption_info", None)
-    except Exception:
-        info = None
-    meta_fams = meta.get("corruption_families") or meta.get("families") or {}
-    if not isinstance(meta_fams, dict):
-        meta_fams = {}
-    for name in corruptions:
-        fam = None
-        if info is not None:
-            try:
-                fam = info(name).family
-            except Exception:  # unknown to this sim (plugin or renamed corruption)
-                fam = None
-        if fam is None:
-            fam = meta_fams.get(name)
-        out[name] = str(fam) if fam else "other"
-    return out
+    colors = colormaps["tab20"].colors
+    return np.array([[round(255 * v) for v in colors[i % len(colors)]] for i in range(n)], np.uint8)
 
 
 def _decode(value: Any) -> Any:
@@ -120,17 +110,13 @@ def _wall_seconds(meta: dict[str, Any]) -> float | None:
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read a run folder through ``scenarios.ResultsStore`` (raises its ``NoResultsError``)."""
+    """Read a run folder through :class:`ResultsStore` (raises its ``NoResultsError``)."""
     if not isinstance(run_dir, (str, Path)):
         raise TypeError(f"run_dir must be a str or pathlib.Path, got {type(run_dir).__name__}")
-    from scenarios import ResultsStore
-
     run_dir = Path(run_dir)
-    store = ResultsStore(run_dir, readonly=True)
-    if run_dir.is_file():  # the results.sqlite itself was given: report beside it
-        run_dir = run_dir.parent
-    try:
+    with ResultsStore(run_dir, readonly=True) as store:
         meta = {k: _decode(v) for k, v in dict(store.meta()).items()}
+        contract = store.run_meta()
         cells = [dict(c) for c in store.cells()]
         expected = [dict(c) for c in store.expected_cells()]
         missing = [dict(c) for c in store.missing_cells()]
@@ -141,31 +127,22 @@ def load_run(run_dir: str | Path) -> RunData:
         frames: dict[str, list[dict[str, Any]]] = {}
         for row in store.frames():
             frames.setdefault(row["cell_id"], []).append(dict(row))
-        samples = sorted(Path(p) for p in store.samples())
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+        done = {c["cell_id"] for c in cells if c.get("status") == "done"}
+        # a sample counts only with its finished cell (a killed run may leave one behind)
+        samples = sorted(Path(p) for p in store.samples() if Path(p).stem in done)
+        run_dir = store.dir
     for rows in segments.values():
         rows.sort(key=lambda r: r.get("segment") or 0)
     for rows in frames.values():
         rows.sort(key=lambda r: r.get("frame") or 0)
-    meta.setdefault("wall_seconds", None)
     meta["wall_seconds"] = _wall_seconds(meta)
-
-    from sim import CLASS_NAMES, PALETTE  # torch-free; imported here to keep `import reports` light
-
-    names = meta.get("class_names")
-    if isinstance(names, list) and len(names) == len(CLASS_NAMES):
-        class_names = tuple(str(n) for n in names)
+    class_names = contract.class_names or tuple(f"class {i}" for i in range(_n_classes(cells)))
+    if contract.palette is not None:
+        palette = np.asarray(contract.palette, dtype=np.uint8)
     else:
-        class_names = tuple(CLASS_NAMES)
-    palette = np.asarray(PALETTE, dtype=np.uint8)
-    corruptions = {
-        str(c["corruption"])
-        for c in cells + expected
-        if is_grid_cell(c) and c.get("corruption") not in (None, CLEAN)
-    }
+        palette = _fallback_palette(len(class_names))
+    methods = {c.get("method") for c in cells + expected}
+    baseline = contract.baseline if contract.baseline in methods else None
     return RunData(
         run_dir=run_dir,
         meta=meta,
@@ -178,5 +155,14 @@ def load_run(run_dir: str | Path) -> RunData:
         samples=samples,
         class_names=class_names,
         palette=palette,
-        families=_families(meta, corruptions),
+        families=dict(contract.corruption_families),
+        baseline=baseline,
+        protocol=contract.protocol,
+        compute=dict(contract.compute),
+        stored_palette=contract.palette is not None,
     )
+
+
+def _n_classes(cells: list[dict[str, Any]]) -> int:
+    """Classes of a folder that recorded no names: the length of its per-class rows."""
+    return max((len(c.get("per_class_iou") or []) for c in cells), default=0)

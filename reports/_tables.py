@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._analysis import (
-    SOURCE,
     Grid,
     Headline,
     Stat,
@@ -18,6 +17,7 @@ from ._analysis import (
     world_shifts,
 )
 from ._load import RunData, is_schedule_cell
+from ._meta import make_cell_id
 
 DASH = "—"
 
@@ -52,9 +52,9 @@ def stat(s: Stat, signed: bool = False) -> str:
 def cell_name(c: dict[str, Any]) -> str:
     if c.get("cell_id"):
         return str(c["cell_id"])
-    sev = c.get("severity", 0)
-    sev = int(sev) if isinstance(sev, float) and sev.is_integer() else sev
-    return f"{c.get('method')}__{c.get('corruption')}__s{sev}__seed{c.get('seed')}"
+    return make_cell_id(
+        str(c.get("method")), str(c.get("corruption")), c.get("severity") or 0, c.get("seed") or 0
+    )
 
 
 def _sign_class(s: Stat) -> str:
@@ -63,27 +63,30 @@ def _sign_class(s: Stat) -> str:
     return "good" if s.mean > 0 else "bad"
 
 
-def headline_table(rows: list[Headline], n_seeds: int) -> Table:
+def headline_table(rows: list[Headline], n_seeds: int, baseline: str | None) -> Table:
     spread = (
         f"Values are mean ± sample standard deviation (ddof = 1) over the {n_seeds} seeds. "
         if n_seeds > 1
         else ""
     )
+    ref_name = baseline or "the baseline"
     note = (
         spread + "clean and mPC are mIoU in %; mPC averages every corruption × severity cell; "
-        "rPC = mPC / clean; gain = mPC − mPC of source in percentage points (paired cells); "
-        "CE_c = Σ_s(1 − mIoU_c,s) / Σ_s(1 − mIoU^source_c,s), mCE = mean CE_c in % "
-        "(source = 100, lower is better)."
+        f"rPC = mPC / clean; gain = mPC − mPC of {ref_name} in percentage points (paired "
+        f"cells); CE_c = Σ_s(1 − mIoU_c,s) / Σ_s(1 − mIoU^{ref_name}_c,s), mCE = mean CE_c in % "
+        f"({ref_name} = 100, lower is better)."
     )
+    if baseline is None:
+        note += " This run has no baseline method, so no gain or mCE."
     t = Table(
         "Headline: robustness per method",
         "headline",
-        ["method", "clean mIoU", "mPC", "rPC", "gain over source", "mCE", "cells"],
+        ["method", "clean mIoU", "mPC", "rPC", f"gain over {ref_name}", "mCE", "cells"],
         [],
         note,
     )
     for h in rows:
-        ref = h.method == SOURCE  # the reference: gain 0 and mCE 100 by definition
+        ref = h.method == baseline  # the reference: gain 0 and mCE 100 by definition
         t.rows.append(
             [
                 h.method,
@@ -100,7 +103,7 @@ def headline_table(rows: list[Headline], n_seeds: int) -> Table:
 
 
 def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> Table:
-    ce_methods = [h for h in heads if h.method != SOURCE and h.ce]
+    ce_methods = [h for h in heads if h.method != data.baseline and h.ce]
     cols = [
         "corruption",
         "family",
@@ -112,7 +115,8 @@ def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> 
         "per-corruption",
         cols,
         [],
-        "mIoU in % averaged over severities and seeds; CE in % (source = 100).",
+        "mIoU in % averaged over severities and seeds"
+        + (f"; CE in % ({data.baseline} = 100)." if data.baseline else "."),
     )
     means = {m: grid.mean_over_seeds(m) for m in methods}
     for c in corruptions:
@@ -181,7 +185,7 @@ def safety_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
 
 def compute_table(data: RunData) -> Table:
     rows = compute(data)
-    base = next((r.ms_per_frame for r in rows if r.method == SOURCE), None)
+    base = next((r.ms_per_frame for r in rows if r.method == data.baseline), None)
     t = Table(
         "Compute",
         "compute",
@@ -190,14 +194,17 @@ def compute_table(data: RunData) -> Table:
             "cells",
             "frames",
             "ms / frame",
-            "× source time",
+            f"× {data.baseline or 'baseline'} time",
             "forward / frame",
             "backward / frame",
             "forward passes",
             "backward passes",
         ],
         [],
-        "ms / frame is frame-weighted over every completed cell (static and schedule).",
+        "ms / frame is the method's own time (prediction and adaptation, no rendering or "
+        "corrupting), frame-weighted over every completed cell (static and schedule). "
+        "A pass over a batch is one pass for each of its frames: forward / frame is 1.00 for a "
+        "method that runs the model once per batch. " + _conditions(data.compute),
     )
     for r in rows:
         ratio = f"{r.ms_per_frame / base:.2f}×" if base and r.ms_per_frame is not None else DASH
@@ -215,6 +222,18 @@ def compute_table(data: RunData) -> Table:
             ]
         )
     return t
+
+
+def _conditions(compute: dict[str, Any]) -> str:
+    """The conditions the times were measured in, so they compare with other measurements."""
+    threads, workers = compute.get("torch_threads"), compute.get("workers")
+    if threads is None or workers is None:
+        return "The run did not record its thread and worker counts."
+    executor = compute.get("executor") or "local"
+    return (
+        f"Timed with {threads} torch thread{'s' if threads != 1 else ''} per worker and "
+        f"{workers} worker{'s' if workers != 1 else ''} running at once ({executor} executor)."
+    )
 
 
 def stream_tables(data: RunData) -> list[tuple[Any, Table]]:
@@ -254,8 +273,9 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
         "world-shifts",
         ["shift", *[f"{m} mIoU" for m in shown], *[f"{m} gain" for m in gain_methods]],
         [],
-        "Shifts of the world itself with a clean camera. mIoU in %; gain = mIoU − source "
-        "mIoU on the same seed, in percentage points; clean = the unshifted stream.",
+        "Shifts of the world itself with a clean camera. mIoU in %; gain = mIoU − "
+        f"{data.baseline} mIoU on the same seed, in percentage points; clean = the unshifted "
+        "stream.",
     )
     clean_row = ["clean"]
     for m in shown:
@@ -308,7 +328,7 @@ def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dic
     seeds = sorted({int(c.get("seed") or 0) for c in grid.cells})
     heads = headlines(data, grid)
     out: dict[str, Any] = {"grid": grid, "grid_methods": grid_methods, "heads": heads}
-    out["headline"] = headline_table(heads, len(seeds)) if heads else None
+    out["headline"] = headline_table(heads, len(seeds), data.baseline) if heads else None
     out["per_corruption"] = (
         corruption_table(data, grid, grid_methods, corruptions, heads)
         if corruptions and grid_methods

@@ -1,7 +1,8 @@
-"""roadshift's batch runs: scenario files, the runner and its executors, the results store, the CLI.
+"""roadshift's batch runs: scenario files, the runner and its executors, the CLI.
 
-The results store is imported eagerly (``reports`` reads it without torch); the scenario schema and
-the runner, which need ``perception`` (torch), load on first use through module ``__getattr__``.
+The results store lives in ``reports`` (its reader) and is re-exported here, eagerly and without
+torch; the scenario schema and the runner, which need ``perception`` (torch), load on first use
+through module ``__getattr__``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from scenarios._store import NoResultsError, ResultsStore
+from reports import NoResultsError, ResultsStore
 
 # Lazily loaded public names -> the private module that defines them.
 _LAZY = {

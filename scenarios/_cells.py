@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from reports import make_cell_id
 from scenarios._schema import Scenario
-from scenarios._store import make_cell_id
 
 __all__ = ["Shift", "StreamSpec", "Unit", "expand_cells", "plan_units", "stable_int"]
 

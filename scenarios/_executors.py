@@ -1,25 +1,33 @@
 """Executors: where work units run. ``local`` (a process pool, or in-process for one worker) and
-``ray`` (a local Ray cluster with N CPUs, or the cluster in ``RAY_ADDRESS``).
+``ray`` (a local Ray cluster with N CPUs, the cluster in ``RAY_ADDRESS``, or a Ray session the
+caller already started).
 
-Both render the needed clean streams first (each once), then run units and yield each unit's
-results as it finishes; the caller (the main process) is the only writer of the results store.
-Workers fix torch to one thread each: parallelism comes from the workers, and float results do
-not depend on how many there are.
+Both run units and yield each unit's results (qualitative samples included) as it finishes; the
+caller (the main process) is the only writer of the run folder. Workers get the model as bytes,
+never from a path: the local pool as a task argument, Ray through its object store (one
+``ray.put``), so Ray workers need no shared filesystem. Local workers render every clean stream
+once into the run folder's cache before the units run; Ray workers render what they need into a
+temporary folder of their node, removed from every node when the run ends. Workers fix torch to
+one thread each: parallelism comes from the workers, and float results do not depend on how many
+there are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
 
 from scenarios._cells import Unit
-from scenarios._streams import ensure_stream
+from scenarios._streams import ensure_stream, remove_node_cache
 from scenarios._work import CellResult, RunContext, init_worker, run_unit
 
 __all__ = ["EXECUTORS", "execute"]
@@ -29,9 +37,13 @@ Job = tuple[Unit, frozenset[str]]
 
 
 def execute(
-    jobs: Sequence[Job], ctx: RunContext, executor: str = "local", workers: int = 1
-) -> Iterator[tuple[Unit, list[CellResult]]]:
-    """Run ``jobs`` (unit, pending cell ids) and yield ``(unit, results)`` as units finish."""
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, executor: str = "local",
+    workers: int = 1,
+) -> Iterator[tuple[Unit, list[CellResult]]]:  # fmt: skip
+    """Run ``jobs`` (unit, pending cell ids) and yield ``(unit, results)`` as units finish.
+
+    ``model_state`` is the model's serialised state dict (``scenarios._work.model_bytes``).
+    """
     if executor not in EXECUTORS:
         raise ValueError(f"executor: unknown executor {executor!r}; valid choices: local, ray")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -39,10 +51,10 @@ def execute(
     if not jobs:
         return iter(())
     if executor == "ray":
-        return _ray(jobs, ctx, workers)
+        return _ray(jobs, ctx, model_state, workers)
     if workers == 1 or len(jobs) == 1:
-        return _inline(jobs, ctx)
-    return _pool(jobs, ctx, workers)
+        return _inline(jobs, ctx, model_state)
+    return _pool(jobs, ctx, model_state, workers)
 
 
 def _streams(jobs: Sequence[Job]) -> list:
@@ -67,24 +79,26 @@ def _pool_worker_init(threads: int) -> None:
     threading.Thread(target=watch, name="roadshift-parent-watch", daemon=True).start()
 
 
-def render_quietly(run_dir: str, spec: object) -> str | None:
+def render_quietly(cache: str, spec: object) -> str | None:
     """Render a stream ahead of its units; a failure is left for the units to record as
     failed cells (they retry and store the error) instead of stopping the whole run."""
     try:
-        ensure_stream(run_dir, spec)
+        ensure_stream(cache, spec)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def _inline(jobs: Sequence[Job], ctx: RunContext) -> Iterator[tuple[Unit, list[CellResult]]]:
+def _inline(
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes
+) -> Iterator[tuple[Unit, list[CellResult]]]:
     init_worker(ctx.torch_threads)
     for unit, pending in jobs:
-        yield unit, run_unit(unit, ctx, pending)
+        yield unit, run_unit(unit, ctx, pending, model_state)
 
 
 def _pool(
-    jobs: Sequence[Job], ctx: RunContext, workers: int
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, workers: int
 ) -> Iterator[tuple[Unit, list[CellResult]]]:
     # spawn: fresh interpreters, no inherited torch thread pools or locks from the parent
     mp = multiprocessing.get_context("spawn")
@@ -93,10 +107,13 @@ def _pool(
         n, mp_context=mp, initializer=_pool_worker_init, initargs=(ctx.torch_threads,)
     )
     try:
-        streams = _streams(jobs)
-        for fut in [pool.submit(render_quietly, ctx.run_dir, s) for s in streams]:
-            fut.result()
-        futures = {pool.submit(run_unit, unit, ctx, pending): unit for unit, pending in jobs}
+        if ctx.cache_dir is not None:  # a cache every worker reaches: render each stream once
+            streams = _streams(jobs)
+            for fut in [pool.submit(render_quietly, ctx.cache_dir, s) for s in streams]:
+                fut.result()
+        futures = {
+            pool.submit(run_unit, unit, ctx, pending, model_state): unit for unit, pending in jobs
+        }
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
@@ -107,7 +124,7 @@ def _pool(
 
 
 def _ray(
-    jobs: Sequence[Job], ctx: RunContext, workers: int
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, workers: int
 ) -> Iterator[tuple[Unit, list[CellResult]]]:
     try:
         import ray
@@ -115,30 +132,48 @@ def _ray(
         raise ValueError(
             "executor: 'ray' needs the optional extra: pip install 'roadshift[ray]'"
         ) from None
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # Workers are fresh processes: give them the driver's import path (plugins, test helpers).
-    path = os.pathsep.join([p for p in sys.path if p and os.path.isdir(p)])
-    runtime_env = {"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}
-    address = os.environ.get("RAY_ADDRESS")
     started = False
     if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
-                      logging_level=logging.ERROR)  # fmt: skip
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=workers, **kwargs)
+        # Ray's own authentication settings (RAY_AUTH_MODE, RAY_AUTH_TOKEN) apply unchanged.
+        env = {"OMP_NUM_THREADS": "1"}
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        address = os.environ.get("RAY_ADDRESS")
+        if address:  # a cluster's nodes have roadshift (and any plug-in) installed themselves
+            ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
+        else:  # a local cluster: workers get the driver's import path (plug-ins, test helpers)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+            ray.init(num_cpus=workers, runtime_env={"env_vars": env}, **kwargs)
         started = True
+    # no shared disk: the workers of a node share a temporary cache named after this run
+    ctx = dataclasses.replace(ctx, cache_dir=None, run_token=uuid.uuid4().hex[:12])
     try:
-        render = ray.remote(num_cpus=1)(render_quietly)
+        state = ray.put(model_state)  # once, through the object store, not once per task
         work = ray.remote(num_cpus=1)(run_unit)
-        ray.get([render.remote(ctx.run_dir, s) for s in _streams(jobs)])
-        refs = {work.remote(unit, ctx, pending): unit for unit, pending in jobs}
+        refs = {work.remote(unit, ctx, pending, state): unit for unit, pending in jobs}
         remaining = list(refs)
         while remaining:
             done, remaining = ray.wait(remaining, num_returns=1)
             for ref in done:
                 yield refs[ref], ray.get(ref)
     finally:
+        _remove_node_caches(ray, ctx.run_token)
         if started:
             ray.shutdown()
+
+
+def _remove_node_caches(ray: Any, run_token: str) -> None:
+    """One small task pinned to each live node removes the run's stream cache there."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remove = ray.remote(num_cpus=0)(remove_node_cache)
+    try:
+        refs = [
+            remove.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote(run_token)
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+        ray.get(refs, timeout=60)
+    except Exception:  # a node gone or busy: its temporary folder is the OS's to clear
+        pass

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
-from scenarios._store import ResultsStore
+from reports import ResultsStore
 
 __all__ = ["EXPORT_COLUMNS", "export_csv"]
 
 EXPORT_COLUMNS = (
     "scenario", "method", "corruption", "severity", "seed", "frames", "miou", "pixel_acc", "ece",
     "status", "error", "ms_per_frame", "entropy", "schedule", "forward_passes", "backward_passes",
-    "cell_id",
+    "batches", "cell_id",
 )  # fmt: skip
 
 
@@ -28,8 +29,7 @@ def export_csv(run_dir: str | Path, path: str | Path) -> Path:
     from both ground truth and prediction). Missing values are empty fields.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"output: folder {str(path.parent)!r} does not exist")
+    _check_output(path)
     with ResultsStore(run_dir) as store:
         meta = store.meta()
         cells = {c["cell_id"]: c for c in store.cells()}
@@ -39,13 +39,29 @@ def export_csv(run_dir: str | Path, path: str | Path) -> Path:
     class_names = meta.get("class_names") or []
     iou_cols = [_iou_column(n) for n in class_names]
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([*EXPORT_COLUMNS, *iou_cols])
-        for cid in order:
-            c = cells[cid]
-            row = [scenario if k == "scenario" else c.get(k) for k in EXPORT_COLUMNS]
-            ious = c.get("per_class_iou") or [None] * len(iou_cols)
-            writer.writerow(["" if v is None else v for v in (*row, *ious)])
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([*EXPORT_COLUMNS, *iou_cols])
+            for cid in order:
+                c = cells[cid]
+                row = [scenario if k == "scenario" else c.get(k) for k in EXPORT_COLUMNS]
+                ious = c.get("per_class_iou") or [None] * len(iou_cols)
+                writer.writerow(["" if v is None else v for v in (*row, *ious)])
+        tmp.replace(path)
+    except OSError as exc:  # a full disk, a read-only mount: no half-written file stays
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"output: cannot write {str(path)!r} ({exc.strerror or exc})") from None
     return path
+
+
+def _check_output(path: Path) -> None:
+    """A file we may write: its folder exists and is writable, and it is not itself a folder."""
+    if path.is_dir():
+        raise ValueError(f"output: {str(path)!r} is a folder; give a file name such as cells.csv")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"output: folder {str(parent)!r} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"output: cannot write {str(path)!r} (permission denied)")

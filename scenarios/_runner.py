@@ -2,9 +2,11 @@
 
 Everything is validated before anything is created (scenario, executor, workers, model, method
 options, the output folder). Then the run folder gets the resolved scenario, the model's state
-and the meta data, and work units run on the chosen executor while the main process writes each
-finished cell to the store in its own transaction. Starting again on the same folder skips the
-cells that finished, so a run killed at any moment ends with exactly the uninterrupted results.
+and the run metadata (the contract in ``reports._meta``), and work units run on the chosen
+executor while the main process, the folder's only writer, stores each finished cell (and its
+qualitative sample) in its own transaction. Starting again on the same folder skips the cells
+that finished, so a run killed at any moment ends with exactly the uninterrupted results; a
+scenario that only adds cells extends the folder (``scenarios._folder``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from reports import ResultsStore, RunMeta
 from scenarios._cells import Unit, plan_units
 from scenarios._executors import EXECUTORS, execute
+from scenarios._folder import check_out, make_folder
 from scenarios._schema import Scenario, ScenarioError, dump_yaml, load_scenario
-from scenarios._store import ResultsStore
-from scenarios._work import RunContext, build_model
+from scenarios._work import RunContext, build_model, model_bytes
 
 __all__ = ["RunSummary", "prepare_run", "run_scenario"]
 
 MODEL_STATE = "model.pt"
+#: How adapters meet shifts in every run today (the scenario protocols extend this).
+PROTOCOL = "reset_each_shift"
+#: torch threads per worker: parallelism comes from the workers.
+TORCH_THREADS = 1
 
 
 @dataclass
@@ -76,14 +83,16 @@ def _resolve_model(sc: Scenario, src: str) -> tuple[str, Any, dict[str, Any]]:
 
     import perception
 
-    name = sc.model.name or perception.DEFAULT_MODEL
+    name = sc.model.name
     weights: str | None = sc.model.weights
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # only reached for architectures whose weights are loaded next
-            if weights is not None:
+            if weights is not None:  # no name: the checkpoint's own model
                 model = perception.load_model(name, weights)
-            elif name in perception.pretrained_names():
+                name = str(getattr(model, "model_name", name))
+            elif name is None or name in perception.pretrained_names():
+                name = name or perception.DEFAULT_MODEL
                 model = perception.load_pretrained(name)
                 weights = "bundled"
             else:
@@ -137,21 +146,6 @@ def _check_methods(sc: Scenario, model: Any, src: str) -> None:
             ) from None
 
 
-def _check_out(out: Path, sc: Scenario) -> None:
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"{out}: out: exists and is not a folder")
-    if (out / "results.sqlite").is_file():
-        with ResultsStore(out) as store:
-            previous = store.meta().get("scenario")
-        if previous is not None and previous != sc.resolved():
-            raise ScenarioError(
-                f"{out}: out: folder holds results of a different scenario "
-                f"({previous.get('name')!r}); choose another --out to start a new run"
-            )
-    elif out.is_dir() and any(p.name != ".lock" for p in out.iterdir()):
-        raise ScenarioError(f"{out}: out: folder is not empty and is not a roadshift run folder")
-
-
 def prepare_run(
     scenario: Scenario | str | Path, out: str | Path, *, executor: str = "local",
     workers: int | None = None,
@@ -171,8 +165,9 @@ def prepare_run(
             raise ScenarioError(
                 "executor: 'ray' needs the optional extra: pip install 'roadshift[ray]'"
             ) from None
-    _check_out(Path(out), sc)
+    check_out(Path(out), sc)
     name, model, meta = _resolve_model(sc, src)
+    _check_same_model(Path(out), name, model)
     _probe_model(sc, model, name, src)
     _check_methods(sc, model, src)
     try:
@@ -182,11 +177,19 @@ def prepare_run(
     return Prepared(sc, name, model, meta, units)
 
 
-def _check_same_model(run_dir: Path, model: Any) -> None:
-    """A folder is only resumed with the weights it started with (bundled weights may have
-    been retrained since): mixing two models in one run would be silently wrong."""
+def _check_same_model(run_dir: Path, name: str, model: Any) -> None:
+    """A folder is only resumed or extended with the model it started with (bundled weights may
+    have been retrained since): mixing two models in one run would be silently wrong."""
     import torch
 
+    if (run_dir / "results.sqlite").is_file():
+        with ResultsStore(run_dir) as store:
+            stored = (store.meta().get("model") or {}).get("name")
+        if stored is not None and stored != name:
+            raise ScenarioError(
+                f"{run_dir}: out: folder holds results of model {stored!r}, the scenario's "
+                f"model is {name!r} (field model); choose another --out to start a new run"
+            )
     saved = run_dir / MODEL_STATE
     if not saved.is_file():
         return
@@ -196,7 +199,7 @@ def _check_same_model(run_dir: Path, model: Any) -> None:
     if not same:
         raise ScenarioError(
             f"{run_dir}: out: folder was started with other model weights than the scenario's "
-            "model has now; choose another --out to start a new run"
+            "model has now (field model); choose another --out to start a new run"
         )
 
 
@@ -226,10 +229,9 @@ def run_scenario(
     workers = workers or os.cpu_count() or 1
     sc = prep.scenario
     run_dir = Path(out)
-    _check_same_model(run_dir, prep.model)
 
     # ---- everything validated: create the run folder
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     lock = _lock(run_dir)
     _remove_leftovers(run_dir)
     store = ResultsStore.create(run_dir)
@@ -238,20 +240,31 @@ def run_scenario(
     try:
         meta = store.meta()
         expected = [c for u in prep.units for c in u.cells]
-        if "started_at" not in meta:
-            store.set_meta("started_at", _now())
-        store.set_meta("scenario", sc.resolved())
-        store.set_meta("versions", versions())
-        store.set_meta("model", prep.model_meta)
-        store.set_meta("class_names", _class_names())
-        store.set_meta("corruption_families", _families(sc))
-        store.set_meta("expected_cells", expected)
-        store.set_meta("seeds", {
-            "scenario": list(sc.seeds),
-            "corruption": "numpy SeedSequence([seed, sha256(shift label, severity)[:4]])",
-            "model_init": 0,
+        done = store.done_ids()
+        jobs = []
+        for u in prep.units:
+            pending = frozenset(c["cell_id"] for c in u.cells if c["cell_id"] not in done)
+            if pending:
+                jobs.append((u, pending))
+        # workers running at once (the local executor runs a single unit in-process)
+        at_once = workers if executor == "ray" else min(workers, max(len(jobs), 1))
+        contract = _run_meta(sc, executor, at_once).to_meta()
+        if not jobs and meta.get("compute"):
+            contract["compute"] = meta["compute"]  # nothing runs: the stored timings' conditions
+        store.update_meta({
+            **({} if "started_at" in meta else {"started_at": _now()}),
+            **contract,
+            "scenario": sc.resolved(),
+            "versions": versions(),
+            "model": prep.model_meta,
+            "expected_cells": expected,
+            "seeds": {
+                "scenario": list(sc.seeds),
+                "corruption": "numpy SeedSequence([seed, sha256(shift label, severity)[:4]])",
+                "model_init": 0,
+            },
+            "finished_at": None,
         })  # fmt: skip
-        store.set_meta("finished_at", None)
         (run_dir / "scenario.yaml").write_text(dump_yaml(sc), encoding="utf-8")
         state_path = run_dir / MODEL_STATE
         if not state_path.is_file():
@@ -259,24 +272,18 @@ def run_scenario(
             torch.save(prep.model.state_dict(), tmp)
             tmp.replace(state_path)
 
-        done = store.done_ids()
-        jobs = []
-        for u in prep.units:
-            pending = frozenset(c["cell_id"] for c in u.cells if c["cell_id"] not in done)
-            if pending:
-                jobs.append((u, pending))
         skipped = sum(1 for c in expected if c["cell_id"] in done)
         log.info(
             "run %s: %d cells, %d already done, %d units to run on %s with %d worker(s)",
             sc.name, len(expected), skipped, len(jobs), executor, workers,
         )  # fmt: skip
         ctx = RunContext(
-            run_dir=str(run_dir.resolve()),
             model_name=prep.model_name,
-            model_state=str(state_path.resolve()),
             methods=tuple((m.key, m.name, dict(m.options)) for m in sc.methods),
             batch_size=sc.batch_size,
             per_frame=sc.per_frame,
+            cache_dir=str((run_dir / "cache").resolve()),  # the local workers' shared cache
+            torch_threads=TORCH_THREADS,
         )
         failed: dict[str, str] = {}
         bar = tqdm(total=len(expected), initial=skipped, unit="cell", disable=quiet,
@@ -285,10 +292,13 @@ def run_scenario(
             running = {u.index: u.label for u, _ in jobs}  # the bar names the oldest unfinished
             if running:
                 bar.set_postfix_str(next(iter(running.values())))
-            for unit, results in execute(jobs, ctx, executor, workers):
+            state = model_bytes(prep.model)
+            for unit, results in execute(jobs, ctx, state, executor, workers):
                 for res in results:
-                    store.write_cell(res.cell, res.segments, res.frames)
                     cid = res.cell["cell_id"]
+                    if res.sample is not None:  # before its cell: a stored cell has its sample
+                        store.write_sample(cid, res.sample)
+                    store.write_cell(res.cell, res.segments, res.frames)
                     if res.cell["status"] == "failed":
                         failed[cid] = res.cell["error"] or "failed"
                         log.error("cell %s failed: %s", cid, failed[cid])
@@ -348,8 +358,25 @@ def _remove_leftovers(run_dir: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
+def _run_meta(sc: Scenario, executor: str, workers: int) -> RunMeta:
+    """The run-metadata contract: everything a report needs, so it never asks the library."""
+    import sim
+
+    return RunMeta(
+        methods=tuple(
+            {"label": m.key, "name": m.name, "options": dict(m.options)} for m in sc.methods
+        ),
+        class_names=tuple(sim.CLASS_NAMES),
+        palette=tuple(tuple(int(v) for v in rgb) for rgb in sim.PALETTE),
+        corruption_families=_families(sc),
+        baseline=sc.baseline,
+        protocol=PROTOCOL,
+        compute={"executor": executor, "workers": workers, "torch_threads": TORCH_THREADS},
+    )
+
+
 def _families(sc: Scenario) -> dict[str, str]:
-    """Corruption -> family, so a report groups even plugin corruptions it cannot import."""
+    """Corruption -> family of every corruption a cell or a schedule segment can show."""
     import sim
 
     names = set(sc.corruptions)
@@ -357,9 +384,3 @@ def _families(sc: Scenario) -> dict[str, str]:
         data = sim.make_schedule(spec.spec).to_dict()
         names |= {c for c in [data.get("corruption"), *(data.get("corruptions") or [])] if c}
     return {n: sim.corruption_info(n).family for n in sorted(names)}
-
-
-def _class_names() -> list[str]:
-    import perception
-
-    return list(perception.CLASS_NAMES)

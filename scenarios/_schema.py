@@ -9,6 +9,7 @@ one line naming the file, the field and the valid choices.
 from __future__ import annotations
 
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ __all__ = [
     "load_scenario",
     "scenario_names",
 ]
+
+
+#: Files taken as checkpoints where a model is expected (``model: m.pt``).
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
 class ScenarioError(ValueError):
@@ -51,7 +57,10 @@ class MethodSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """The source model: a registered name (or ``module:factory``) and optional weights file."""
+    """The source model: a registered name (or ``module:factory``) and/or a weights file.
+
+    A roadshift checkpoint records its model's name, so ``weights`` alone is enough for it.
+    """
 
     name: str | None = None
     weights: str | None = None
@@ -88,16 +97,19 @@ class Scenario(_Strict):
       shifted streams.
     - ``frames`` per cell, ``batch_size``, ``seeds``, ``height``, ``width``.
     - ``world``: ``sim.WorldConfig`` fields (town, time_of_day, weather, traffic, ...).
-    - ``model``: a registered name or ``module:factory`` (default: the bundled default), or
-      ``{name, weights}``.
+    - ``model``: a registered name or ``module:factory`` (default: the bundled default), a
+      checkpoint path (``m.pt``: the checkpoint names its model), or ``{name, weights}``.
+    - ``baseline``: the label of the reference method for gain and mCE (default: the first
+      method named ``source``, whatever its label; none without one).
     - ``include_clean`` (default true): a ``clean`` cell per method and seed.
     - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
       get qualitative sample images (plus clean).
     """
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=100)
     description: str = ""
     methods: list[MethodSpec] = Field(min_length=1)
+    baseline: str | None = None
     corruptions: list[str] = Field(default_factory=list)
     severities: list[float] = Field(default_factory=lambda: [3.0])
     schedule: list[ScheduleSpec] = Field(default_factory=list)
@@ -112,6 +124,17 @@ class Scenario(_Strict):
     include_clean: bool = True
     per_frame: bool = True
     samples: int = Field(default=4, ge=0, le=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the default run folder is runs/<name>: a name is one plain folder name, never a path
+        if not _SAFE_NAME.fullmatch(v):
+            raise ValueError(
+                "must be a plain folder name (letters, digits, '_', '.', '+', '-'; "
+                "not starting with '.' or '-')"
+            )
+        return v
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -176,6 +199,8 @@ class Scenario(_Strict):
     def _model(cls, v: Any) -> Any:
         if v is None:
             return {}
+        if isinstance(v, str) and v.lower().endswith(CHECKPOINT_SUFFIXES):
+            return {"weights": v}  # a checkpoint names its own model
         return {"name": v} if isinstance(v, str) else v
 
     @field_validator("world_shifts", mode="before")

@@ -1,10 +1,16 @@
-"""Clean streams rendered once and shared: a flat on-disk cache in the run folder.
+"""Clean streams rendered once and shared: a flat on-disk cache.
 
 Each distinct (world, seed, size, frames, in-sim conditions) is rendered once into
-``DIR/cache/<key>/`` as raw frame-major files (images uint8, labels uint8, depth float32) and read
+``<cache>/<key>/`` as raw frame-major files (images uint8, labels uint8, depth float32) and read
 back a batch at a time with plain file reads, so neither writing nor reading ever holds a whole
 stream in memory (memory maps would grow the resident set as frames are touched). The folder is
 renamed into place only when complete, so a killed run never leaves half a stream behind.
+
+Local workers share the run folder's ``cache/`` (one rendering per stream for the whole run,
+kept across a resume). Ray workers may run where the run folder does not exist: the workers of a
+node share a temporary folder of that node, named after the run (:func:`node_cache`), which the
+driver has removed on every node when the run ends (Ray kills its workers without running their
+exit handlers, so a worker cannot clean up after itself).
 """
 
 from __future__ import annotations
@@ -12,26 +18,37 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from scenarios._cells import StreamSpec
 
-__all__ = ["StreamReader", "ensure_stream", "stream_path"]
+__all__ = ["StreamReader", "ensure_stream", "node_cache", "remove_node_cache", "stream_path"]
 
 _FILES = (("image", np.uint8, 3), ("semantic", np.uint8, 0), ("depth", np.float32, 0))
 
 
-def stream_path(run_dir: str | Path, spec: StreamSpec) -> Path:
-    return Path(run_dir) / "cache" / spec.key
+def stream_path(cache: str | Path, spec: StreamSpec) -> Path:
+    return Path(cache) / spec.key
 
 
-def ensure_stream(run_dir: str | Path, spec: StreamSpec) -> Path:
-    """Render ``spec`` into the run folder's cache unless it is already there; return its folder."""
+def node_cache(run_token: str) -> Path:
+    """The stream cache a run's workers share on this node (in its temporary folder)."""
+    return Path(tempfile.gettempdir()) / f"roadshift-streams-{run_token}"
+
+
+def remove_node_cache(run_token: str) -> None:
+    """Remove this node's stream cache of a run (the run has ended)."""
+    shutil.rmtree(node_cache(run_token), ignore_errors=True)
+
+
+def ensure_stream(cache: str | Path, spec: StreamSpec) -> Path:
+    """Render ``spec`` into ``cache`` unless it is already there; return its folder."""
     import sim
 
-    final = stream_path(run_dir, spec)
+    final = stream_path(cache, spec)
     if (final / "stream.json").is_file():
         return final
     tmp = final.parent / f".{spec.key}.{os.getpid()}.tmp"

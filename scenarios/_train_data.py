@@ -35,8 +35,9 @@ SOURCE_WEATHER = "clear"
 #: World seeds: training streams use TRAIN_SEED_BASE + i, validation VAL_SEED_BASE + i (disjoint).
 TRAIN_SEED_BASE = 1000
 VAL_SEED_BASE = 900_000
-#: Optimisation steps of the bundled weights.
+#: Optimisation steps and batch size of the bundled weights.
 DEFAULT_STEPS = 12000
+DEFAULT_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class SourceData:
                 f"towns must be a non-empty sequence of town names; got {self.towns!r}"
             )
         object.__setattr__(self, "towns", tuple(self.towns))
+
+    @property
+    def train_frames(self) -> int:
+        """Training frames rendered: towns × drives × the kept frames of a drive."""
+        return len(self.towns) * self.streams * len(range(0, self.frames_per_stream, self.stride))
 
 
 def render_frames(
@@ -145,6 +151,16 @@ def balanced_class_weights(
     return tuple(float(v) for v in np.minimum(w, max_weight).round(4))
 
 
+def _check_towns(towns: Sequence[str], height: int, width: int) -> None:
+    import sim
+
+    for town in towns:
+        try:
+            sim.WorldConfig(height=height, width=width, town=town)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"towns: {str(exc).strip().splitlines()[0]}") from None
+
+
 def train_default(
     out: str | Path,
     *,
@@ -162,9 +178,10 @@ def train_default(
     """Render the source domain, train ``model`` on it and write the checkpoint to ``out``.
 
     Every argument left ``None`` takes the documented default (the settings of the bundled
-    weights): model ``perception.DEFAULT_MODEL``, 12000 steps of batch 16 on random 96×192 crops,
-    seed 0, 60 drives per town in urban and suburban; torch's thread count is left alone (the
-    bundled weights used 2). Returns
+    weights): model ``perception.DEFAULT_MODEL``, 12000 steps of batch 16 on random 96×192 crops
+    (a smaller batch when fewer frames are asked for), seed 0, 60 drives per town in urban and
+    suburban; torch's thread count is left alone (the bundled weights used 2). Every option is
+    checked before rendering starts. Returns
     ``perception.TrainResult``; the checkpoint's metadata holds the clean validation metrics.
     """
     import torch
@@ -173,7 +190,6 @@ def train_default(
 
     model = perception.DEFAULT_MODEL if model is None else model
     seed = 0 if seed is None else seed
-    batch_size = 16 if batch_size is None else batch_size
     overrides = {
         "towns": None if towns is None else tuple(towns),
         "streams": streams,
@@ -181,9 +197,20 @@ def train_default(
         "val_streams": val_streams,
     }
     data = SourceData(**{k: v for k, v in overrides.items() if v is not None})
+    # every option is checked here, before minutes of rendering
+    if batch_size is None:  # the default fits whatever data was asked for
+        batch_size = min(DEFAULT_BATCH_SIZE, data.train_frames)
+    elif batch_size > data.train_frames:
+        raise ValueError(
+            f"batch_size: {batch_size} is more than the {data.train_frames} training frames "
+            f"({len(data.towns)} towns × {data.streams} drives × "
+            f"{data.train_frames // (len(data.towns) * data.streams)} frames kept per drive); "
+            "lower it or render more (streams, frames_per_stream)"
+        )
     steps = DEFAULT_STEPS if steps is None else steps
-    perception.TrainConfig(steps=steps, seed=seed)  # validate before rendering
-    perception.create_model(model)  # fail fast on an unknown name, before rendering
+    perception.TrainConfig(steps=steps, seed=seed)
+    perception.create_model(model)  # an unknown name lists the valid ones
+    _check_towns(data.towns, data.height, data.width)
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()

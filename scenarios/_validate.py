@@ -74,15 +74,31 @@ def check_names(sc: Scenario, src: str) -> Scenario:
     if dup:
         raise ScenarioError(f"{src}: schedule/world_shifts: labels repeat: {', '.join(dup)}")
 
-    # methods
+    # methods, and the baseline among them
     _check_methods(src, sc)
+    baseline = _baseline(src, sc)
 
     # model
     _check_model(src, sc)
 
     return sc.model_copy(
-        update={"corruptions": expanded, "schedule": schedules, "world_shifts": shifts}
+        update={
+            "corruptions": expanded,
+            "schedule": schedules,
+            "world_shifts": shifts,
+            "baseline": baseline,
+        }
     )
+
+
+def _baseline(src: str, sc: Scenario) -> str | None:
+    """The reference method's label: as given, else the first method named ``source``."""
+    keys = sc.method_keys()
+    if sc.baseline is not None:
+        if sc.baseline not in keys:
+            raise _choices_error(src, "baseline", "method label", sc.baseline, keys)
+        return sc.baseline
+    return next((m.key for m in sc.methods if m.name == "source"), None)
 
 
 def _schedule_label(sched: Any) -> str:

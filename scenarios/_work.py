@@ -3,39 +3,56 @@
 Runs inside a worker process (local pool or Ray task). Everything random is derived from the
 cell's seed and shift, never from the worker, so results do not depend on which worker (or how
 many) ran the unit. Ground truth stays here: adapters only ever see the observed images.
+
+A worker never reads or writes the run folder: the model's weights arrive as bytes (a task
+argument, or Ray's object store), the clean stream is rendered into the cache the context names
+(the run folder's ``cache/`` for local workers, which share the driver's disk; a temporary
+folder of the worker's node on Ray), and results and qualitative samples go back to the driver,
+the run folder's only writer.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
 import math
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scenarios._cells import Unit, stable_int
 from scenarios._fastmetrics import add_counts, batch_counts
-from scenarios._streams import StreamReader, ensure_stream
+from scenarios._streams import StreamReader, ensure_stream, node_cache
 
-__all__ = ["CellResult", "RunContext", "init_worker", "load_model", "run_unit"]
+__all__ = [
+    "CellResult",
+    "RunContext",
+    "init_worker",
+    "load_model",
+    "model_bytes",
+    "run_unit",
+]
 
 _MODEL_CACHE: dict[tuple[str, str], Any] = {}
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every unit needs besides itself; small and picklable."""
+    """What every unit needs besides itself and the model's bytes; small and picklable."""
 
-    run_dir: str
     model_name: str
-    model_state: str  # path of the model's state dict in the run folder
     methods: tuple[tuple[str, str, dict[str, Any]], ...]  # (key, name, options)
     batch_size: int
     per_frame: bool
+    #: Where clean streams are cached: a folder every worker can reach (the run folder's
+    #: ``cache/`` for the local executor), or None for a temporary folder on each worker's node.
+    cache_dir: str | None = None
+    #: Names this run's node caches (``scenarios._streams.node_cache``) when ``cache_dir`` is None.
+    run_token: str = "local"
     torch_threads: int = 1
 
 
@@ -45,6 +62,7 @@ class CellResult:
     segments: list[dict[str, Any]]
     frames: list[dict[str, Any]]
     traceback: str | None = None  # of a failed cell, for the run log
+    sample: dict[str, np.ndarray] | None = None  # qualitative sample, for the driver to store
 
 
 def init_worker(threads: int = 1) -> None:
@@ -73,14 +91,25 @@ def build_model(name: str) -> Any:
     return model
 
 
-def load_model(name: str, state_path: str) -> Any:
-    """The run's model (architecture + saved state), cached per worker process."""
+def model_bytes(model: Any) -> bytes:
+    """The model's state dict serialised for shipping to workers (``torch.save`` format)."""
     import torch
 
-    key = (name, state_path)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def load_model(name: str, state: bytes) -> Any:
+    """The run's model (architecture + shipped state), cached per worker process."""
+    import torch
+
+    key = (name, hashlib.sha256(state).hexdigest())
     if key not in _MODEL_CACHE:
         model = build_model(name)
-        model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+        weights = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
+        model.load_state_dict(weights)
+        _MODEL_CACHE.clear()  # one run's model at a time
         _MODEL_CACHE[key] = model.eval()
     return _MODEL_CACHE[key]
 
@@ -109,6 +138,7 @@ class _MethodRun:
         self.segment_rows: list[dict[str, Any]] = []
         self.frame_rows: list[dict[str, Any]] = []
         self.last_pred: np.ndarray | None = None
+        self.batches = 0
         self.adapter: Any = None
         self.traceback: str | None = None
         try:
@@ -123,9 +153,12 @@ class _MethodRun:
 
 
 def run_unit(
-    unit: Unit, ctx: RunContext, pending: frozenset[str] | None = None
+    unit: Unit, ctx: RunContext, pending: frozenset[str] | None, model_state: bytes
 ) -> list[CellResult]:
-    """Run the unit's pending cells (all when ``pending`` is None) and return their results."""
+    """Run the unit's pending cells (all when ``pending`` is None) and return their results.
+
+    ``model_state`` is the model's serialised state dict (:func:`model_bytes`).
+    """
     import torch
 
     import sim
@@ -134,7 +167,7 @@ def run_unit(
     cells = [c for c in unit.cells if pending is None or c["cell_id"] in pending]
     if not cells:
         return []
-    model = load_model(ctx.model_name, ctx.model_state)
+    model = load_model(ctx.model_name, model_state)
     methods = {key: (name, options) for key, name, options in ctx.methods}
     runs = [_MethodRun(c, *methods[c["method"]], model) for c in cells]
 
@@ -156,7 +189,8 @@ def run_unit(
     shared_error: str | None = None
 
     try:
-        folder = ensure_stream(ctx.run_dir, unit.stream)
+        cache = ctx.cache_dir if ctx.cache_dir is not None else node_cache(ctx.run_token)
+        folder = ensure_stream(cache, unit.stream)
         reader = StreamReader(folder)
     except Exception as exc:
         shared_error = f"rendering the clean stream failed: {_error(exc)}"
@@ -228,9 +262,10 @@ def run_unit(
     for r in runs:
         if shared_error is not None and r.alive:
             r.error = shared_error
-        results.append(_result(r, shift))
+        result = _result(r, shift)
         if sample and r.alive and r.last_pred is not None:
-            _save_sample(Path(ctx.run_dir), r, unit, sample)
+            result.sample = _sample(r, sample)
+        results.append(result)
     return results
 
 
@@ -277,6 +312,7 @@ def _feed(
         add_counts(r.segment, frame_counts)
         add_counts(r.total, frame_counts)
     r.frames += logits.shape[0]
+    r.batches += 1
     if keep_prediction:
         r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()
 
@@ -309,6 +345,7 @@ def _result(r: _MethodRun, shift: Any) -> CellResult:
         ms_per_frame=1000.0 * r.seconds / r.frames if r.frames else None,
         forward_passes=int(stats.get("forward_passes", 0)),
         backward_passes=int(stats.get("backward_passes", 0)),
+        batches=r.batches,
         finished_at=_now(),
     )
     if r.alive:
@@ -326,21 +363,15 @@ def _result(r: _MethodRun, shift: Any) -> CellResult:
     return CellResult(cell, [], [], r.traceback)
 
 
-def _save_sample(run_dir: Path, r: _MethodRun, unit: Unit, sample: dict[str, np.ndarray]) -> None:
-    """``samples/<cell_id>.npz`` for the report's qualitative grid (written atomically)."""
-    folder = run_dir / "samples"
-    folder.mkdir(exist_ok=True)
-    cid = r.cell["cell_id"]
-    tmp = folder / f".{cid}.tmp.npz"
-    np.savez_compressed(
-        tmp,
-        clean=np.asarray(sample["clean"], np.uint8),
-        corrupted=np.asarray(sample["corrupted"], np.uint8),
-        semantic=np.asarray(sample["semantic"], np.uint8),
-        prediction=np.asarray(r.last_pred, np.uint8),
-        method=np.array(r.cell["method"]),
-        corruption=np.array(r.cell["corruption"]),
-        severity=np.array(float(r.cell["severity"])),
-        seed=np.array(int(r.cell["seed"])),
-    )
-    tmp.replace(folder / f"{cid}.npz")
+def _sample(r: _MethodRun, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of ``samples/<cell_id>.npz`` for the report's qualitative grid."""
+    return {
+        "clean": np.asarray(sample["clean"], np.uint8),
+        "corrupted": np.asarray(sample["corrupted"], np.uint8),
+        "semantic": np.asarray(sample["semantic"], np.uint8),
+        "prediction": np.asarray(r.last_pred, np.uint8),
+        "method": np.array(r.cell["method"]),
+        "corruption": np.array(r.cell["corruption"]),
+        "severity": np.array(float(r.cell["severity"])),
+        "seed": np.array(int(r.cell["seed"])),
+    }

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["sim", "perception", "scenarios", "reports"]
+
+#: Each package's whole public surface: adding or removing a name is a decision made here.
+PUBLIC = {
+    "sim": "CLASS_NAMES IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS WEATHER_PRESETS "
+    "CorruptionInfo CorruptionWrapper DrivingStreamEnv Frame Schedule ShiftState Weather World "
+    "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
+    "corruption_names make_schedule register_envs render_stream schedule_kinds",
+    "perception": "CLASS_NAMES DEFAULT_MODEL IGNORE_INDEX NUM_CLASSES SAFETY_CLASSES Adapter "
+    "AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info adapter_names "
+    "confusion_matrix create_adapter create_model evaluate images_to_tensor iou_from_confusion "
+    "load_model load_pretrained miou_from_confusion model_names pretrained_names read_checkpoint "
+    "register_adapter register_model save_checkpoint train",
+    "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
+    "load_scenario run_scenario scenario_names",
+    "reports": "META_VERSION NoResultsError ResultsStore RunMeta build_report make_cell_id",
+}
+
+#: Which of roadshift's packages each package's modules may import (anywhere in the module,
+#: function-level imports included), and which third-party packages they must not.
+MAY_IMPORT = {
+    "sim": ({"sim"}, {"torch"}),
+    "perception": ({"perception"}, set()),
+    "reports": ({"reports"}, {"torch"}),
+    "scenarios": ({"scenarios", "sim", "perception", "reports"}, set()),
+}
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -23,26 +52,42 @@ def test_all_is_sorted_unique_and_importable(name: str) -> None:
         assert getattr(module, public) is not None, f"{name}.{public} is missing"
 
 
-def test_public_names_the_docs_promise() -> None:
-    import perception
-    import reports
-    import scenarios
-    import sim
+@pytest.mark.parametrize("name", PACKAGES)
+def test_the_whole_public_surface_is_pinned(name: str) -> None:
+    module = __import__(name)
+    assert sorted(module.__all__) == sorted(PUBLIC[name].split())
 
-    promised = {
-        sim: "World WorldConfig Weather Frame render_stream DrivingStreamEnv TOWNS TIMES_OF_DAY "
-        "WEATHER_PRESETS TRAFFIC_LEVELS CLASS_NAMES PALETTE colorize corrupt corrupt_frame "
-        "corruption_names corruption_info corruption_groups make_schedule Schedule ShiftState "
-        "CorruptionWrapper contact_sheet",
-        perception: "load_pretrained create_model load_model model_names train TrainConfig "
-        "StreamMetrics confusion_matrix Adapter create_adapter adapter_names adapter_info "
-        "register_adapter",
-        scenarios: "ResultsStore NoResultsError load_scenario run_scenario",
-        reports: "build_report",
-    }
-    for module, names in promised.items():
-        missing = [n for n in names.split() if n not in module.__all__]
-        assert not missing, f"{module.__name__} lacks {missing}"
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_import_rules_hold_in_every_module(name: str) -> None:
+    """reports is made from the run folder alone (no sim, no scenarios: no package cycle);
+    perception works on any tensors (no sim); sim stays light (no torch)."""
+    allowed, forbidden = MAY_IMPORT[name]
+    others = set(PACKAGES) - allowed
+    for path in sorted((ROOT / name).rglob("*.py")):
+        found = _imports(path)
+        bad = (found & others) | (found & forbidden)
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_readme_table_lists_only_public_names() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in PACKAGES:
+        row = re.search(rf"^\| `{name}` \| (.*) \|$", readme, re.M)
+        assert row, f"README's public-interface table has no row for {name}"
+        listed = set(re.findall(r"`([A-Za-z_]+)`", row.group(1)))
+        assert listed and listed <= set(PUBLIC[name].split()), listed - set(PUBLIC[name].split())
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -60,7 +105,8 @@ def test_sim_stays_light_and_perception_never_imports_sim() -> None:
 
 
 def test_reports_and_the_store_need_no_torch() -> None:
-    assert "torch" not in _loaded_after("import reports, scenarios; scenarios.ResultsStore")
+    loaded = _loaded_after("import reports, scenarios; scenarios.ResultsStore")
+    assert "torch" not in loaded and "matplotlib" not in loaded  # the report loads it on use
 
 
 def test_env_is_registered_from_a_fresh_process() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -32,7 +30,8 @@ def test_main_command_runs_the_quick_scenario() -> None:
 
 
 def test_readme_scenario_example_is_valid(tmp_path: Path) -> None:
-    scenarios = pytest.importorskip("scenarios")
+    import scenarios
+
     path = tmp_path / "my-study.yaml"
     path.write_text(_block("### A scenario file", "yaml"), encoding="utf-8")
     scenario = scenarios.load_scenario(path)

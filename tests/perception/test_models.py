@@ -164,12 +164,34 @@ def test_bare_state_dict_loads(tmp_path):
         torch.testing.assert_close(model(x), src(x), rtol=0, atol=0)
 
 
+def test_a_checkpoint_is_enough_on_its_own(tmp_path):
+    """A checkpoint records its model: the path alone builds that model (a roadseg_m checkpoint
+    is a roadseg_m, not the default roadseg_s), and another registered name is refused."""
+    src = _randomise(perception.create_model("roadseg_m"), seed=5).eval()
+    path = perception.save_checkpoint(src, tmp_path / "m.pt")
+    x = _x()
+    for model in (perception.load_model(str(path)), perception.load_model(path),
+                  perception.load_model(weights=path)):  # fmt: skip
+        assert model.model_name == "roadseg_m" and not model.training
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), src(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"hold a 'roadseg_m' model, not 'roadseg_s'"):
+        perception.load_model("roadseg_s", path)
+    torch.save(src.state_dict(), tmp_path / "sd.pt")  # a bare state dict names no model
+    with pytest.raises(ValueError, match=r"record no registered model.*roadseg_m"):
+        perception.load_model(tmp_path / "sd.pt")
+
+
 def test_mismatched_checkpoints_fail_in_one_line(tmp_path):
     perception.save_checkpoint(perception.create_model("test_bn"), tmp_path / "bn.pt")
     with pytest.raises(ValueError) as info:
         perception.load_model("test_gn", tmp_path / "bn.pt")
     msg = str(info.value)
-    assert "\n" not in msg and "do not fit" in msg and len(msg) < 400
+    assert "\n" not in msg and "hold a 'test_bn' model, not 'test_gn'" in msg and len(msg) < 400
+    torch.save(perception.create_model("test_bn").state_dict(), tmp_path / "bn_sd.pt")
+    with pytest.raises(ValueError) as info:
+        perception.load_model("test_gn", tmp_path / "bn_sd.pt")  # no name recorded: shapes
+    assert "\n" not in str(info.value) and "do not fit" in str(info.value)
 
     five = perception.create_model("test_bn", num_classes=5)
     perception.save_checkpoint(five, tmp_path / "five.pt", {"classes": ["a", "b", "c", "d", "e"]})
@@ -245,7 +267,8 @@ def test_module_factory_spec(tmp_path, monkeypatch):
 
 
 def test_class_constants_match_the_simulator():
-    sim = pytest.importorskip("sim")
+    import sim
+
     assert tuple(perception.CLASS_NAMES) == tuple(sim.CLASS_NAMES)
     assert perception.IGNORE_INDEX == sim.IGNORE_INDEX == 255
     names = [perception.CLASS_NAMES[i] for i in perception.SAFETY_CLASSES]

@@ -1,16 +1,19 @@
 """Third-party adaptation methods: an installed plugin package, a broken one, module:Class paths.
 
-``PLUGIN_MODULE`` and ``PLUGIN_PYPROJECT`` are the README's plug-in example, verbatim: these
-tests install it with pip exactly as a user would and check that it works.
+``PLUGIN_MODULE``, ``PLUGIN_PYPROJECT`` and ``PLUGIN_USAGE`` are read from README.md's plug-in
+example: these tests install it with pip exactly as a user would, run its usage snippet and
+check that the method works.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,56 +23,19 @@ from tests.perception.test_adapt_nets import TinyNet, batches
 
 torch.set_num_threads(1)
 
-PLUGIN_MODULE = '''\
-"""roadshift-confident: TENT restricted to confident pixels (an EATA-style entropy filter)."""
-
-import math
-
-from torch import nn
-
-import perception
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
-class ConfidentTent(perception.Adapter):
-    """TENT on BatchNorm affine parameters, minimising entropy on confident pixels only."""
+def _readme_block(after: str, lang: str) -> str:
+    """The first ``lang`` code block of README.md after the line that starts with ``after``."""
+    match = re.search(rf"^{re.escape(after)}.*?```{lang}\n(.*?)```", README, re.S | re.M)
+    assert match, f"README.md has no {lang} block after {after!r}"
+    return match.group(1)
 
-    options = {"margin": 0.4}  # keep pixels whose entropy < margin * ln(number of classes)
 
-    def configure(self, model: nn.Module) -> None:
-        super().configure(model)  # eval mode, every parameter frozen
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):  # normalise with the test batch's statistics
-                m.train()
-                m.track_running_stats = False
-                m.running_mean = m.running_var = None
-                m.requires_grad_(True)
-
-    def params_to_train(self, model: nn.Module) -> list:
-        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        return [p for m in bns for p in m.parameters()]
-
-    def loss(self, logits, x):
-        entropy = -(logits.softmax(1) * logits.log_softmax(1)).sum(1)  # per pixel
-        keep = (entropy < self.margin * math.log(logits.shape[1])).float()
-        return (entropy * keep).sum() / keep.sum().clamp(min=1.0)
-'''
-
-PLUGIN_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "roadshift-confident"
-version = "0.1.0"
-dependencies = ["roadshift"]
-
-[project.entry-points."roadshift.adapters"]
-confident-tent = "roadshift_confident:ConfidentTent"
-
-[tool.setuptools]
-py-modules = ["roadshift_confident"]
-"""
+PLUGIN_MODULE = _readme_block("`roadshift_confident.py`:", "python")
+PLUGIN_PYPROJECT = _readme_block("`pyproject.toml` — the entry point", "toml")
+PLUGIN_USAGE = _readme_block("Install it and it is a method like the built-in ones", "python")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +71,16 @@ def on_path(installed_plugin, monkeypatch):
     sys.modules.pop("roadshift_confident", None)
 
 
-def test_readme_example_is_at_most_40_lines():
-    assert len(PLUGIN_MODULE.strip().splitlines()) <= 40
+def test_readme_example_is_as_long_as_the_readme_says():
+    stated = re.search(r"Here is a complete method \((\d+) lines\)", README)
+    assert stated and int(stated.group(1)) == len(PLUGIN_MODULE.strip().splitlines()) <= 40
+
+
+def test_readme_usage_snippet_runs(on_path):
+    namespace: dict = {}
+    exec(compile(PLUGIN_USAGE, "README.md", "exec"), namespace)
+    assert namespace["logits"].shape == (4, 19, 128, 256)
+    assert namespace["adapter"].stats["backward_passes"] == 1  # it adapted on the batch
 
 
 def test_installed_plugin_is_discovered_and_works(on_path):

@@ -95,16 +95,18 @@ def test_augmentation_moves_images_and_labels_together():
     xa, ya = _augment(x, y, cfg, torch.Generator().manual_seed(1))
     assert xa.shape == (6, 3, 12, 16) and ya.shape == (6, 12, 16)
     torch.testing.assert_close((xa[:, 0] * 255).round().long(), ya)
-    flipped_any = False
-    for i in range(6):  # every crop is a (possibly mirrored) window of the original
-        found = False
-        for src in (y[i], y[i].flip(-1)):
-            for t in range(20 - 12 + 1):
-                for s in range(30 - 16 + 1):
-                    if torch.equal(src[t : t + 12, s : s + 16], ya[i]):
-                        found = True
-                        flipped_any |= src is not y[i]
-        assert found
+    mirrored = []
+    for i in range(6):  # every crop is a window of the original, mirrored or not
+        found = {
+            flipped
+            for flipped, src in ((False, y[i]), (True, y[i].flip(-1)))
+            for t in range(20 - 12 + 1)
+            for s in range(30 - 16 + 1)
+            if torch.equal(src[t : t + 12, s : s + 16], ya[i])
+        }
+        assert len(found) == 1  # random labels: exactly one of the two orientations fits
+        mirrored.append(found.pop())
+    assert True in mirrored and False in mirrored  # both branches of the flip were taken
 
 
 def test_images_to_tensor_conversions():

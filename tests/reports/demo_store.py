@@ -1,9 +1,11 @@
-"""A realistic, deterministic demo run folder written through the results store's write API.
+"""A deterministic demo run folder written through the results store's write API.
 
-The numbers follow the shape of published robustness results (source degrades with severity,
-BN re-estimation recovers much of the loss under noise and contrast, TENT a little more, TENT
-drifts down on a long continual stream) so a report of it looks like a real one. Everything is
-drawn from one seeded generator.
+The numbers are made up. They are shaped like published robustness results (the source model
+degrades with severity, BN re-estimation recovers part of the loss, TENT drifts on a long
+continual stream) only so that a report of them looks like a real one and every table and figure
+has something to show. Tests use them for report arithmetic only: the report must compute its
+tables from whatever the store holds; nothing is concluded about any method from them.
+Everything is drawn from one seeded generator.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scenarios import ResultsStore
+from reports import ResultsStore, RunMeta, make_cell_id
 from sim import CLASS_NAMES, PALETTE
 
 SAFETY = ("person", "rider", "car", "truck", "bus", "motorcycle", "bicycle")
@@ -76,10 +78,6 @@ FRAGILITY = (
     2.0,
 )
 METHOD_COST = {"source": (3.8, 0.0), "bn": (4.3, 0.0), "tent": (11.5, 1.0)}
-
-
-def cell_id(method: str, corruption: str, severity: float, seed: int) -> str:
-    return f"{method}__{corruption}__s{float(severity):g}__seed{int(seed)}"
 
 
 def _class_scores(rng: np.random.Generator, retain: float) -> tuple[list, dict]:
@@ -195,7 +193,7 @@ def make_demo_store(
                     dict(method=m, corruption=label, severity=0.0, seed=s, schedule="static")
                 )
     for p in plan:
-        p["cell_id"] = cell_id(p["method"], p["corruption"], p["severity"], p["seed"])
+        p["cell_id"] = make_cell_id(p["method"], p["corruption"], p["severity"], p["seed"])
     store.set_meta(
         "scenario",
         {
@@ -229,10 +227,15 @@ def make_demo_store(
             "clean_val_pixel_acc": 0.962,
         },
     )
-    store.set_meta("class_names", list(CLASS_NAMES))
-    store.set_meta(
-        "corruption_families", {c: CORRUPTIONS[c][0] for c in corruptions if c in CORRUPTIONS}
+    contract = RunMeta(
+        methods=tuple({"label": m, "name": m, "options": {}} for m in methods),
+        class_names=tuple(CLASS_NAMES),
+        palette=tuple(tuple(int(v) for v in rgb) for rgb in PALETTE),
+        corruption_families={c: CORRUPTIONS[c][0] for c in corruptions if c in CORRUPTIONS},
+        baseline="source" if "source" in methods else None,
+        compute={"executor": "local", "workers": 2, "torch_threads": 1},
     )
+    store.update_meta(contract.to_meta())
     store.set_meta("started_at", "2026-11-28T04:00:00+00:00")
     store.set_meta("expected_cells", plan)
 
@@ -331,6 +334,7 @@ def make_demo_store(
             ms_per_frame=ms * (1 + 0.05 * rng.standard_normal()),
             forward_passes=n_frames // 4,
             backward_passes=int(bwd * n_frames // 4),
+            batches=n_frames // 4,
             per_class_iou=ious,
             safety_recall=recall,
             confusion=None,

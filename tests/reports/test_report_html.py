@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import build_report
-from scenarios import NoResultsError, ResultsStore
+from reports import NoResultsError, ResultsStore, build_report
 from tests.reports.demo_store import make_demo_store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -173,6 +172,21 @@ def test_empty_and_failed_only_runs_render(tmp_path):
     assert "Headline" not in md and not list(paths["figures"].glob("*.png"))
     # the database file itself may be given: the report goes beside it
     assert build_report(failed / "results.sqlite", quiet=True)["html"] == failed / "report.html"
+
+
+def test_a_run_without_finished_cells_shows_no_predictions(tmp_path):
+    """A sample whose cell never finished (killed between the two writes, or failed) is left out."""
+    with ResultsStore.create(tmp_path) as store:
+        store.set_meta("scenario", {"name": "killed"})
+        store.write_cell(dict(method="bn", corruption="fog", severity=3, seed=0,
+                              status="failed", error="RuntimeError: boom"))  # fmt: skip
+        arrays = {k: np.zeros((8, 16, 3), np.uint8) for k in ("clean", "corrupted")}
+        arrays.update(semantic=np.zeros((8, 16), np.uint8), prediction=np.zeros((8, 16), np.uint8))
+        store.write_sample("bn__fog__s3__seed0", arrays)  # failed cell
+        store.write_sample("source__fog__s3__seed0", arrays)  # never stored
+    paths = build_report(tmp_path, quiet=True)
+    assert not (paths["figures"] / "samples.png").exists()
+    assert "prediction" not in paths["markdown"].read_text(encoding="utf-8")
 
 
 def test_rebuilding_replaces_stale_figures(tmp_path):

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from statistics import mean, stdev
 
 import pytest
 
+from tests.reports.markdown import md_table, parse
+
 TOL = 0.051  # tables print one decimal of a percentage
-
-
-def md_table(md: str, title: str) -> dict[str, list[str]]:
-    """Rows of the Markdown table under ``### title``, keyed by their first cell."""
-    lines = md.splitlines()
-    start = lines.index(f"### {title}")
-    rows: dict[str, list[str]] = {}
-    seen_table = False
-    for ln in lines[start + 1 : start + 200]:
-        if ln.startswith("|:"):
-            continue  # the alignment row
-        if ln.startswith("|"):
-            seen_table = True
-            cells = [c.strip() for c in ln.strip().strip("|").split(" | ")]
-            rows[cells[0]] = cells[1:]
-        elif seen_table:
-            break
-    return rows
-
-
-def parse(text: str) -> tuple[float, float | None]:
-    """'61.2 ± 1.3' -> (61.2, 1.3); '+7.5' -> (7.5, None)."""
-    parts = text.split("±")
-    return float(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
 
 
 def grid_cells(cells: list[dict]) -> list[dict]:
@@ -101,14 +80,15 @@ def test_headline_table_matches_independent_computation(demo):
     assert rows["tent"][-1] == str(int(rows["bn"][-1]) - 1)
 
 
-def test_adaptation_helps_in_the_demo_and_the_table_shows_it(demo):
-    rows = md_table(demo["md"], "Headline: robustness per method")
-    header = rows["method"]
-    gain = {
-        m: parse(dict(zip(header, rows[m], strict=True))["gain over source"])[0]
-        for m in ("bn", "tent")
-    }
-    assert gain["bn"] > 0 and gain["tent"] > gain["bn"]
+def test_gain_cells_are_marked_by_the_sign_of_the_stored_difference(demo):
+    """Report arithmetic on made-up numbers: the HTML marks a gain good or bad by its sign."""
+    exp = expected_headline(demo["cells"])
+    row = re.compile(r"<tr>(.*?)</tr>", re.S)
+    for method in ("bn", "tent"):
+        html_row = next(r for r in row.findall(demo["html"]) if f"</span>{method}</td>" in r)
+        gain = mean(exp[method]["gain"])
+        expected = "good" if gain > 0 else "bad"
+        assert f'<td class="{expected}">{100 * gain:+.1f}' in html_row
 
 
 def test_per_corruption_ce_matches(demo):
@@ -158,6 +138,11 @@ def test_compute_and_schedule_tables_match(demo):
         assert int(row["frames"]) == frames
         assert float(row["ms / frame"]) == pytest.approx(ms, abs=0.006)
         assert int(row["backward passes"]) == sum(c["backward_passes"] for c in mine)
+        # passes per frame: forward passes over batches (each pass sees every frame of its batch)
+        batches = sum(c["batches"] for c in mine)
+        assert row["forward / frame"] == f"{sum(c['forward_passes'] for c in mine) / batches:.2f}"
+        assert row["backward / frame"] == ("1.00" if method == "tent" else "0.00")
+    assert "Timed with 1 torch thread per worker and 2 workers running at once" in demo["md"]
     stream = md_table(demo["md"], "continual schedule: continual-imagenet-c")
     header = stream["method"]
     for method in ("bn", "tent"):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
+import os
+import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 import sim
@@ -84,38 +89,57 @@ def test_list(what, capsys):
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     expect = {
-        "corruptions": sim.corruption_names(),
+        "corruptions": [*sim.corruption_names(), *sim.corruption_groups()],
         "methods": ["source", "bn", "tent"],
         "models": ["test_bn", "roadseg_s"],
         "scenarios": scenario_names(),
     }[what]
-    names = {line.split()[0] for line in lines}
-    assert set(expect) <= names
+    rows = {line.split()[0]: line for line in lines}
+    assert set(expect) <= set(rows)
     assert all(len(line.split(None, 1)) == 2 for line in lines)  # every entry has a description
+    assert "`" not in out  # plain text, no RST markup from docstrings
     if what == "scenarios":
         assert describe_bundled()["quick"] in out
+    if what == "corruptions":  # the groups the errors mention, with their members
+        for group, members in sim.corruption_groups().items():
+            assert f"[group of {len(members)}] {', '.join(members)}" in rows[group]
+    if what == "models":
+        marked = {name for name, line in rows.items() if "[test model" in line}
+        assert marked == {n for n in rows if n.startswith("test_")} != set()
+        assert "[default]" in rows["roadseg_s"] and "deeper" not in rows["roadseg_m"]
 
 
-def test_preview_writes_a_png(tmp_path, capsys):
-    out = tmp_path / "sheet.png"
-    code = main(["preview", "-o", str(out), "--corruption", "gaussian_noise", "--corruption",
-                 "fog", "--severity", "1", "--severity", "5", "--height", "64", "--width",
-                 "128", "--frame", "1"])  # fmt: skip
+def test_preview_writes_a_png_and_takes_lists_as_the_readme_writes_them(tmp_path, capsys):
+    size = ["--height", "64", "--width", "128", "--frame", "1"]
+    listed, repeated = tmp_path / "listed.png", tmp_path / "repeated.png"
+    # roadshift preview -o sheet.png [--corruption NAME|GROUP ...] [--severity S ...]
+    code = main(["preview", "-o", str(listed), "--corruption", "gaussian_noise", "fog",
+                 "--severity", "1", "5", *size])  # fmt: skip
     assert code == 0
-    img = cv2.imread(str(out))
+    code = main(["preview", "-o", str(repeated), "--corruption", "gaussian_noise", "--corruption",
+                 "fog", "--severity", "1", "--severity", "5", *size])  # fmt: skip
+    assert code == 0
+    img = cv2.imread(str(listed))
     assert img is not None and img.shape[0] >= 2 * 64 and img.shape[1] >= 2 * 128
+    assert np.array_equal(img, cv2.imread(str(repeated)))
 
 
-def test_train_writes_a_checkpoint(tmp_path, capsys):
+def test_train_writes_a_checkpoint_that_is_enough_on_its_own(tmp_path, capsys):
+    """No --batch-size on a tiny data set: the default shrinks to the frames there are (the
+    default 16 would not fit the 4 training frames of 2 towns x 1 drive x 2 kept frames)."""
     out = tmp_path / "m.pt"
     code = main(["train", "--model", "test_bn", "-o", str(out), "--steps", "2",
-                 "--batch-size", "2", "--streams", "1", "--frames-per-stream", "6",
-                 "--val-streams", "1", "--quiet"])  # fmt: skip
+                 "--streams", "1", "--frames-per-stream", "6", "--val-streams", "1",
+                 "--quiet"])  # fmt: skip
     assert code == 0 and out.is_file()
     import perception
 
-    model = perception.load_model("test_bn", out)
-    assert model.checkpoint_meta["val_metrics"]["miou"] >= 0.0
+    model = perception.load_model(str(out))  # the checkpoint names its model
+    meta = model.checkpoint_meta
+    assert model.model_name == "test_bn" and meta["model"] == "test_bn"
+    assert meta["data"]["batch_size"] == 4 and meta["data"]["train_frames"] == 4
+    assert meta["val_metrics"]["frames"] == meta["data"]["val_frames"] == 4
+    assert f"{meta['val_metrics']['miou']:.3f}" in capsys.readouterr().out
 
 
 def _bad(args: list[str], capsys) -> str:
@@ -161,6 +185,7 @@ def test_other_bad_input_exits_2(tmp_path, capsys):
     assert ".png" in _bad(["preview", "-o", str(tmp_path / "p.jpg")], capsys)
     assert "(0, 5]" in _bad(["preview", "--severity", "9"], capsys)
     assert "does not exist" in _bad(["train", "-o", str(tmp_path / "no" / "m.pt")], capsys)
+    assert "is a folder" in _bad(["train", "-o", str(tmp_path)], capsys)
     assert "test_bn" in _bad(["train", "--model", "nope", "-o", str(tmp_path / "m.pt"),
                               "--quiet"], capsys)  # fmt: skip
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "p.png").exists()
@@ -184,8 +209,167 @@ def test_the_saved_scenario_resumes_its_own_folder(run_dir, capsys):
     assert ResultsStore(run_dir).cells() == before  # nothing recomputed, nothing duplicated
 
 
+# --------------------------------------------------------------------------- paths and folders
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_impossible_out_folders_are_one_line_and_exit_2(tmp_path, capsys):
+    scenario = str(write_yaml(tmp_path / "t.yaml", tiny(methods=["source"])))
+    (tmp_path / "a-file").write_text("not a folder")
+    # /proc/x: no folder can be made there, even by root, whom permission checks let through
+    assert "/proc/x/run: out: " in _bad(["run", scenario, "--out", "/proc/x/run"], capsys)
+    assert not Path("/proc/x").exists()
+    err = _bad(["run", scenario, "--out", str(tmp_path / "a-file" / "run")], capsys)
+    assert "is a file, not a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "t.yaml"]
+
+
+def test_a_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path, monkeypatch):
+    from scenarios import ScenarioError
+    from scenarios._folder import make_folder
+
+    real_mkdir, calls = Path.mkdir, []
+
+    def failing_mkdir(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 2:
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", failing_mkdir)
+    with pytest.raises(ScenarioError, match=r"out: cannot create the folder \(Permission denied\)"):
+        make_folder(tmp_path / "a" / "b" / "c")
+    assert calls[0] == tmp_path / "a" and not (tmp_path / "a").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_export_to_a_folder_or_an_unwritable_path_is_refused_without_a_stray_file(
+    run_dir, tmp_path, capsys
+):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert "is a folder" in _bad(["export", str(run_dir), "-o", str(folder)], capsys)
+    assert "cannot write '/proc/x.csv'" in _bad(["export", str(run_dir), "-o", "/proc/x.csv"],
+                                                capsys)  # fmt: skip
+    assert "is a file" in _bad(["export", str(run_dir), "-o", str(run_dir / "run.log" / "x.csv")],
+                               capsys)  # fmt: skip
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob(".*"))
+
+
+def test_a_scenario_name_cannot_leave_the_runs_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for name in ("../../x", "../x", "/tmp/x", ".hidden", "a/b"):
+        scenario = write_yaml(tmp_path / "t.yaml", tiny(name=name, methods=["source"]))
+        err = _bad(["run", str(scenario), "--quiet"], capsys)
+        assert "name: must be a plain folder name" in err and repr(name) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.yaml", "work"]
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_changed_scenario_names_the_fields_that_differ(run_dir, tmp_path, capsys):
+    changed = write_yaml(tmp_path / "c.yaml", tiny(frames=8, batch_size=2))
+    err = _bad(["run", str(changed), "--out", str(run_dir), "--quiet"], capsys)
+    assert "frames (6 → 8)" in err and "batch_size (3 → 2)" in err
+
+
 def test_run_without_out_uses_runs_slash_name(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     scenario = write_yaml(tmp_path / "t.yaml", tiny(methods=["source"], corruptions=[]))
     assert main(["run", str(scenario), "--quiet", "--no-report", "--workers", "1"]) == 0
     assert len(ResultsStore(tmp_path / "runs" / "tiny").cells("done")) == 1
+
+
+# --------------------------------------------------------------------------- the program itself
+def test_version(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"roadshift {version('roadshift')}"
+
+
+def test_help_is_plain_text_and_train_shows_every_default_and_the_time(capsys):
+    import perception
+    from scenarios._train_data import DEFAULT_STEPS
+
+    for args in (
+        ["--help"],
+        *([cmd, "--help"] for cmd in ("run", "report", "export", "list", "preview", "train")),
+    ):
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "`" not in out, args
+    main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{DEFAULT_STEPS} steps" in text and "25-31 minutes" in text
+    assert f"(default: {perception.DEFAULT_MODEL})" in text
+    options = re.findall(r"(--[a-z-]+) [A-Z_]+(?: \[[A-Z_ .]+\])? (.*?)(?= --|$)",
+                         text.split("options:")[1])  # fmt: skip
+    valued = {opt: help_text for opt, help_text in options if opt not in ("--out", "--output")}
+    assert set(valued) >= {"--model", "--steps", "--batch-size", "--seed", "--streams", "--towns",
+                           "--frames-per-stream", "--val-streams", "--threads"}  # fmt: skip
+    assert all("(default: " in h for h in valued.values()), valued
+
+
+def test_train_checks_its_options_before_rendering(tmp_path, monkeypatch, capsys):
+    from scenarios import _train_data
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered before the options were checked")
+
+    monkeypatch.setattr(_train_data, "render_frames", no_rendering)
+    small = ["--streams", "1", "--frames-per-stream", "6", "-o", str(tmp_path / "m.pt")]
+    err = _bad(["train", "--batch-size", "5", *small], capsys)
+    assert "batch_size: 5 is more than the 4 training frames" in err
+    assert "urban" in _bad(["train", "--towns", "atlantis", *small], capsys)
+    assert "steps" in _bad(["train", "--steps", "0", *small], capsys)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_ctrl_c_says_what_it_leaves(tmp_path, monkeypatch, capsys):
+    from scenarios import _runner, _train_data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_train_data, "train_default", interrupted)
+    assert main(["train", "-o", str(tmp_path / "m.pt"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "no checkpoint was written" in err and "resum" not in err
+    monkeypatch.setattr(_runner, "run_scenario", interrupted)
+    scenario = write_yaml(tmp_path / "t.yaml", tiny())
+    assert main(["run", str(scenario), "--out", str(tmp_path / "r")]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_a_foreign_sim_or_perception_is_one_line_and_exit_2(tmp_path):
+    """A user's own sim.py in the current folder, or another distribution's perception package
+    earlier on the path, must not be used as roadshift's (nor imported at all)."""
+    (tmp_path / "sim.py").write_text("raise SystemExit('SIM-PY-WAS-IMPORTED')\n")
+    other = tmp_path / "site"
+    (other / "perception").mkdir(parents=True)
+    (other / "perception" / "__init__.py").write_text(
+        "raise SystemExit('PERCEPTION-WAS-IMPORTED')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cases = [
+        (tmp_path, env, "'sim' resolves to " + str(tmp_path / "sim.py")),
+        (other.parent.parent, {**env, "PYTHONPATH": str(other)},
+         "'perception' resolves to " + str(other / "perception" / "__init__.py")),
+    ]  # fmt: skip
+    for cwd, run_env, needle in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scenarios.cli", "list", "methods"],
+            capture_output=True, text=True, timeout=60, cwd=cwd, env=run_env,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+        assert "WAS-IMPORTED" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_package_of_ours_replaced_by_another_distribution_is_refused(monkeypatch, capsys):
+    """Files of another distribution installed over ours: the location is right, the content is
+    not (it lacks the names roadshift's sim has)."""
+    fake = types.ModuleType("sim")
+    fake.__spec__ = importlib.util.spec_from_file_location("sim", sim.__file__)
+    monkeypatch.setitem(sys.modules, "sim", fake)
+    assert "is not roadshift's package" in _bad(["list", "corruptions"], capsys)

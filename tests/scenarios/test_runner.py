@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def test_a_different_scenario_or_model_may_not_reuse_the_folder(reference_run, t
     from scenarios import ScenarioError
 
     out, _ = reference_run
-    with pytest.raises(ScenarioError, match="different scenario"):
+    with pytest.raises(ScenarioError, match=r"stored cells mean: frames \(6 → 7\)"):
         run_scenario(validate_scenario(tiny(frames=7)), out, workers=1, quiet=True)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
@@ -130,6 +131,61 @@ def test_a_different_scenario_or_model_may_not_reuse_the_folder(reference_run, t
     torch.save(state, copy / "model.pt")  # as if the bundled weights changed since
     with pytest.raises(ScenarioError, match="other model weights"):
         run_scenario(validate_scenario(tiny()), copy, workers=1, quiet=True)
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"seeds": [1]}, "seeds (drops 0)"),
+        ({"corruptions": ["contrast"]}, 'corruptions (drops "gaussian_noise")'),
+        ({"include_clean": False}, "include_clean (true → false)"),
+        ({"batch_size": 2}, "batch_size (3 → 2)"),
+        ({"world": {"town": "rural"}}, 'world ({} → {"town": "rural"})'),
+        ({"methods": ["source", {"name": "bn", "options": {"prior_strength": 4}}, "tent"]},
+         'methods[bn].options ({} → {"prior_strength": 4})'),
+        ({"methods": ["source", {"name": "tent", "label": "bn"}, "tent"]},
+         'methods[bn].name ("bn" → "tent")'),
+        ({"methods": ["source", "tent"]}, "methods (drops 'bn')"),
+        ({"model": "test_gn"}, "model 'test_bn', the scenario's model is 'test_gn' (field model)"),
+    ],
+)  # fmt: skip
+def test_changes_that_alter_stored_cells_are_refused_naming_the_field(
+    reference_run, changes, needle
+):
+    from scenarios import ScenarioError
+    from scenarios._runner import prepare_run
+
+    out, _ = reference_run
+    with pytest.raises(ScenarioError) as info:
+        prepare_run(validate_scenario(tiny(**changes)), out)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_finished_run_is_extended_by_a_scenario_that_only_adds_cells(reference_run, tmp_path):
+    """More seeds, a severity and a method: stored cells are kept, only the new ones run, and the
+    folder ends equal to a fresh run of the larger scenario."""
+    import shutil
+
+    out, _ = reference_run
+    extended = tmp_path / "extended"
+    shutil.copytree(out, extended)
+    larger = tiny(
+        seeds=[0, 1],
+        severities=[3, 5],
+        methods=["source", "bn", "tent", {"name": "bn", "label": "bn-n16",
+                                          "options": {"prior_strength": 16}}],
+        description="the tiny study, extended",
+    )  # fmt: skip
+    before = {c["cell_id"]: c for c in ResultsStore(extended).cells()}
+    summary = run_scenario(validate_scenario(larger), extended, workers=1, quiet=True)
+    assert summary.ok and summary.total == 4 * (1 + 2 * 2) * 2 and summary.skipped == 9
+    store = ResultsStore(extended)
+    after = {c["cell_id"]: c for c in store.cells()}
+    assert all(after[cid] == cell for cid, cell in before.items())  # untouched, not recomputed
+    assert not store.is_partial() and store.meta()["scenario"]["seeds"] == [0, 1]
+    fresh = tmp_path / "fresh"
+    assert run_scenario(validate_scenario(larger), fresh, workers=1, quiet=True).ok
+    assert comparable(store) == comparable(ResultsStore(fresh))
 
 
 def test_failures_are_isolated_and_recorded(tmp_path):
@@ -178,30 +234,32 @@ def test_results_do_not_depend_on_the_number_of_workers(reference_run, tmp_path)
 
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
-def test_ray_executor_gives_the_local_results(reference_run, tmp_path):
-    """A local Ray cluster (2 CPUs) in a subprocess with a hard timeout."""
+def test_ray_workers_need_no_shared_filesystem_and_give_the_local_results(reference_run, tmp_path):
+    """A local Ray cluster whose workers fail on any access to the run folder (an audit hook in
+    every worker, see ``ray_guard``): the model reaches them as bytes, they render into their own
+    space, and results and samples come back to the driver. Numbers and samples equal the local
+    executor's. One Ray start, in a subprocess with a hard timeout."""
     out, _ = reference_run
     scenario = write_yaml(tmp_path / "tiny.yaml", tiny())
-    cmd = [
-        sys.executable,
-        "-m",
-        "scenarios.cli",
-        "run",
-        str(scenario),
-        "--out",
-        str(tmp_path / "ray"),
-        "--executor",
-        "ray",
-        "--workers",
-        "2",
-        "--quiet",
-        "--no-report",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    ray_out = tmp_path / "ray"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=240, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert comparable(ResultsStore(tmp_path / "ray")) == comparable(ResultsStore(out))
+    cmd = [sys.executable, "-m", "tests.scenarios.ray_guard", str(scenario), str(ray_out)]
+    caches = set(Path(tempfile.gettempdir()).glob("roadshift-streams-*"))
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, timeout=300, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the workers' stream cache on the node is gone with the run
+    assert set(Path(tempfile.gettempdir()).glob("roadshift-streams-*")) <= caches
+    ray_store, local_store = ResultsStore(ray_out), ResultsStore(out)
+    assert comparable(ray_store) == comparable(local_store)
+    assert ray_store.meta()["compute"] == {"executor": "ray", "workers": 2, "torch_threads": 1}
+    ray_samples, local_samples = ray_store.samples(), local_store.samples()
+    assert [p.name for p in ray_samples] == [p.name for p in local_samples] != []
+    for a, b in zip(ray_samples, local_samples, strict=True):
+        za, zb = np.load(a), np.load(b)
+        assert sorted(za.files) == sorted(zb.files)
+        assert all(np.array_equal(za[k], zb[k]) for k in za.files)
+    assert not (ray_out / "cache").exists()  # Ray workers' streams never touch the run folder
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_results(tmp_path):

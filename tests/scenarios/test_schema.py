@@ -173,3 +173,33 @@ def test_every_bundled_scenario_prepares_without_creating_anything(tmp_path):
         assert prep.units and not (tmp_path / name).exists()
         cells = [c for u in prep.units for c in u.cells]
         assert len({c["cell_id"] for c in cells}) == len(cells)
+
+
+def test_a_checkpoint_alone_is_a_model(tmp_path, monkeypatch):
+    """``model: m.pt`` and ``model: {weights: m.pt}`` build the model the checkpoint records."""
+    import perception
+    from scenarios._runner import prepare_run
+
+    monkeypatch.chdir(tmp_path)
+    perception.save_checkpoint(perception.create_model("roadseg_m"), tmp_path / "m.pt")
+    for spec in ("m.pt", {"weights": "m.pt"}):
+        sc = load_scenario(write_yaml(tmp_path / "s.yaml", tiny(model=spec)))
+        assert sc.model.name is None and sc.model.weights == "m.pt"
+        prep = prepare_run(sc, tmp_path / "run")
+        assert prep.model_name == "roadseg_m" and prep.model_meta["name"] == "roadseg_m"
+        assert prep.model_meta["params"] == sum(
+            p.numel() for p in perception.create_model("roadseg_m").parameters()
+        )
+    assert "model.weights: no such file 'gone.pt'" in _err(tmp_path, tiny(model="gone.pt"))
+    both = tiny(model={"name": "roadseg_s", "weights": "m.pt"})
+    sc = load_scenario(write_yaml(tmp_path / "s.yaml", both))
+    with pytest.raises(ScenarioError, match=r"model: weights 'm.pt' hold a 'roadseg_m' model"):
+        prepare_run(sc, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_names_are_plain_folder_names():
+    for bad in ("../../x", "a/b", ".hidden", "-x", "a\\b", "x y"):
+        with pytest.raises(ScenarioError, match="name: must be a plain folder name"):
+            validate_scenario(tiny(name=bad), source="s.yaml", check=False)
+    assert validate_scenario(tiny(name="my-study_2.1+x"), check=False).name == "my-study_2.1+x"

@@ -226,12 +226,9 @@ def test_world_schedule_needs_a_world(car_racing):
 
 # --- our own environment ------------------------------------------------------------------------
 
-HAS_ENV = hasattr(sim, "DrivingStreamEnv")
 
-
-@pytest.mark.skipif(not HAS_ENV, reason="roadshift/DrivingStream-v0 is not available")
 def test_driving_stream_env_with_check_env_and_ground_truth():
-    base_kwargs = {"height": 64, "width": 128} if HAS_ENV else {}
+    base_kwargs = {"height": 64, "width": 128}
     env = sim.CorruptionWrapper(
         gym.make("roadshift/DrivingStream-v0", **base_kwargs), "elastic_transform", severity=3
     )
@@ -244,9 +241,8 @@ def test_driving_stream_env_with_check_env_and_ground_truth():
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.skipif(not HAS_ENV, reason="roadshift/DrivingStream-v0 is not available")
 def test_driving_stream_env_world_schedule_and_depth_fog():
-    base_kwargs = {"height": 64, "width": 128} if HAS_ENV else {}
+    base_kwargs = {"height": 64, "width": 128}
     env = sim.CorruptionWrapper(
         gym.make("roadshift/DrivingStream-v0", **base_kwargs),
         None,
@@ -265,7 +261,6 @@ def test_driving_stream_env_world_schedule_and_depth_fog():
     assert obs.shape == (64, 128, 3)
 
 
-@pytest.mark.skipif(not HAS_ENV, reason="roadshift/DrivingStream-v0 is not available")
 def test_driving_stream_camera_shake_moves_labels_with_the_image():
     kwargs = {"height": 64, "width": 128}
     base = gym.make("roadshift/DrivingStream-v0", **kwargs)

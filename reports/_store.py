@@ -5,23 +5,33 @@ in a single transaction keyed by its ``cell_id``, in WAL mode, so a restarted ru
 cells that finished, never half a cell and never a cell twice. Readers (reports, export) open the
 database read-only and never need torch.
 
+The store belongs to ``reports`` (its reader) and is written by the runner in ``scenarios``, the
+only writer of a run folder: workers, local or on a Ray cluster, send their results and samples
+back to it and never touch the folder themselves.
+
 Layout of a run folder::
 
     DIR/results.sqlite   tables meta, cells, segments, frames (schema below)
     DIR/scenario.yaml    the resolved scenario
     DIR/run.log          the run's log
-    DIR/samples/<cell_id>.npz   a few qualitative samples
+    DIR/model.pt         the model's weights, so a resumed run checks it uses the same model
+    DIR/samples/<cell_id>.npz   a few qualitative samples (written before their cell's row)
+
+The ``meta`` table follows the run-metadata contract, versioned by ``meta_version``: see
+``reports._meta`` for every key (baseline method, class names and palette, corruption families,
+cell-id format, protocol, compute conditions). Reports read nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from ._meta import RunMeta, is_cell_id, make_cell_id
 
 __all__ = ["DB_NAME", "NoResultsError", "ResultsStore", "make_cell_id"]
 
@@ -52,7 +62,8 @@ CREATE TABLE IF NOT EXISTS cells(
     per_class_iou TEXT,
     safety_recall TEXT,
     confusion TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    batches INTEGER
 );
 CREATE TABLE IF NOT EXISTS segments(
     cell_id TEXT NOT NULL,
@@ -81,7 +92,7 @@ CREATE TABLE IF NOT EXISTS frames(
 CELL_COLUMNS = (
     "cell_id", "method", "corruption", "severity", "seed", "schedule", "status", "error",
     "frames", "miou", "pixel_acc", "ece", "entropy", "ms_per_frame", "forward_passes",
-    "backward_passes", "per_class_iou", "safety_recall", "confusion", "finished_at",
+    "backward_passes", "per_class_iou", "safety_recall", "confusion", "finished_at", "batches",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "cell_id", "segment", "start_frame", "stop_frame", "label", "corruption", "severity",
@@ -94,13 +105,6 @@ _REQUIRED_CELL = ("method", "corruption", "severity", "seed", "status")
 
 class NoResultsError(ValueError):
     """A folder (or path) that holds no ``results.sqlite``."""
-
-
-def make_cell_id(method: str, corruption: str, severity: float, seed: int) -> str:
-    """The unique, filename-safe key of one cell: ``method__corruption__s<sev>__seed<seed>``."""
-    sev = f"{float(severity):g}"
-    raw = f"{method}__{corruption}__s{sev}__seed{int(seed)}"
-    return re.sub(r"[^A-Za-z0-9_.+-]", "-", raw)
 
 
 def _clean_number(value: Any) -> Any:
@@ -167,6 +171,10 @@ class ResultsStore:
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            columns = {r[1] for r in con.execute("PRAGMA table_info(cells)")}
+            for name in CELL_COLUMNS:  # columns added since a resumed folder was created
+                if name not in columns:
+                    con.execute(f"ALTER TABLE cells ADD COLUMN {name}")
             con.commit()
         finally:
             con.close()
@@ -190,11 +198,33 @@ class ResultsStore:
     # ----------------------------------------------------------------- writing
     def set_meta(self, key: str, value: Any) -> None:
         """Store one JSON-serialisable meta value (replacing any previous one)."""
+        self.update_meta({key: value})
+
+    def update_meta(self, values: Mapping[str, Any]) -> None:
+        """Store several meta values in one transaction (all of them or none)."""
         self._writable()
+        rows = [(str(k), _to_json(v)) for k, v in values.items()]
         with self._con:
-            self._con.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, _to_json(value))
-            )
+            self._con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
+
+    def write_sample(self, cell_id: str, arrays: Mapping[str, Any]) -> Path:
+        """Write ``samples/<cell_id>.npz`` atomically (a temporary name, then a rename).
+
+        The runner writes a cell's sample before the cell's row, so a stored cell never lacks
+        its picture; a sample whose cell is not stored (a run killed in between) is ignored.
+        """
+        import numpy as np
+
+        self._writable()
+        if not is_cell_id(cell_id):
+            raise ValueError(f"cell_id: {cell_id!r} is not a cell id (see make_cell_id)")
+        folder = self.dir / "samples"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{cell_id}.tmp.npz"
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        final = folder / f"{cell_id}.npz"
+        tmp.replace(final)
+        return final
 
     def write_cell(
         self,
@@ -267,6 +297,11 @@ class ResultsStore:
         """All meta keys, JSON-decoded."""
         rows = self._con.execute("SELECT key, value FROM meta").fetchall()
         return {r["key"]: None if r["value"] is None else json.loads(r["value"]) for r in rows}
+
+    def run_meta(self) -> RunMeta:
+        """The run-metadata contract (see ``reports._meta``), upgraded from older folders."""
+        cells = [dict(r) for r in self._con.execute("SELECT method FROM cells ORDER BY cell_id")]
+        return RunMeta.from_meta(self.meta(), [*self.expected_cells(), *cells])
 
     def cells(self, status: str | None = None) -> list[dict[str, Any]]:
         """Stored cells (ordered by cell id), JSON fields decoded; optionally only one status."""

@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from scenarios import NoResultsError, ResultsStore
-from scenarios._store import make_cell_id
+from reports import NoResultsError, ResultsStore, make_cell_id
 
 
 def _cell(method="bn", corruption="fog", severity=3, seed=0, **kw):
@@ -179,3 +178,48 @@ def test_importing_scenarios_store_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_samples_are_written_atomically_under_a_safe_cell_id(tmp_path):
+    store = ResultsStore.create(tmp_path)
+    arrays = {"clean": np.zeros((2, 2, 3), np.uint8), "method": np.array("bn")}
+    path = store.write_sample("bn__fog__s3__seed0", arrays)
+    assert path == tmp_path / "samples" / "bn__fog__s3__seed0.npz"
+    assert not list((tmp_path / "samples").glob(".*"))  # no temporary file left
+    assert str(np.load(path)["method"]) == "bn"
+    for bad in ("../escape", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="cell_id"):
+            store.write_sample(bad, arrays)
+    assert not (tmp_path.parent / "escape.npz").exists()
+
+
+def test_a_folder_from_before_the_batches_column_is_upgraded_on_resume(tmp_path):
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    con.executescript(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+        "CREATE TABLE cells(cell_id TEXT PRIMARY KEY, method TEXT NOT NULL, corruption TEXT NOT "
+        "NULL, severity REAL NOT NULL, seed INTEGER NOT NULL, schedule TEXT NOT NULL DEFAULT "
+        "'static', status TEXT NOT NULL, error TEXT);"
+        "INSERT INTO cells VALUES ('a__fog__s3__seed0', 'a', 'fog', 3, 0, 'static', 'done', NULL)"
+    )
+    con.close()
+    store = ResultsStore.create(tmp_path)
+    store.write_cell(_cell(method="b", batches=2))
+    cells = {c["method"]: c for c in store.cells()}
+    assert cells["a"]["batches"] is None and cells["b"]["batches"] == 2
+
+
+def test_run_meta_reads_version_1_folders_and_refuses_future_ones(tmp_path):
+    store = ResultsStore.create(tmp_path)
+    store.update_meta({
+        "scenario": {"name": "old", "methods": [{"name": "source"}, {"name": "bn", "label": "b"}]},
+        "class_names": ["road", "sky"],
+        "corruption_families": {"fog": "weather"},
+    })  # fmt: skip
+    old = store.run_meta()
+    assert old.method_labels == ["source", "b"] and old.baseline == "source"
+    assert old.palette is None and old.protocol == "reset_each_shift"
+    assert old.corruption_families == {"fog": "weather"} and old.class_names == ("road", "sky")
+    store.set_meta("meta_version", 99)
+    with pytest.raises(ValueError, match=r"meta_version: 99.*up to version 2"):
+        store.run_meta()
