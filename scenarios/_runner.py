@@ -23,8 +23,9 @@ from typing import Any
 
 from scenarios._cells import Unit, plan_units
 from scenarios._executors import EXECUTORS, execute
-from scenarios._schema import Scenario, ScenarioError, dump_yaml, load_scenario
+from scenarios._schema import Scenario, ScenarioError, dump_yaml
 from scenarios._store import ResultsStore
+from scenarios._validate import load_scenario
 from scenarios._work import RunContext, build_model
 
 __all__ = ["RunSummary", "prepare_run", "run_scenario"]

@@ -108,7 +108,7 @@ def _parser() -> _Parser:
 # --------------------------------------------------------------------------- commands
 def _cmd_run(a: argparse.Namespace) -> int:
     from scenarios._runner import run_scenario
-    from scenarios._schema import load_scenario
+    from scenarios._validate import load_scenario
 
     scenario: Any = a.scenario
     out = a.out

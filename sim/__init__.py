@@ -1,34 +1,48 @@
 """roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
 
-``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently).
+``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently) and
+stays cheap: the world, the renderer and the corruptions load on first use of a public name
+(module ``__getattr__``), so ``perception`` can use the pure-Python ``sim.common`` without
+them.
 """
 
 from __future__ import annotations
 
-from sim._classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize
-from sim._env import DrivingStreamEnv, register_envs
-from sim._world import Frame, World, render_stream
-from sim._world_config import (
-    TIMES_OF_DAY,
-    TOWNS,
-    TRAFFIC_LEVELS,
-    WEATHER_PRESETS,
-    Weather,
-    WorldConfig,
-)
+import importlib
+from typing import Any
 
-# isort: split
-from sim._corrupt import (
-    CorruptionInfo,
-    corrupt,
-    corrupt_frame,
-    corruption_groups,
-    corruption_info,
-    corruption_names,
-)
-from sim._preview import contact_sheet
-from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
-from sim._wrapper import CorruptionWrapper
+from sim.common.classes import CLASS_NAMES, IGNORE_INDEX
+from sim.envs.registration import register_envs
+
+register_envs()
+
+# Lazily loaded public names -> the module that defines them.
+_LAZY = {
+    "PALETTE": "sim.render.palette",
+    "colorize": "sim.render.palette",
+    "DrivingStreamEnv": "sim.envs.driving",
+    "Frame": "sim._world",
+    "World": "sim._world",
+    "render_stream": "sim._world",
+    "TIMES_OF_DAY": "sim._world_config",
+    "TOWNS": "sim._world_config",
+    "TRAFFIC_LEVELS": "sim._world_config",
+    "WEATHER_PRESETS": "sim._world_config",
+    "Weather": "sim._world_config",
+    "WorldConfig": "sim._world_config",
+    "CorruptionInfo": "sim._corrupt",
+    "corrupt": "sim._corrupt",
+    "corrupt_frame": "sim._corrupt",
+    "corruption_groups": "sim._corrupt",
+    "corruption_info": "sim._corrupt",
+    "corruption_names": "sim._corrupt",
+    "contact_sheet": "sim._preview",
+    "Schedule": "sim._schedules",
+    "ShiftState": "sim._schedules",
+    "make_schedule": "sim._schedules",
+    "schedule_kinds": "sim._schedules",
+    "CorruptionWrapper": "sim._wrapper",
+}
 
 __all__: list[str] = [
     "CLASS_NAMES",
@@ -59,3 +73,16 @@ __all__: list[str] = [
     "render_stream",
     "schedule_kinds",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

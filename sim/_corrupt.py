@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sim._registry import Registry
+from sim.common.registry import Registry
 
 FAMILIES = ("noise", "blur", "weather", "digital", "driving")
 IMAGENET_C = (
@@ -119,18 +119,22 @@ def register(
     needs_depth: bool = False,
     needs_previous: bool = False,
     uint8_input: bool = False,
+    override: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
     """Register a corruption function with its metadata.
 
     ``uint8_input``: the function works on the uint8 image directly (a fast path for
-    look-up-table and OpenCV-native operations) instead of float32 in [0, 1].
+    look-up-table and OpenCV-native operations) instead of float32 in [0, 1]. A name that is
+    already registered raises ``ValueError`` unless ``override=True``.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    CORRUPTIONS.check_free(name, override)
     info = CorruptionInfo(name, family, moves_pixels, needs_depth, needs_previous, description)
+    UINT8_INPUT.discard(name)
     if uint8_input:
         UINT8_INPUT.add(name)
-    return CORRUPTIONS.register(name=name, meta=info)
+    return CORRUPTIONS.register(name=name, meta=info, override=override)
 
 
 # ---------------------------------------------------------------------------------------------

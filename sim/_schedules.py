@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sim._corrupt import IMAGENET_C, check_severity, corruption_names
-from sim._registry import Registry
+from sim.common.registry import Registry
 
 CURVES = ("linear", "sigmoid", "cosine", "ease_in", "ease_out", "step")
 

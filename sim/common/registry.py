@@ -1,20 +1,18 @@
 """The registry idiom used across roadshift: a name -> factory table with a bare decorator.
 
-``sim`` may not import torch and ``perception`` may not import ``sim``, so each package keeps
-its own copy of this ~50-line class; keep them identical.
+One implementation for every extension point (corruptions, schedule kinds, models, adaptation
+methods). Registering a name that is already taken is an error unless ``override=True``: a
+plug-in must never silently replace a built-in.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from sim.common.names import UnknownNameError, unknown_name
+
 T = TypeVar("T")
-
-
-class UnknownNameError(ValueError):
-    """A name that is not registered; the message lists the close matches and valid choices."""
 
 
 class Registry(Generic[T]):
@@ -25,19 +23,38 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._meta: dict[str, Any] = {}
 
-    def register(self, obj: T | None = None, *, name: str | None = None, meta: Any = None) -> Any:
-        """Register ``obj`` under ``name`` (default: its ``__name__``); usable bare or called."""
+    def register(
+        self,
+        obj: T | None = None,
+        *,
+        name: str | None = None,
+        meta: Any = None,
+        override: bool = False,
+    ) -> Any:
+        """Register ``obj`` under ``name`` (default: its ``__name__``); usable bare or called.
+
+        A name that is already registered raises ``ValueError`` unless ``override=True``.
+        """
 
         def deco(item: T) -> T:
             key = name or getattr(item, "__name__", None)
             if not key:
                 raise TypeError(f"cannot infer a {self.kind} name for {item!r}; pass name=")
+            self.check_free(key, override)
             self._items[key] = item
+            self._meta.pop(key, None)
             if meta is not None:
                 self._meta[key] = meta
             return item
 
         return deco(obj) if obj is not None else deco
+
+    def check_free(self, name: str, override: bool = False) -> None:
+        """Raise ``ValueError`` if ``name`` is taken and ``override`` is not set."""
+        if name in self._items and not override:
+            raise ValueError(
+                f"{self.kind} {name!r} is already registered; pass override=True to replace it"
+            )
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -55,11 +72,8 @@ class Registry(Generic[T]):
         return self._meta.get(name)
 
     def unknown(self, name: str) -> UnknownNameError:
-        close = difflib.get_close_matches(name, self.names(), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        return UnknownNameError(
-            f"unknown {self.kind} {name!r}{hint}; valid choices: {', '.join(self.names())}"
-        )
+        """The error for an unregistered ``name``: close matches and the valid choices."""
+        return unknown_name(self.kind, name, self.names())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

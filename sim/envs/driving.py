@@ -1,4 +1,4 @@
-"""The Gymnasium environment over the procedural world, and its registration."""
+"""The Gymnasium environment over the procedural world."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from gymnasium import spaces
 
 from sim._world import Frame, World
 from sim._world_config import Weather, WorldConfig
-
-ENV_ID = "roadshift/DrivingStream-v0"
-MAX_EPISODE_STEPS = 1000
 
 
 class DrivingStreamEnv(gym.Env):
@@ -189,14 +186,3 @@ class DrivingStreamEnv(gym.Env):
             "events": dict(self.world.events),
             "frame": frame.index,
         }
-
-
-def register_envs() -> None:
-    """Register ``roadshift/DrivingStream-v0`` with Gymnasium (idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(
-            id=ENV_ID, entry_point="sim._env:DrivingStreamEnv", max_episode_steps=MAX_EPISODE_STEPS
-        )
-
-
-register_envs()  # importing sim (which imports this module) registers the env
