@@ -75,7 +75,7 @@ def test_sim_stays_light_and_perception_imports_only_sim_common() -> None:
     assert "sim.common.registry" in used and "sim.common.classes" in used
     assert not {m for m in used if not m.startswith("sim.common.")} - SIM_LIGHT
     # and a public name loads what it needs on first use
-    assert "sim._world" in _loaded_after("import sim; sim.World")
+    assert "sim.world.world" in _loaded_after("import sim; sim.World")
 
 
 def test_reports_and_the_store_need_no_torch() -> None:

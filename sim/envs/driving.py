@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim._world import Frame, World
-from sim._world_config import Weather, WorldConfig
+from sim.world.config import Weather, WorldConfig
+from sim.world.world import Frame, World
 
 
 class DrivingStreamEnv(gym.Env):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim._town import K_BUILDING, K_FENCE, K_HEDGE, K_NONE, K_RAIL, K_TREES, K_WALL
+from sim.world.styles import K_BUILDING, K_FENCE, K_HEDGE, K_NONE, K_RAIL, K_TREES, K_WALL
 
 ATLAS_RES = 5.0  # cells per metre
 ATLAS_H = 320  # 64 m of height

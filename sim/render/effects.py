@@ -1,311 +1,301 @@
-"""Lighting and weather: sun and sky light, shadows, night lights, wet roads, rain, fog, glare.
+"""Shading the id map into the final image: light, night lights, sky, wet roads, fog, rain, glare.
 
-Fog follows Koschmieder's law on the true depth, I = R t + L (1 - t) with t = exp(-beta d):
-beta is a faint constant haze (atmospheric perspective, always present) plus
-``Weather.fog_beta`` plus a little for rain; L is the airlight (the horizon sky's colour).
+``Effects.shade`` runs the stages in order, one colour plane at a time:
+
+1. ``_luminance``: ambient plus direct light by each surface's facing, building and contact
+   shadows, texture;
+2. ``_albedo_planes``: material colour times light, plus (at night) headlights, sodium pools
+   under the street lights and glowing lamps and windows;
+3. ``_paint_sky``: the sky gradient and clouds (``sim.render.sky``);
+4. ``_wet_reflections``: a wet road mirrors what stands above it;
+5. ``_fog``: Koschmieder's law on the true depth, I = R t + L (1 - t) with t = exp(-beta d):
+   beta is a faint constant haze (atmospheric perspective, always present) plus
+   ``Weather.fog_beta`` plus a little for rain; L is the airlight (the horizon sky's colour);
+6. ``_rain``: darker, with streaks; 7. ``_glare``: a low sun in view; 8. ``_lens``: a camera is
+   never perfectly sharp.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from sim._render_tex import rain_canvas
-from sim._world_config import Weather
+from sim.render.camera import Camera, CameraState
+from sim.render.ids import G_BIKE, G_MARK, G_MARK_Y, G_ROAD, G_SIDEWALK, G_SKY, G_TRACK
+from sim.render.lighting import Light
+from sim.render.materials import MaterialTable
+from sim.render.sky import Sky
+from sim.render.textures import rain_canvas
+from sim.world.config import Weather
+from sim.world.town_map import TownMap
 
-if TYPE_CHECKING:
-    from sim._render import CameraState
-
+# ---- light and shadow
+SHADOW_BLOCKS = 0.92  # share of the direct light a building shadow takes away
+CONTACT_SHADOW = 0.55  # darkening under vehicles and tree canopies
+# ---- night lights
+HEADLIGHT_STRENGTH = 0.9
+HEADLIGHT_CONE = 0.38  # ray slope (lateral m per m ahead) at which the beam falls to 1/e
+HEADLIGHT_FULL_WITHIN = 10.0  # metres; beyond, the light falls off with distance squared
+HEADLIGHT_RGB = (1.0, 0.95, 0.85)  # warm white
+LIT_TEXTURE = 0.2  # how much the ground texture modulates artificial light
+POOL_STRENGTH = 1.3  # sodium-orange light pools under the street lights
+POOL_LENGTH = 7.0  # metres along the road at which a pool falls to 1/e
+POOL_WIDTH = 6.0  # metres across the road
+POOL_INSET = 1.5  # a pool's centre lies this far inside the kerb
+SODIUM_RGB = (1.0, 0.72, 0.4)
+GLOW_SIGMA_DIVISOR = 90.0  # glow around lamps: blur sigma = frame width / this (>= 1 px)
+GLOW_GAIN = 1.2
+# ---- wet roads
+WET_REFLECTS_ABOVE = 0.02  # wetness below which roads do not mirror
+REFLECTIVITY = 0.45  # mirror share of a fully wet road
+REFLECTION_TEXTURE = 0.3  # the texture breaks up the reflection
+REFLECTION_BLUR = (1, 5)  # (width, height) of the box blur that softens the mirror image
+REFLECTIVE = (G_ROAD, G_MARK, G_SIDEWALK, G_MARK_Y, G_TRACK, G_BIKE)
+# ---- fog and haze
 HAZE_BETA = 0.0012  # always-on atmospheric perspective (1/m)
 RAIN_BETA = 0.00012  # extra extinction per unit of precipitation (1/m)
-
-
-def _lerp(a: Any, b: Any, w: float) -> np.ndarray:
-    return np.asarray(a, np.float32) * (1 - w) + np.asarray(b, np.float32) * w
+SKY_DISTANCE = 1500.0  # metres of fog between the camera and the sky
+NIGHT_FOG_GLOW = 18.0  # fog scatters the town's light at night: airlight brightening ...
+NIGHT_FOG_GLOW_BETA = 0.01  # ... per this much extinction ...
+NIGHT_FOG_GLOW_MAX = 3.0  # ... up to this many times
+# ---- rain
+RAIN_DIMMING = 0.22  # share of the light a downpour takes away
+RAIN_STREAK_NIGHT, RAIN_STREAK_DAY = 60.0, 120  # streak brightness at night, added by day
+RAIN_DRIFT = (0.61, 0.13)  # fractions of the height and width the streaks move per frame
+RAIN_SLANT, RAIN_WIND_SLANT = 0.1, 0.5  # streak slant (dx per dy) still air, added by wind
+# ---- glare from a low sun
+GLARE_BELOW_ALT = 35.0  # degrees: no glare from a higher sun ...
+GLARE_RAMP = 25.0  # ... full glare this many degrees lower
+GLARE_MIN_DIRECT = 0.05  # direct light without which there is no glare
+GLARE_FIELD = 75.0  # degrees off the camera's axis at which the sun still glares
+GLARE_SIGMA = 0.18  # glare radius, as a share of the frame width
+GLARE_GAIN = 230.0
+GLARE_HALO = 0.35  # weight of the wide halo around the sharp core
+GLARE_RGB = (1.0, 0.93, 0.8)
+# ---- lens
+LENS_BLUR_SIGMA = 0.55  # 3x3 Gaussian
 
 
 @dataclass
-class Light:
-    sun_alt: float
-    az_rel: float
-    daylight: float
-    night: float
-    direct: float
-    ambient: float
-    amb_f: np.ndarray  # per facing (up, left, right, back, emit)
-    dir_f: np.ndarray
-    tint: np.ndarray
-    zenith: np.ndarray
-    horizon: np.ndarray
-    airlight: np.ndarray
+class SceneBuffers:
+    """One frame before shading: ids, depth and texture per pixel, plus the masks."""
+
+    gid: np.ndarray  # (H, W) intp: material ids
+    depth: np.ndarray  # (H, W) float32 metres (sky +inf)
+    texv: np.ndarray  # (H, W) float32 texture value, about -1..1
+    u: np.ndarray  # (H, W) float32 lateral offset of ground pixels
+    s_row: np.ndarray  # (H,) distance along the road of each row's ground point
+    shadow: np.ndarray | None  # ground in the shadow of buildings
+    contact: np.ndarray | None  # ground under vehicles and trees
+    is_part: np.ndarray | None  # pixels of object parts
 
 
-@functools.lru_cache(maxsize=64)
-def _sky_light(alt: float, cloud: float) -> tuple:
-    """Everything about the light that does not depend on the heading (cached)."""
-    daylight = float(np.clip((alt + 6.0) / 14.0, 0.0, 1.0))
-    night = float(np.clip((8.0 - alt) / 14.0, 0.0, 1.0))
-    sin_alt = max(math.sin(math.radians(alt)), 0.0)
-    cos_alt = math.cos(math.radians(alt))
-    direct = 0.85 * daylight * math.sqrt(sin_alt) * (1.0 - 0.85 * cloud)
-    ambient = 0.05 + 0.5 * daylight * (1.0 - 0.25 * cloud)
-    amb_f = np.array([1.0, 0.85, 0.85, 0.9, 0.9], np.float32) * ambient
-    warm = float(np.clip(alt / 25.0, 0.0, 1.0))
-    tint = np.array([1.0, 0.88 + 0.12 * warm, 0.74 + 0.26 * warm], np.float32)
-    tint = _lerp((0.75, 0.85, 1.15), tint, daylight)
-    # Sky colours: night -> dusk by daylight, dusk -> day by sun height; clouds grey it.
-    zen = _lerp(_lerp((4, 6, 16), (50, 62, 112), daylight), (62, 118, 196), warm)
-    hor = _lerp(_lerp((16, 20, 34), (235, 150, 95), daylight), (178, 200, 224), warm)
-    grey = _lerp((20, 22, 26), (168, 172, 178), daylight) * (1.0 - 0.3 * cloud)
-    zen = _lerp(zen, grey * 0.9, cloud * 0.9)
-    hor = _lerp(hor, grey, cloud * 0.8)
-    for arr in (amb_f, tint, zen, hor):
-        arr.setflags(write=False)
-    return daylight, night, sin_alt, cos_alt, direct, ambient, amb_f, tint, zen, hor
+class Effects:
+    """Shades frames for one camera in one town; owns its sky and rain caches."""
 
+    def __init__(
+        self, camera: Camera, town: TownMap, noise_flat: np.ndarray, rain_seed: int
+    ) -> None:
+        self.camera = camera
+        self.town = town
+        self.sky = Sky(camera, noise_flat)
+        self.rain_seed = rain_seed
+        self._rain: np.ndarray | None = None  # streak canvas, drawn at the first rainy frame
 
-def frame_lighting(weather: Weather, yaw: float) -> Light:
-    """Sun, sky and ambient light for the current weather and heading."""
-    alt = float(weather.sun_altitude_deg if weather.sun_altitude_deg is not None else 55.0)
-    cloud = weather.cloudiness / 100.0
-    daylight, night, sin_alt, cos_alt, direct, ambient, amb_f, tint, zen, hor = _sky_light(
-        alt, cloud
-    )
-    az = math.radians(weather.sun_azimuth_deg) - yaw
-    dir_f = (
-        np.array(
-            [
-                sin_alt,
-                cos_alt * max(0.0, -math.sin(az)),
-                cos_alt * max(0.0, math.sin(az)),
-                cos_alt * max(0.0, -math.cos(az)),
-                cos_alt * max(0.0, -math.cos(az)),
-            ],
-            np.float32,
-        )
-        * direct
-    )
-    return Light(
-        alt, az, daylight, night, direct, ambient, amb_f, dir_f, tint, zen, hor, hor.copy()
-    )
+    def shade(
+        self,
+        scene: SceneBuffers,
+        materials: MaterialTable,
+        light: Light,
+        weather: Weather,
+        cam: CameraState,
+    ) -> np.ndarray:
+        """The final RGB image (uint8) of ``scene``."""
+        materials.wet(weather.wetness / 100.0)
+        lum = self._luminance(scene, materials, light)
+        planes = self._albedo_planes(scene, materials, light, lum)
+        sky = scene.gid == G_SKY
+        self._paint_sky(planes, sky, light, weather, cam)
+        self._wet_reflections(planes, scene, weather.wetness / 100.0)
+        self._fog(planes, scene.depth, sky, light, weather)
+        self._rain_on(planes, light, weather, cam)
+        self._glare(planes, light, cam)
+        return self._lens(planes)
 
+    # ------------------------------------------------------------------ stages
+    def _luminance(self, scene: SceneBuffers, materials: MaterialTable, light: Light) -> np.ndarray:
+        lumtab = light.amb_f[materials.facing] + light.dir_f[materials.facing]
+        lum = lumtab.take(scene.gid)
+        if scene.shadow is not None:
+            blocked = np.float32(SHADOW_BLOCKS * light.dir_f[0])
+            np.subtract(lum, blocked, out=lum, where=scene.shadow)
+        lum *= 1.0 + materials.texamp.take(scene.gid) * scene.texv
+        if scene.contact is not None:
+            np.multiply(
+                lum,
+                1.0 - CONTACT_SHADOW,
+                out=lum,
+                where=scene.contact,
+                dtype=np.float64,
+                casting="unsafe",
+            )
+        return lum
 
-class _FxCache:
-    """Per-renderer lazily built buffers (rain canvas, sky gradient and cloud geometry)."""
-
-    def __init__(self) -> None:
-        self.rain: np.ndarray | None = None
-        self.sky_key: tuple | None = None
-        self.sky_grad: list[np.ndarray] = []
-        self.cloud_u = self.cloud_v = self.cloud_fade = np.zeros(0, np.float32)
-
-
-def _cache(r: Any) -> _FxCache:
-    cache = getattr(r, "_fx", None)
-    if cache is None:
-        cache = r._fx = _FxCache()
-    return cache
-
-
-def _sky(
-    r: Any, light: Light, weather: Weather, cam: CameraState, yh: float, rows: int, mask: np.ndarray
-) -> list[np.ndarray]:
-    """Sky colour (three planes, one value per pixel of ``mask``) in the top ``rows`` rows:
-    a vertical gradient plus perspective clouds."""
-    cache = _cache(r)
-    W = r.W
-    key = (rows, float(light.sun_alt), weather.cloudiness)
-    if cache.sky_key != key:
-        y = np.arange(rows, dtype=np.float32) + 0.5
-        el = np.maximum((yh - y) / r.f, 0.0)
-        w = np.clip(el / 0.6, 0.0, 1.0) ** 0.7
-        grad = light.horizon[None, :] * (1 - w[:, None]) + light.zenith[None, :] * w[:, None]
-        cache.sky_grad = [grad[:, c].astype(np.float32) for c in range(3)]
-        # clouds on a plane 1 km up, so they recede towards the horizon
-        dist = 1000.0 / np.maximum(el, 0.03)
-        ang = np.arctan(r.a)
-        cache.cloud_u = (dist[:, None] * np.sin(ang)[None, :] / 40.0).astype(np.float32)
-        cache.cloud_v = (dist[:, None] * np.cos(ang)[None, :] / 40.0).astype(np.float32)
-        cache.cloud_fade = (np.clip(el / 0.05, 0.0, 1.0) * 0.7 + 0.3).astype(np.float32)
-        cache.sky_key = key
-    fi = np.flatnonzero(mask)
-    row = fi // W
-    planes = [g.take(row) for g in cache.sky_grad]
-    cloud = weather.cloudiness / 100.0
-    if cloud > 0.05:
-        cu = (cache.cloud_u.ravel().take(fi) + np.float32((cam.s + 600.0 * cam.yaw) / 40.0)).astype(
-            np.int32
-        )
-        cv = (cache.cloud_v.ravel().take(fi) + np.float32(cam.time * 0.5)).astype(np.int32)
-        cu &= 255
-        cv &= 255
-        cv *= 256
-        cv += cu
-        n = r.tex_flat.take(cv)
-        n += np.float32(1.0 - 2.0 * (1.0 - cloud))
-        n *= 2.0
-        np.maximum(n, 0.0, out=n)
-        np.minimum(n, 1.0, out=n)
-        n *= cache.cloud_fade.take(row)
-        ccol = _lerp((30, 32, 38), (232, 232, 236), light.daylight) * (1.0 - 0.45 * cloud)
-        for c in range(3):
-            planes[c] += (np.float32(ccol[c]) - planes[c]) * n
-    return planes
-
-
-def apply_effects(
-    r: Any,
-    gid: np.ndarray,
-    depth: np.ndarray,
-    texv: np.ndarray,
-    shadow: np.ndarray | None,
-    contact: np.ndarray | None,
-    is_part: np.ndarray | None,
-    u: np.ndarray,
-    s_row: np.ndarray,
-    light: Light,
-    weather: Weather,
-    cam: CameraState,
-) -> np.ndarray:
-    """Shade the id map into the final RGB image (uint8), one colour plane at a time."""
-    from sim._render import (
-        G_BIKE,
-        G_CURB,
-        G_LITWIN,
-        G_MARK,
-        G_MARK_Y,
-        G_ROAD,
-        G_SIDEWALK,
-        G_SKY,
-        G_TRACK,
-    )
-
-    H, W = r.H, r.W
-    wet = weather.wetness / 100.0
-    rain = weather.precipitation / 100.0
-    night = light.night
-    # albedo table for this frame: wet ground is darker; the global tint folded in
-    base = r.base_ground
-    r.color[G_ROAD] = base[G_ROAD] * (1 - 0.45 * wet)
-    r.color[G_TRACK] = base[G_TRACK] * (1 - 0.5 * wet)
-    r.color[G_BIKE] = base[G_BIKE] * (1 - 0.45 * wet)
-    r.color[G_SIDEWALK] = base[G_SIDEWALK] * (1 - 0.3 * wet)
-    r.color[G_CURB] = base[G_CURB] * (1 - 0.3 * wet)
-    r.color[G_MARK] = base[G_MARK] * (1 - 0.2 * wet)
-    r.color[G_MARK_Y] = base[G_MARK_Y] * (1 - 0.2 * wet)
-    lumtab = light.amb_f[r.facing] + light.dir_f[r.facing]
-    lum = lumtab.take(gid)
-    if shadow is not None:
-        np.subtract(lum, np.float32(0.92 * light.dir_f[0]), out=lum, where=shadow)
-    lum *= 1.0 + r.texamp.take(gid) * texv
-    if contact is not None:
-        np.multiply(lum, 1.0 - 0.55, out=lum, where=contact, dtype=np.float64, casting="unsafe")
-    sky = gid == G_SKY
-    tint = light.tint
-    if night > 0.0:
-        r.emit[G_LITWIN] = np.array((250, 200, 130), np.float32) * (0.9 * night)
-        # the ego's headlights: a forward cone falling off with distance (warm white)
-        cone = np.exp(-((r.a / 0.38) ** 2)).astype(np.float32)
-        fall = np.minimum(1.0, (10.0 / np.maximum(depth, 1.0)) ** 2)
-        head = (0.9 * night) * cone[None, :] * fall
-        pool = None
-        if r.town.has_lamps:  # sodium-orange pools under the street lights
-            sp, off = r.town.lamp_spacing, r.town.lamp_offset
-            dr = (s_row - off) % sp
-            dr = np.minimum(dr, sp - dr)
-            dl = (s_row - off - 0.5 * sp) % sp
-            dl = np.minimum(dl, sp - dl)
-            ul = r.town.layout.road_half - 1.5
-            rows_r = (np.exp(-((dr / 7.0) ** 2)) * r.ground).astype(np.float32)
-            rows_l = (np.exp(-((dl / 7.0) ** 2)) * r.ground).astype(np.float32)
-            pool = rows_r[:, None] * np.exp(-(((u - ul) * (1 / 6.0)) ** 2)) + rows_l[
-                :, None
-            ] * np.exp(-(((u + ul) * (1 / 6.0)) ** 2))
-            notground = gid >= G_SKY
-            if is_part is not None:
-                notground |= is_part
-            pool[notground] = 0.0
-            pool *= 1.3 * night
-        shade = 1.0 + 0.2 * texv
-        lights = [head * (w * shade) for w in (1.0, 0.95, 0.85)]
-        if pool is not None:
-            for c, w in enumerate((1.0, 0.72, 0.4)):
-                lights[c] += pool * (w * shade)
-        planes = [r.color[:, c].take(gid) * (lum * tint[c] + lights[c]) for c in range(3)]
-        em = cv2.merge([r.emit[:, c].take(gid) for c in range(3)])
-        glow = cv2.GaussianBlur(em, (0, 0), max(1.0, W / 90.0))
-        em += 1.2 * glow
+    def _albedo_planes(
+        self, scene: SceneBuffers, materials: MaterialTable, light: Light, lum: np.ndarray
+    ) -> list[np.ndarray]:
+        gid, tint, night = scene.gid, light.tint, light.night
+        if night <= 0.0:
+            return [materials.color[:, c].take(gid) * (lum * tint[c]) for c in range(3)]
+        materials.light_windows(night)
+        lights = self._night_lights(scene, night)
+        planes = [materials.color[:, c].take(gid) * (lum * tint[c] + lights[c]) for c in range(3)]
+        em = cv2.merge([materials.emit[:, c].take(gid) for c in range(3)])
+        glow = cv2.GaussianBlur(em, (0, 0), max(1.0, self.camera.W / GLOW_SIGMA_DIVISOR))
+        em += GLOW_GAIN * glow
         for c in range(3):
             planes[c] += em[..., c]
-    else:
-        planes = [r.color[:, c].take(gid) * (lum * tint[c]) for c in range(3)]
-    # sky
-    top = r.top
-    fog_beta = weather.fog_beta + RAIN_BETA * weather.precipitation
-    if top > 0:
+        return planes
+
+    def _night_lights(self, scene: SceneBuffers, night: float) -> list[np.ndarray]:
+        """Artificial light per plane: the ego's headlights, the street lights' pools."""
+        cone = np.exp(-((self.camera.a / HEADLIGHT_CONE) ** 2)).astype(np.float32)
+        fall = np.minimum(1.0, (HEADLIGHT_FULL_WITHIN / np.maximum(scene.depth, 1.0)) ** 2)
+        head = (HEADLIGHT_STRENGTH * night) * cone[None, :] * fall
+        pool = self._lamp_pools(scene, night) if self.town.has_lamps else None
+        shade = 1.0 + LIT_TEXTURE * scene.texv
+        lights = [head * (w * shade) for w in HEADLIGHT_RGB]
+        if pool is not None:
+            for c, w in enumerate(SODIUM_RGB):
+                lights[c] += pool * (w * shade)
+        return lights
+
+    def _lamp_pools(self, scene: SceneBuffers, night: float) -> np.ndarray:
+        """Sodium-orange pools on the ground under the street lights (both sides)."""
+        town, ground = self.town, self.camera.ground
+        sp, off = town.lamp_spacing, town.lamp_offset
+        dr = (scene.s_row - off) % sp  # distance along the road to the nearest right lamp
+        dr = np.minimum(dr, sp - dr)
+        dl = (scene.s_row - off - 0.5 * sp) % sp  # ... and left lamp (half a spacing on)
+        dl = np.minimum(dl, sp - dl)
+        ul = town.layout.road_half - POOL_INSET
+        rows_r = (np.exp(-((dr / POOL_LENGTH) ** 2)) * ground).astype(np.float32)
+        rows_l = (np.exp(-((dl / POOL_LENGTH) ** 2)) * ground).astype(np.float32)
+        u = scene.u
+        pool = rows_r[:, None] * np.exp(-(((u - ul) * (1 / POOL_WIDTH)) ** 2)) + rows_l[
+            :, None
+        ] * np.exp(-(((u + ul) * (1 / POOL_WIDTH)) ** 2))
+        notground = scene.gid >= G_SKY
+        if scene.is_part is not None:
+            notground |= scene.is_part
+        pool[notground] = 0.0
+        pool *= POOL_STRENGTH * night
+        return pool
+
+    def _paint_sky(
+        self,
+        planes: list[np.ndarray],
+        sky: np.ndarray,
+        light: Light,
+        weather: Weather,
+        cam: CameraState,
+    ) -> None:
+        top = self.camera.top
+        if top <= 0:
+            return
         sky_top = sky[:top]
         if sky_top.any():
-            sky_vals = _sky(r, light, weather, cam, r.yh, top, sky_top)
+            colors = self.sky.colors(light, weather, cam, top, sky_top)
             for c in range(3):
-                planes[c][:top][sky_top] = sky_vals[c]
-    # wet road reflects what stands above it (mirrored about the horizon, softened)
-    if wet > 0.02:
+                planes[c][:top][sky_top] = colors[c]
+
+    def _wet_reflections(self, planes: list[np.ndarray], scene: SceneBuffers, wet: float) -> None:
+        """A wet road reflects what stands above it (mirrored about the horizon, softened)."""
+        if wet <= WET_REFLECTS_ABOVE:
+            return
+        gid = scene.gid
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)
         refl |= (gid == G_TRACK) | (gid == G_BIKE)
-        if is_part is not None:
-            refl &= ~is_part
-        if refl.any():
-            ym = np.clip((2 * r.yh - np.arange(H)).astype(np.int64), 0, H - 1)
-            k = (0.45 * wet) * (1.0 + 0.3 * texv) * refl
-            for c in range(3):
-                mirror = cv2.blur(planes[c][ym], (1, 5))
-                planes[c] += k * (mirror - planes[c])
-    # fog and haze (Koschmieder) on the true depth; the sky fades to airlight with fog only
-    beta = HAZE_BETA + fog_beta
-    t = np.exp(-beta * depth)
-    if top > 0:
-        np.copyto(t[:top], np.float32(math.exp(-fog_beta * 1500.0)), where=sky[:top])
-    air = light.airlight
-    if night > 0 and fog_beta > 0:
-        air = air + night * np.float32(18.0) * min(fog_beta / 0.01, 3.0)
-    one_t = 1.0 - t
-    for c in range(3):
-        planes[c] *= t
-        planes[c] += np.float32(air[c]) * one_t
-    # rain: darker, streaks
-    if rain > 0.0:
-        cache = _cache(r)
-        if cache.rain is None:
-            slant = 0.1 + 0.5 * weather.wind_intensity / 100.0
-            cache.rain = rain_canvas(np.random.default_rng(r.fx_rng_seed), H, W, slant)
-        oy = int(cam.frame * H * 0.61) % H
-        ox = int(cam.frame * W * 0.13) % W
-        streak = cache.rain[oy : oy + H, ox : ox + W] * np.float32(
-            rain * (60.0 + 120 * light.daylight)
-        )
+        if scene.is_part is not None:
+            refl &= ~scene.is_part
+        if not refl.any():
+            return
+        H, yh = self.camera.H, self.camera.yh
+        ym = np.clip((2 * yh - np.arange(H)).astype(np.int64), 0, H - 1)
+        k = (REFLECTIVITY * wet) * (1.0 + REFLECTION_TEXTURE * scene.texv) * refl
         for c in range(3):
-            planes[c] *= 1.0 - 0.22 * rain
+            mirror = cv2.blur(planes[c][ym], REFLECTION_BLUR)
+            planes[c] += k * (mirror - planes[c])
+
+    def _fog(
+        self,
+        planes: list[np.ndarray],
+        depth: np.ndarray,
+        sky: np.ndarray,
+        light: Light,
+        weather: Weather,
+    ) -> None:
+        """Fog and haze (Koschmieder) on the true depth; the sky fades to airlight with fog."""
+        top = self.camera.top
+        fog_beta = weather.fog_beta + RAIN_BETA * weather.precipitation
+        t = np.exp(-(HAZE_BETA + fog_beta) * depth)
+        if top > 0:
+            np.copyto(t[:top], np.float32(math.exp(-fog_beta * SKY_DISTANCE)), where=sky[:top])
+        air = light.airlight
+        if light.night > 0 and fog_beta > 0:
+            glow = min(fog_beta / NIGHT_FOG_GLOW_BETA, NIGHT_FOG_GLOW_MAX)
+            air = air + light.night * np.float32(NIGHT_FOG_GLOW) * glow
+        one_t = 1.0 - t
+        for c in range(3):
+            planes[c] *= t
+            planes[c] += np.float32(air[c]) * one_t
+
+    def _rain_on(
+        self, planes: list[np.ndarray], light: Light, weather: Weather, cam: CameraState
+    ) -> None:
+        """Rain darkens the scene and streaks it (a canvas that moves every frame)."""
+        rain = weather.precipitation / 100.0
+        if rain <= 0.0:
+            return
+        H, W = self.camera.H, self.camera.W
+        if self._rain is None:
+            slant = RAIN_SLANT + RAIN_WIND_SLANT * weather.wind_intensity / 100.0
+            self._rain = rain_canvas(np.random.default_rng(self.rain_seed), H, W, slant)
+        oy = int(cam.frame * H * RAIN_DRIFT[0]) % H
+        ox = int(cam.frame * W * RAIN_DRIFT[1]) % W
+        brightness = rain * (RAIN_STREAK_NIGHT + RAIN_STREAK_DAY * light.daylight)
+        streak = self._rain[oy : oy + H, ox : ox + W] * np.float32(brightness)
+        for c in range(3):
+            planes[c] *= 1.0 - RAIN_DIMMING * rain
             planes[c] += streak
-    # glare from a low sun in the field of view
-    if light.direct > 0.05 and light.sun_alt < 35.0:
+
+    def _glare(self, planes: list[np.ndarray], light: Light, cam: CameraState) -> None:
+        """Glare from a low sun in the field of view: a bright core and a wide halo."""
+        if not (light.direct > GLARE_MIN_DIRECT and light.sun_alt < GLARE_BELOW_ALT):
+            return
         cam_az = light.az_rel + cam.heading
-        if abs(cam_az) < math.radians(75.0):
-            sx = r.cx + r.f * math.tan(cam_az)
-            sy = r.yh - r.f * math.tan(math.radians(light.sun_alt))
-            strength = light.direct * float(np.clip((35.0 - light.sun_alt) / 25.0, 0, 1))
-            sig = 0.18 * W
-            gx = np.exp(-(((np.arange(W) - sx) / sig) ** 2)).astype(np.float32)
-            gy = np.exp(-(((np.arange(H) - sy) / sig) ** 2)).astype(np.float32)
-            core = np.outer(gy, gx)
-            glare = (strength * 230.0) * (core**3 + 0.35 * core)
-            for c, w in enumerate((1.0, 0.93, 0.8)):
-                planes[c] += np.float32(w) * glare
-    img = cv2.merge(planes)
-    np.clip(img, 0, 255, out=img)
-    # a camera is never perfectly sharp: soften every edge a little
-    return cv2.GaussianBlur(img.astype(np.uint8), (3, 3), 0.55)
+        if abs(cam_az) >= math.radians(GLARE_FIELD):
+            return
+        c = self.camera
+        H, W = c.H, c.W
+        sx = c.cx + c.f * math.tan(cam_az)
+        sy = c.yh - c.f * math.tan(math.radians(light.sun_alt))
+        ramp = float(np.clip((GLARE_BELOW_ALT - light.sun_alt) / GLARE_RAMP, 0, 1))
+        strength = light.direct * ramp
+        sig = GLARE_SIGMA * W
+        gx = np.exp(-(((np.arange(W) - sx) / sig) ** 2)).astype(np.float32)
+        gy = np.exp(-(((np.arange(H) - sy) / sig) ** 2)).astype(np.float32)
+        core = np.outer(gy, gx)
+        glare = (strength * GLARE_GAIN) * (core**3 + GLARE_HALO * core)
+        for ch, w in enumerate(GLARE_RGB):
+            planes[ch] += np.float32(w) * glare
+
+    @staticmethod
+    def _lens(planes: list[np.ndarray]) -> np.ndarray:
+        """Merge the planes into uint8 RGB and soften every edge a little."""
+        img = cv2.merge(planes)
+        np.clip(img, 0, 255, out=img)
+        return cv2.GaussianBlur(img.astype(np.uint8), (3, 3), LENS_BLUR_SIGMA)

@@ -1,120 +1,145 @@
-"""Objects of the per-frame table painted back to front: far ones as one rectangle each,
-near ones through the sprite drawer's detailed parts.
+"""The frame's object table painted back to front: far objects as one rectangle each, near ones
+through the sprite drawer's detailed parts (``sim.render.sprites``).
 
-Object table columns: s, u, type, length, width, height (or size), r, g, b, seed,
-direction (+1 same as the ego, -1 oncoming), state (walk phase, signal state, flags).
+The table's fields are described in ``sim.world.objects``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
-from sim._render_sprites import (
-    F_BACK,
-    MAX_PARTS,
-    T_BUSH,
-    T_CLUTTER,
-    T_LAMP,
-    T_PERSON,
-    T_POLE,
-    T_SIGN,
-    T_TLIGHT,
-    T_TREE,
-    VEHICLE_LABEL,
-    SpriteDrawer,
+from sim.common.classes import BICYCLE, MOTORCYCLE, RIDER
+from sim.render.camera import CameraState
+from sim.render.ids import F_BACK
+from sim.render.sprites import SpriteDrawer
+from sim.world.objects import (
+    KIND_LABEL,
+    LAMP_HEIGHT,
+    SIGN_TOP,
+    VEHICLES,
+    WOODEN_POLE_HEIGHT,
+    ObjectKind,
+    kind_table,
 )
-from sim._town import BIKE, MOTO, RIDER
 
-if TYPE_CHECKING:
-    from sim._render import CameraState, Renderer
+N_KINDS = len(ObjectKind)
+# Culling: objects behind the camera, too far, or smaller than this on screen are skipped.
+MIN_AHEAD, MAX_AHEAD, MIN_PX = 0.6, 220.0, 1.5
+# Objects smaller than this on screen (px tall) are drawn as a single rectangle.
+FAR_VEHICLE_PX, FAR_OBJECT_PX = 12.0, 14.0
+PARKED_BICYCLE_FROM = 0.8  # street furniture with this variant or more is a parked bicycle
 
-N_COLS = 12
+
+class FarShape(NamedTuple):
+    """The rectangle that stands in for a far object."""
+
+    half_width: float  # m; trees and bushes: a share of their size; vehicles: half their width
+    bottom: float  # m above the ground ...
+    bottom_share: float  # ... plus this share of the object's height
+    top: float  # m; 0: the object's height
 
 
-def draw_object(spr: SpriteDrawer, row: np.ndarray, cam: CameraState, night: float) -> None:
-    d = float(row[0]) - cam.s
-    u = float(row[1])
-    typ = int(row[2])
-    color = row[6:9].astype(np.float32)
-    if typ in VEHICLE_LABEL:
-        spr.vehicle(
-            typ, d, u, float(row[3]), float(row[4]), float(row[5]), color, float(row[10]), night
-        )
-    elif d < 0.6:
+FAR_SHAPE: dict[ObjectKind, FarShape] = {
+    ObjectKind.TREE: FarShape(0.3, 0.0, 0.3, 0.0),  # the canopy, above the trunk
+    ObjectKind.BUSH: FarShape(0.8, 0.0, 0.0, 0.0),
+    ObjectKind.POLE: FarShape(0.12, 0.0, 0.0, WOODEN_POLE_HEIGHT),
+    ObjectKind.LAMP: FarShape(0.1, 0.0, 0.0, LAMP_HEIGHT),
+    ObjectKind.SIGN: FarShape(0.3, 2.2, 0.0, SIGN_TOP),  # the plate
+    ObjectKind.TRAFFIC_LIGHT: FarShape(0.24, 3.1, 0.0, 4.3),  # the head of a kerbside signal
+    ObjectKind.CAR: FarShape(0.0, 0.0, 0.15, 0.0),  # the body, above the wheels
+    ObjectKind.TRUCK: FarShape(0.0, 0.0, 0.15, 0.0),
+    ObjectKind.BUS: FarShape(0.0, 0.0, 0.15, 0.0),
+    ObjectKind.TRAIN: FarShape(0.0, 0.0, 0.15, 0.0),
+    ObjectKind.MOTORCYCLE: FarShape(0.0, 0.0, 0.0, 0.0),
+    ObjectKind.BICYCLE: FarShape(0.0, 0.0, 0.0, 0.0),
+    ObjectKind.PERSON: FarShape(0.22, 0.0, 0.0, 0.0),
+    ObjectKind.CLUTTER: FarShape(0.3, 0.0, 0.0, 1.0),
+}
+_FAR_HALF_WIDTH = kind_table({k: v.half_width for k, v in FAR_SHAPE.items()}, N_KINDS)
+_FAR_BOTTOM = kind_table({k: v.bottom for k, v in FAR_SHAPE.items()}, N_KINDS)
+_FAR_BOTTOM_SHARE = kind_table({k: v.bottom_share for k, v in FAR_SHAPE.items()}, N_KINDS)
+_FAR_TOP = kind_table({k: v.top for k, v in FAR_SHAPE.items()}, N_KINDS)
+_SIZE_RELATIVE = kind_table({ObjectKind.TREE: True, ObjectKind.BUSH: True}, N_KINDS, np.bool_)
+_IS_VEHICLE = kind_table(dict.fromkeys(VEHICLES, True), N_KINDS, np.bool_)
+_LABEL = kind_table(KIND_LABEL, N_KINDS, np.uint8)
+_CLUTTER = ObjectKind.CLUTTER.value
+
+
+def draw_object(spr: SpriteDrawer, row: np.void, cam: CameraState, night: float) -> None:
+    """One object of the table in detail."""
+    d = float(row["s"]) - cam.s
+    u = float(row["u"])
+    kind = ObjectKind(int(row["kind"]))
+    color = row["color"].astype(np.float32)
+    if kind in VEHICLES:
+        length, width, height = float(row["length"]), float(row["width"]), float(row["height"])
+        spr.vehicle(kind, d, u, length, width, height, color, float(row["direction"]), night)
+    elif d < MIN_AHEAD:
         return
-    elif typ == T_PERSON:
-        spr.person(d, u, color, float(row[9]), float(row[11]))
-    elif typ == T_TREE:
-        spr.tree(d, u, float(row[5]), color, float(row[9]))
-    elif typ == T_BUSH:
-        spr.bush(d, u, float(row[5]), color)
-    elif typ == T_POLE:
-        spr.pole(d, u, color, wooden=row[11] > 0, with_sign=row[4] > 0.6)
-    elif typ == T_LAMP:
+    elif kind is ObjectKind.PERSON:
+        spr.person(d, u, color, float(row["seed"]), float(row["phase"]))
+    elif kind is ObjectKind.TREE:
+        spr.tree(d, u, float(row["height"]), color, float(row["seed"]))
+    elif kind is ObjectKind.BUSH:
+        spr.bush(d, u, float(row["height"]), color)
+    elif kind is ObjectKind.POLE:
+        spr.pole(d, u, color, wooden=bool(row["wooden"]), with_sign=row["variant"] > 0.6)
+    elif kind is ObjectKind.LAMP:
         spr.lamp(d, u, color, night)
-    elif typ == T_SIGN:
-        spr.sign(d, u, float(row[9]), facing_ego=u > 0)
-    elif typ == T_CLUTTER:
-        spr.clutter(d, u, float(row[4]), color)
-    elif typ == T_TLIGHT:
-        spr.traffic_light(d, u, int(row[11]), facing_ego=u > 0, night=night, mast=row[4] > 0.5)
+    elif kind is ObjectKind.SIGN:
+        spr.sign(d, u, float(row["seed"]), facing_ego=u > 0)
+    elif kind is ObjectKind.CLUTTER:
+        spr.clutter(d, u, float(row["variant"]), color)
+    elif kind is ObjectKind.TRAFFIC_LIGHT:
+        spr.traffic_light(
+            d, u, int(row["signal"]), facing_ego=u > 0, night=night, mast=row["variant"] > 0.5
+        )
 
 
-# Small-object stand-ins, by object type (see _render_sprites.T_*): half-width (m; trees and
-# bushes: a fraction of their size), bottom height (fraction of size + absolute m), fixed top.
-_TINY_HW = np.array([0.3, 0.8, 0.12, 0.1, 0.3, 0.24, 0, 0, 0, 0, 0, 0, 0.22, 0.3])
-_TINY_Y0 = np.array([0.3, 0, 0, 0, 0, 0, 0.15, 0.15, 0.15, 0.15, 0, 0, 0, 0])
-_TINY_Y0_ABS = np.array([0, 0, 0, 0, 2.2, 3.1, 0, 0, 0, 0, 0, 0, 0, 0])
-_TINY_TOP_ABS = np.array([0, 0, 7.5, 8.0, 2.9, 4.3, 0, 0, 0, 0, 0, 0, 0, 1.0])
-_TINY_LABEL = np.array([8, 8, 5, 5, 7, 6, 13, 14, 15, 16, 17, 18, 11, 255], np.uint8)
-
-
-def draw_objects(r: Renderer, objects: np.ndarray, cam: CameraState, night: float) -> None:
+def draw_objects(spr: SpriteDrawer, objects: np.ndarray, cam: CameraState, night: float) -> None:
     """Paint objects back to front; small (far) ones as a single rectangle each."""
     if len(objects) == 0:
         return
-    d = objects[:, 0] - cam.s
-    near = d - 0.5 * objects[:, 3]
-    size_px = r.f * objects[:, 5] / np.maximum(near, 0.5)
-    keep = (d + 0.5 * objects[:, 3] > 0.6) & (d < 220.0) & (size_px > 1.5)
+    f = spr.f
+    d = objects["s"] - cam.s
+    near = d - 0.5 * objects["length"]
+    size_px = f * objects["height"] / np.maximum(near, 0.5)
+    keep = (d + 0.5 * objects["length"] > MIN_AHEAD) & (d < MAX_AHEAD) & (size_px > MIN_PX)
     objs = objects[keep]
     near = near[keep]
     order = np.argsort(-near, kind="stable")
     objs, near = objs[order], near[order]
-    typ = objs[:, 2].astype(np.int64)
-    px = r.f * objs[:, 5] / np.maximum(near, 0.5)
-    small = (px < np.where((typ >= 6) & (typ <= 11), 12.0, 14.0)) & (near > 1.0)
+    kind = objs["kind"]
+    size = objs["height"]
+    px = f * size / np.maximum(near, 0.5)
+    vehicle = _IS_VEHICLE[kind]
+    small = (px < np.where(vehicle, FAR_VEHICLE_PX, FAR_OBJECT_PX)) & (near > 1.0)
     # one rectangle per small object: lateral half-width, bottom and top heights
-    vehicle = (typ >= 6) & (typ <= 11)
-    hw = np.where(vehicle, 0.5 * objs[:, 4], _TINY_HW[typ])
-    size = objs[:, 5]
-    y0 = _TINY_Y0[typ] * size + _TINY_Y0_ABS[typ]
-    y1 = np.where(_TINY_TOP_ABS[typ] > 0, _TINY_TOP_ABS[typ], size)
-    hw = np.where(typ <= 1, _TINY_HW[typ] * size, hw)
+    hw = np.where(vehicle, 0.5 * objs["width"], _FAR_HALF_WIDTH[kind])
+    y0 = _FAR_BOTTOM_SHARE[kind] * size + _FAR_BOTTOM[kind]
+    y1 = np.where(_FAR_TOP[kind] > 0, _FAR_TOP[kind], size)
+    hw = np.where(_SIZE_RELATIVE[kind], _FAR_HALF_WIDTH[kind] * size, hw)
     dd = np.maximum(near, 1.0)
-    X = objs[:, 1] - cam.u + cam.heading * dd + 0.5 * cam.curvature * dd * dd
-    xc = r.cx + r.f * X / dd
-    half = r.f * hw / dd
+    X = objs["u"] - cam.u + cam.heading * dd + 0.5 * cam.curvature * dd * dd
+    xc = spr.cx + f * X / dd
+    half = f * hw / dd
     c0 = np.maximum((xc - half + 0.5).astype(np.int64), 0)
-    c1 = np.minimum(np.maximum((xc + half + 0.5).astype(np.int64), c0 + 1), r.W)
-    r0 = np.maximum((r.yh + r.f * (r.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
+    c1 = np.minimum(np.maximum((xc + half + 0.5).astype(np.int64), c0 + 1), spr.W)
+    r0 = np.maximum((spr.yh + f * (spr.cam_h - y1) / dd + 0.5).astype(np.int64), 0)
     r1 = np.minimum(
-        np.maximum((r.yh + r.f * (r.cam_h - y0) / dd + 0.5).astype(np.int64), r0 + 1), r.H
+        np.maximum((spr.yh + f * (spr.cam_h - y0) / dd + 0.5).astype(np.int64), r0 + 1), spr.H
     )
-    spr = r.sprites
-    buf = spr.buf
-    colors = objs[:, 6:9].astype(np.float32)
-    tiny_label = _TINY_LABEL[typ]
-    tiny_label[(typ == 13) & (objs[:, 4] >= 0.8)] = BIKE  # parked bicycles
+    colors = objs["color"].astype(np.float32)
+    far_label = _LABEL[kind]
+    far_label[(kind == _CLUTTER) & (objs["variant"] >= PARKED_BICYCLE_FROM)] = BICYCLE
     # small objects that cover no pixel are skipped; the rest keep the painter's order
     small_ok = small & (c0 < c1) & (r0 < r1)
     draw_big = ~small
-    rows = spr._rows
     # Part ids grow in painting order, so painting back to front equals keeping the
     # largest id per pixel: small rectangles are collected and rasterised at the end.
-    tiny: list[tuple[int, int, int, int, int]] = []
+    rects: list[tuple[int, int, int, int, int]] = []
     for i, (sm, big, a0, a1, b0, b1, lab, dn) in enumerate(
         zip(
             small_ok.tolist(),
@@ -123,25 +148,22 @@ def draw_objects(r: Renderer, objects: np.ndarray, cam: CameraState, night: floa
             r1.tolist(),
             c0.tolist(),
             c1.tolist(),
-            tiny_label.tolist(),
+            far_label.tolist(),
             near.tolist(),
             strict=True,
         )
     ):
         if sm:
-            if spr.n >= MAX_PARTS - 3:
+            if not spr.has_room(3):
                 continue
-            rows.append((colors[i], lab, dn, F_BACK))
-            spr.n += 1
-            tiny.append((spr.n, a0, a1, b0, b1))
-            if (lab == MOTO or lab == BIKE) and a1 - a0 > 1:  # the rider on top
-                rows.append((colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK))
-                spr.n += 1
-                tiny.append((spr.n, a0, (a0 + a1 + 1) // 2, b0, b1))
+            rects.append((spr.add_part(colors[i], lab, dn, F_BACK), a0, a1, b0, b1))
+            if (lab == MOTORCYCLE or lab == BICYCLE) and a1 - a0 > 1:  # the rider on top
+                pid = spr.add_part(colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK)
+                rects.append((pid, a0, (a0 + a1 + 1) // 2, b0, b1))
         elif big:
             draw_object(spr, objs[i], cam, night)
-    if tiny:
-        _max_rects(buf, np.array(tiny, dtype=np.int64))
+    if rects:
+        _max_rects(spr.buf, np.array(rects, dtype=np.int64))
 
 
 def _max_rects(buf: np.ndarray, rects: np.ndarray) -> None:

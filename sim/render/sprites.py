@@ -14,18 +14,29 @@ import math
 import cv2
 import numpy as np
 
-from sim._town import BIKE, BUS, CAR, MOTO, PERSON, POLE, RIDER, TLIGHT, TRAIN, TRUCK, TSIGN, VEG
+from sim.common.classes import (
+    BICYCLE,
+    IGNORE_INDEX,
+    PERSON,
+    POLE,
+    RIDER,
+    TRAFFIC_LIGHT,
+    TRAFFIC_SIGN,
+    VEGETATION,
+)
+from sim.render.camera import Camera
+from sim.render.ids import F_BACK, F_EMIT, F_LEFT, F_RIGHT, F_UP, MAX_PARTS
+from sim.world.objects import (
+    KIND_LABEL,
+    LAMP_HEIGHT,
+    MAST_SIGNAL_HEIGHT,
+    METAL_POLE_HEIGHT,
+    WOODEN_POLE_HEIGHT,
+    ObjectKind,
+)
 
-# Object types in the per-frame object table.
-T_TREE, T_BUSH, T_POLE, T_LAMP, T_SIGN, T_TLIGHT = range(6)
-T_CAR, T_TRUCK, T_BUS, T_TRAIN, T_MOTO, T_BIKE, T_PERSON = range(6, 13)
-T_CLUTTER = 13  # street furniture (bins, benches, bollards): Cityscapes void, label 255
-VEHICLE_LABEL = {T_CAR: CAR, T_TRUCK: TRUCK, T_BUS: BUS, T_TRAIN: TRAIN, T_MOTO: MOTO, T_BIKE: BIKE}
-
-# Facing of a part, used to light it: up, faces left, faces right, faces the camera, self-lit.
-F_UP, F_LEFT, F_RIGHT, F_BACK, F_EMIT = range(5)
-
-MAX_PARTS = 4096
+TWO_WHEELERS = (ObjectKind.MOTORCYCLE, ObjectKind.BICYCLE)
+PLAIN_SIGNAL_HEIGHT = 3.2  # a traffic light on its own pole at the kerb
 _SHIFT = 4  # sub-pixel bits for OpenCV polygon fills
 _SCALE = float(1 << _SHIFT)
 
@@ -56,10 +67,16 @@ _TL_ON = tuple(c * 1.0 for c in _TL_COLORS)
 
 
 class SpriteDrawer:
-    """Paints objects into a part buffer; one instance per renderer, reused every frame."""
+    """Paints objects into a part buffer; one instance per renderer, reused every frame.
 
-    def __init__(self, height: int, width: int) -> None:
+    ``lane_centres``: ``|u|`` of the traffic lanes, over which mast-arm signals hang their heads.
+    """
+
+    def __init__(self, camera: Camera, lane_centres: list[float]) -> None:
+        height, width = camera.H, camera.W
         self.H, self.W = height, width
+        self.f, self.cx, self.yh, self.cam_h = camera.f, camera.cx, camera.yh, camera.cam_h
+        self.u_ego = self.hd = self.k = 0.0
         self.color = np.zeros((MAX_PARTS, 3), np.float32)
         self.label = np.zeros(MAX_PARTS, np.uint8)
         self.depth = np.full(MAX_PARTS, np.inf, np.float32)
@@ -72,22 +89,14 @@ class SpriteDrawer:
         self.shadow = np.zeros((height, width), np.uint8)
         self.has_shadow = False
         self.sun: tuple[float, float] | None = None
-        self.lane_centres: list[float] = []  # |u| of the traffic lanes, for overhead signals
+        self.lane_centres = list(lane_centres)
 
     # ----- camera -----
-    def set_camera(
-        self,
-        f: float,
-        cx: float,
-        yh: float,
-        cam_h: float,
-        u_ego: float,
-        heading: float,
-        curv: float,
-        sun: tuple[float, float] | None = None,
+    def set_view(
+        self, u_ego: float, heading: float, curv: float, sun: tuple[float, float] | None = None
     ) -> None:
-        """``sun``: ground shadow offset per metre of height (along s, along u), or None."""
-        self.f, self.cx, self.yh, self.cam_h = f, cx, yh, cam_h
+        """This frame's camera pose (see ``CameraState``) and sun: the ground shadow offset per
+        metre of height (along s, along u), or None."""
         self.u_ego, self.hd, self.k = u_ego, heading, curv
         self.sun = sun
 
@@ -108,7 +117,11 @@ class SpriteDrawer:
             self.shadow.fill(0)
         self.has_shadow = False
 
-    def _part(
+    def has_room(self, parts: int) -> bool:
+        """Whether ``parts`` more parts fit in this frame's part table."""
+        return self.n + parts < MAX_PARTS
+
+    def add_part(
         self,
         color: np.ndarray,
         label: int,
@@ -116,6 +129,7 @@ class SpriteDrawer:
         facing: int,
         emit: np.ndarray | None = None,
     ) -> int:
+        """A new part (drawn by the caller); its id, or -1 when the part table is full."""
         if self.n >= MAX_PARTS - 1:
             return -1
         self._rows.append((color, label, depth, facing))
@@ -197,7 +211,7 @@ class SpriteDrawer:
         ax, ay = max(ru * f, 0.5), max(ry * f, 0.5)
         if cx + ax < 0 or cx - ax >= self.W or cy + ay < 0 or cy - ay >= self.H:
             return
-        pid = self._part(color, label, d, facing, emit)
+        pid = self.add_part(color, label, d, facing, emit)
         if pid > 0:
             cv2.ellipse(
                 self.buf,
@@ -223,7 +237,7 @@ class SpriteDrawer:
         if max(xs) < 0 or min(xs) >= self.W or max(ys) < 0 or min(ys) >= self.H:
             return
         depth = sum(p[0] for p in pts) / len(pts)
-        pid = self._part(color, label, depth, facing)
+        pid = self.add_part(color, label, depth, facing)
         if pid > 0:
             poly = np.array([xs, ys]).T * _SCALE
             cv2.fillConvexPoly(self.buf, poly.astype(np.int32), pid, cv2.LINE_8, _SHIFT)
@@ -265,7 +279,7 @@ class SpriteDrawer:
 
     def vehicle(
         self,
-        typ: int,
+        kind: ObjectKind,
         d: float,
         u: float,
         length: float,
@@ -275,7 +289,7 @@ class SpriteDrawer:
         direction: float,
         night: float,
     ) -> None:
-        label = VEHICLE_LABEL[typ]
+        label = KIND_LABEL[kind]
         d0, d1 = d - length / 2, d + length / 2
         u0, u1 = u - width / 2, u + width / 2
         px_h = self.f * height / max(d0, 0.4)
@@ -283,7 +297,7 @@ class SpriteDrawer:
             self._shadow(d, u, length, width)
         if px_h < 24 and d0 > 0.4:  # far away: a body and a band of glass are enough
             self.rect(d0, u0, u1, 0.15 * height, height, color, label)
-            if typ not in (T_MOTO, T_BIKE):
+            if kind not in TWO_WHEELERS:
                 self.rect(
                     d0 - 0.01,
                     u0 + 0.2,
@@ -297,10 +311,10 @@ class SpriteDrawer:
             return
         lights = _TAIL if direction > 0 else _HEAD
         glow = lights * (1.6 * night) if night > 0 else None
-        if typ in (T_MOTO, T_BIKE):
-            self._two_wheeler(typ, d, u, length, height, color, direction, night)
+        if kind in TWO_WHEELERS:
+            self._two_wheeler(kind, d, u, length, height, color, direction, night)
             return
-        if typ == T_CAR:
+        if kind is ObjectKind.CAR:
             near = self.box(d0, d1, u0, u1, 0.3, 0.62 * height, color, label)
             c0 = d0 + 0.22 * length if direction > 0 else d0 + 0.3 * length
             c1 = d1 - 0.3 * length if direction > 0 else d1 - 0.22 * length
@@ -317,9 +331,9 @@ class SpriteDrawer:
                     depth=c0,
                 )
         else:
-            base = 0.45 if typ != T_TRAIN else 0.5
+            base = 0.45 if kind is not ObjectKind.TRAIN else 0.5
             near = self.box(d0, d1, u0, u1, base, height, color, label)
-            if near and typ in (T_BUS, T_TRAIN):
+            if near and kind in (ObjectKind.BUS, ObjectKind.TRAIN):
                 self.rect(
                     d0 - 0.01,
                     u0 + 0.2,
@@ -330,7 +344,7 @@ class SpriteDrawer:
                     label,
                     depth=d0,
                 )
-            elif near and typ == T_TRUCK and direction < 0:
+            elif near and kind is ObjectKind.TRUCK and direction < 0:
                 self.rect(
                     d0 - 0.01,
                     u0 + 0.2,
@@ -341,13 +355,13 @@ class SpriteDrawer:
                     label,
                     depth=d0,
                 )
-            if typ in (T_BUS, T_TRAIN):
+            if kind in (ObjectKind.BUS, ObjectKind.TRAIN):
                 self._side_windows(d0, d1, u0, u1, height, label)
         if near:
             dd = d0 - 0.02
             self.rect(dd, u0, u0 + 0.35, 0.0, 0.32, _TYRE, label, depth=d0)
             self.rect(dd, u1 - 0.35, u1, 0.0, 0.32, _TYRE, label, depth=d0)
-            ly = 0.45 * height if typ == T_CAR else 0.3 * height
+            ly = 0.45 * height if kind is ObjectKind.CAR else 0.3 * height
             self.rect(dd, u0 + 0.05, u0 + 0.3, ly, ly + 0.14, lights, label, F_EMIT, glow, depth=d0)
             self.rect(dd, u1 - 0.3, u1 - 0.05, ly, ly + 0.14, lights, label, F_EMIT, glow, depth=d0)
 
@@ -373,7 +387,7 @@ class SpriteDrawer:
 
     def _two_wheeler(
         self,
-        typ: int,
+        kind: ObjectKind,
         d: float,
         u: float,
         length: float,
@@ -382,7 +396,7 @@ class SpriteDrawer:
         direction: float,
         night: float,
     ) -> None:
-        label = VEHICLE_LABEL[typ]
+        label = KIND_LABEL[kind]
         d0, d1 = d - length / 2, d + length / 2
         if d0 < 0.4:
             return
@@ -396,9 +410,10 @@ class SpriteDrawer:
                 label,
                 F_LEFT,
             )
-        wide = 0.35 if typ == T_MOTO else 0.12
-        self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if typ == T_MOTO else 0.7, color, label)
-        if typ == T_MOTO and night > 0:
+        moto = kind is ObjectKind.MOTORCYCLE
+        wide = 0.35 if moto else 0.12
+        self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if moto else 0.7, color, label)
+        if moto and night > 0:
             lamp = _TAIL if direction > 0 else _HEAD
             self.rect(
                 d0 - 0.01,
@@ -437,7 +452,7 @@ class SpriteDrawer:
 
     def tree(self, d: float, u: float, size: float, color: np.ndarray, seed: float) -> None:
         trunk = _TRUNK
-        self.rect(d, u - 0.16, u + 0.16, 0.0, 0.5 * size, trunk, VEG)
+        self.rect(d, u - 0.16, u + 0.16, 0.0, 0.5 * size, trunk, VEGETATION)
         r = 0.3 * size
         if self.sun is not None and d < 80.0:  # the canopy's shadow on the ground
             ds, du = self.sun
@@ -462,26 +477,27 @@ class SpriteDrawer:
                     )
                     self.has_shadow = True
         if self.f * size / d < 16:
-            self.ellipse(d, u, 0.65 * size, r, 0.34 * size, color, VEG)
+            self.ellipse(d, u, 0.65 * size, r, 0.34 * size, color, VEGETATION)
             return
         off = math.sin(seed) * 0.25 * r
-        self.ellipse(d + 0.1, u + off, 0.68 * size, r, 0.34 * size, color * 0.8, VEG)
+        self.ellipse(d + 0.1, u + off, 0.68 * size, r, 0.34 * size, color * 0.8, VEGETATION)
         self.ellipse(
-            d - 0.1, u - 0.5 * off, 0.74 * size, 0.7 * r, 0.25 * size, color * 1.1, VEG, F_UP
+            d - 0.1, u - 0.5 * off, 0.74 * size, 0.7 * r, 0.25 * size, color * 1.1, VEGETATION, F_UP
         )
 
     def pole(self, d: float, u: float, color: np.ndarray, wooden: bool, with_sign: bool) -> None:
         w = 0.13 if wooden else 0.1
-        self.rect(d, u - w, u + w, 0.0, 7.5 if wooden else 6.0, color, POLE)
+        top = WOODEN_POLE_HEIGHT if wooden else METAL_POLE_HEIGHT
+        self.rect(d, u - w, u + w, 0.0, top, color, POLE)
         if wooden:
             self.rect(d, u - 0.9, u + 0.9, 7.0, 7.15, color, POLE)
         if with_sign:
-            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, _SIGN_BLUE, TSIGN)
+            self.rect(d - 0.03, u - 0.3, u + 0.3, 2.4, 3.0, _SIGN_BLUE, TRAFFIC_SIGN)
 
     def lamp(self, d: float, u: float, color: np.ndarray, night: float) -> None:
         side = 1.0 if u > 0 else -1.0
-        self.rect(d, u - 0.09, u + 0.09, 0.0, 8.0, color, POLE)
-        if self.f * 8.0 / d < 14:
+        self.rect(d, u - 0.09, u + 0.09, 0.0, LAMP_HEIGHT, color, POLE)
+        if self.f * LAMP_HEIGHT / d < 14:
             return
         tip = u - side * 1.8
         self.quad([(d, u, 7.8), (d, tip, 7.95), (d, tip, 8.08), (d, u, 7.95)], color, POLE, F_BACK)
@@ -494,7 +510,7 @@ class SpriteDrawer:
         pole_c = _SIGN_POLE
         self.rect(d, u - 0.05, u + 0.05, 0.0, 2.3, pole_c, POLE)
         if not facing_ego or self.f * 3.0 / d < 10:
-            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, _SIGN_BACK, TSIGN)
+            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, _SIGN_BACK, TRAFFIC_SIGN)
             return
         kind = int(seed) % 4
         red = _RED
@@ -502,24 +518,24 @@ class SpriteDrawer:
         blue = _BLUE
         yellow = _YELLOW
         if kind == 0:
-            self.ellipse(d - 0.01, u, 2.55, 0.33, 0.33, red, TSIGN)
-            self.ellipse(d - 0.02, u, 2.55, 0.24, 0.24, white, TSIGN)
+            self.ellipse(d - 0.01, u, 2.55, 0.33, 0.33, red, TRAFFIC_SIGN)
+            self.ellipse(d - 0.02, u, 2.55, 0.24, 0.24, white, TRAFFIC_SIGN)
         elif kind == 1:
             self.quad(
                 [(d - 0.01, u - 0.38, 2.25), (d - 0.01, u + 0.38, 2.25), (d - 0.01, u, 2.9)],
                 red,
-                TSIGN,
+                TRAFFIC_SIGN,
                 F_BACK,
             )
             self.quad(
                 [(d - 0.02, u - 0.25, 2.33), (d - 0.02, u + 0.25, 2.33), (d - 0.02, u, 2.75)],
                 white,
-                TSIGN,
+                TRAFFIC_SIGN,
                 F_BACK,
             )
         elif kind == 2:
-            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, blue, TSIGN)
-            self.rect(d - 0.02, u - 0.1, u + 0.1, 2.3, 2.75, white, TSIGN)
+            self.rect(d - 0.01, u - 0.32, u + 0.32, 2.2, 2.85, blue, TRAFFIC_SIGN)
+            self.rect(d - 0.02, u - 0.1, u + 0.1, 2.3, 2.75, white, TRAFFIC_SIGN)
         else:
             self.quad(
                 [
@@ -529,7 +545,7 @@ class SpriteDrawer:
                     (d - 0.01, u - 0.33, 2.53),
                 ],
                 yellow,
-                TSIGN,
+                TRAFFIC_SIGN,
                 F_BACK,
             )
 
@@ -540,7 +556,7 @@ class SpriteDrawer:
         above each lane (the ones a driver actually looks at)."""
         dark = _TL_DARK
         pole_c = _TL_POLE
-        top = 6.3 if mast else 3.2
+        top = MAST_SIGNAL_HEIGHT if mast else PLAIN_SIGNAL_HEIGHT
         self.rect(d, u - 0.1, u + 0.1, 0.0, top, pole_c, POLE)
         heads = [(u, 3.1)]
         if mast:
@@ -553,8 +569,8 @@ class SpriteDrawer:
         plate = _TL_PLATE
         for hu, hy in heads:
             if facing_ego:  # a backplate frames the head, as on real signals
-                self.rect(d - 0.01, hu - 0.4, hu + 0.4, hy - 0.15, hy + 1.35, plate, TLIGHT)
-            self.rect(d - 0.02, hu - 0.24, hu + 0.24, hy, hy + 1.2, dark, TLIGHT)
+                self.rect(d - 0.01, hu - 0.4, hu + 0.4, hy - 0.15, hy + 1.35, plate, TRAFFIC_LIGHT)
+            self.rect(d - 0.02, hu - 0.24, hu + 0.24, hy, hy + 1.2, dark, TRAFFIC_LIGHT)
             if not facing_ego or small:
                 continue
             for i, yy in enumerate((hy + 0.97, hy + 0.6, hy + 0.23)):
@@ -562,7 +578,7 @@ class SpriteDrawer:
                 c = _TL_ON[i] if on else _TL_OFF[i]
                 emit = _TL_COLORS[i] * (0.5 + 1.5 * night) if on else None
                 self.ellipse(
-                    d - 0.03, hu, yy, 0.14, 0.14, c, TLIGHT, F_EMIT if on else F_BACK, emit
+                    d - 0.03, hu, yy, 0.14, 0.14, c, TRAFFIC_LIGHT, F_EMIT if on else F_BACK, emit
                 )
 
     def clutter(self, d: float, u: float, kind: float, color: np.ndarray) -> None:
@@ -571,17 +587,17 @@ class SpriteDrawer:
         k = int(kind * 5)
         if k == 4:
             for du in (-0.55, 0.55):
-                self.ellipse(d, u + du, 0.33, 0.33, 0.33, _TYRE, BIKE)
-            self.rect(d - 0.01, u - 0.5, u + 0.5, 0.55, 0.62, color, BIKE)
-            self.rect(d - 0.01, u - 0.05, u + 0.05, 0.3, 0.95, color, BIKE)
+                self.ellipse(d, u + du, 0.33, 0.33, 0.33, _TYRE, BICYCLE)
+            self.rect(d - 0.01, u - 0.5, u + 0.5, 0.55, 0.62, color, BICYCLE)
+            self.rect(d - 0.01, u - 0.05, u + 0.05, 0.3, 0.95, color, BICYCLE)
             return
         w, h = ((0.3, 0.95), (0.9, 0.5), (0.1, 0.9), (0.35, 1.3))[k]
-        self.rect(d, u - w, u + w, 0.0, h, color, 255)
+        self.rect(d, u - w, u + w, 0.0, h, color, IGNORE_INDEX)
         if k == 1:  # bench backrest
-            self.rect(d + 0.2, u - w, u + w, 0.5, 0.9, color * 0.8, 255)
+            self.rect(d + 0.2, u - w, u + w, 0.5, 0.9, color * 0.8, IGNORE_INDEX)
 
     def bush(self, d: float, u: float, size: float, color: np.ndarray) -> None:
-        self.ellipse(d, u, 0.45 * size, 0.8 * size, 0.5 * size, color, VEG)
+        self.ellipse(d, u, 0.45 * size, 0.8 * size, 0.5 * size, color, VEGETATION)
 
     def _shadow(self, d: float, u: float, length: float, width: float) -> None:
         d0 = max(d - 0.5 * length, 0.5)

@@ -33,7 +33,8 @@ def _check_number(name: str, value: Any, lo: float, hi: float) -> float:
     return v
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; otherwise one line naming ``name`` and the choices."""
     if not isinstance(value, str):
         raise TypeError(
             f"{name} must be a string, one of: {', '.join(choices)}; got {type(value).__name__}"
@@ -85,7 +86,7 @@ class Weather:
     @classmethod
     def preset(cls, name: str) -> Weather:
         """The named weather preset (see ``WEATHER_PRESETS``)."""
-        _check_choice("weather", name, WEATHER_PRESETS)
+        check_choice("weather", name, WEATHER_PRESETS)
         return cls(**_PRESETS[name])
 
     @classmethod
@@ -179,9 +180,9 @@ class WorldConfig:
                 raise TypeError(f"{name} must be a positive int, got {type(v).__name__}")
             if v < 16 or v > 4096:
                 raise ValueError(f"{name} must be a positive int in [16, 4096], got {v}")
-        _check_choice("town", self.town, TOWNS)
-        _check_choice("time_of_day", self.time_of_day, TIMES_OF_DAY)
-        _check_choice("traffic", self.traffic, TRAFFIC_LEVELS)
+        check_choice("town", self.town, TOWNS)
+        check_choice("time_of_day", self.time_of_day, TIMES_OF_DAY)
+        check_choice("traffic", self.traffic, TRAFFIC_LEVELS)
         self.fov_deg = _check_number("fov_deg", self.fov_deg, 20.0, 150.0)
         self.camera_height = _check_number("camera_height", self.camera_height, 0.3, 10.0)
         self.camera_pitch_deg = _check_number("camera_pitch_deg", self.camera_pitch_deg, -30, 30)
@@ -189,7 +190,7 @@ class WorldConfig:
             self.speed_kmh = _check_number("speed_kmh", self.speed_kmh, 0.0, 200.0)
         self.dt = _check_number("dt", self.dt, 0.001, 1.0)
         if isinstance(self.weather, str):
-            _check_choice("weather", self.weather, WEATHER_PRESETS)
+            check_choice("weather", self.weather, WEATHER_PRESETS)
         ws = Weather.from_any(self.weather)
         if ws.sun_altitude_deg is None:
             ws.sun_altitude_deg = SUN_ALTITUDE[self.time_of_day]

@@ -1,32 +1,30 @@
-"""Town styles and the lazily generated road-side map (façade blocks and static objects).
+"""Town styles: what makes an urban, suburban, highway or rural drive look and move as it does.
 
 The world is laid out along a road coordinate system: ``s`` is the distance along the road,
 ``u`` the signed lateral offset from the centre line (positive to the right, traffic drives on
 the right). Each side of the road has two vertical *layers* (a near one: façades, fences, walls,
 hedges, guardrails; a far one: back rows of buildings or tree lines), split along ``s`` into
-blocks with their own height, class and colour. Static objects (trees, poles, signs, lights,
-parked cars) are generated block by block from the world's generator, so the same seed always
-gives the same town however fast it is traversed.
+blocks with their own height, kind and colour (``sim.world.layout``, ``sim.world.town_map``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
+from sim.common.classes import BUILDING, FENCE, VEGETATION, WALL
+from sim.world.objects import ObjectKind
 
-# Cityscapes trainIds used here.
-ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TLIGHT, TSIGN, VEG, TERRAIN = range(10)
-SKY, PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTO, BIKE = range(10, 19)
-
-# Vertical layer kinds (how the solid part of a layer block is patterned).
+# Vertical layer kinds (how the solid part of a layer block is patterned). Plain ints: the
+# renderer compares whole columns of them every frame.
 K_NONE, K_BUILDING, K_WALL, K_FENCE, K_HEDGE, K_TREES, K_RAIL = range(7)
-KIND_LABEL = {
+N_LAYER_KINDS = 7
+#: The trainId of each layer kind's solid pixels (K_NONE has none).
+LAYER_LABEL = {
     K_BUILDING: BUILDING,
     K_WALL: WALL,
     K_FENCE: FENCE,
-    K_HEDGE: VEG,
-    K_TREES: VEG,
+    K_HEDGE: VEGETATION,
+    K_TREES: VEGETATION,
     K_RAIL: FENCE,
 }
 
@@ -65,7 +63,7 @@ class TownStyle:
     parked: float
     pedestrians: float  # per 100 m of sidewalk
     riders: float  # cyclists per 100 m of bike lane (one direction)
-    vehicle_mix: tuple[tuple[int, float], ...] = field(default=())
+    vehicle_mix: tuple[tuple[ObjectKind, float], ...] = field(default=())
     bike_lane: float = 0.0  # width of a bike lane beyond the outer traffic lane
 
 
@@ -112,7 +110,13 @@ STYLES: dict[str, TownStyle] = {
         parked=5.0,
         pedestrians=24.0,
         riders=4.0,
-        vehicle_mix=((CAR, 0.67), (TRUCK, 0.07), (BUS, 0.08), (MOTO, 0.16), (TRAIN, 0.02)),
+        vehicle_mix=(
+            (ObjectKind.CAR, 0.67),
+            (ObjectKind.TRUCK, 0.07),
+            (ObjectKind.BUS, 0.08),
+            (ObjectKind.MOTORCYCLE, 0.16),
+            (ObjectKind.TRAIN, 0.02),
+        ),
         bike_lane=1.5,
     ),
     "suburban": TownStyle(
@@ -152,7 +156,12 @@ STYLES: dict[str, TownStyle] = {
         parked=2.0,
         pedestrians=9.0,
         riders=3.5,
-        vehicle_mix=((CAR, 0.77), (TRUCK, 0.06), (BUS, 0.04), (MOTO, 0.13)),
+        vehicle_mix=(
+            (ObjectKind.CAR, 0.77),
+            (ObjectKind.TRUCK, 0.06),
+            (ObjectKind.BUS, 0.04),
+            (ObjectKind.MOTORCYCLE, 0.13),
+        ),
         bike_lane=1.3,
     ),
     "highway": TownStyle(
@@ -185,7 +194,12 @@ STYLES: dict[str, TownStyle] = {
         parked=0.0,
         pedestrians=0.0,
         riders=0.0,
-        vehicle_mix=((CAR, 0.68), (TRUCK, 0.22), (BUS, 0.05), (MOTO, 0.05)),
+        vehicle_mix=(
+            (ObjectKind.CAR, 0.68),
+            (ObjectKind.TRUCK, 0.22),
+            (ObjectKind.BUS, 0.05),
+            (ObjectKind.MOTORCYCLE, 0.05),
+        ),
     ),
     "rural": TownStyle(
         name="rural",
@@ -217,98 +231,11 @@ STYLES: dict[str, TownStyle] = {
         parked=0.3,
         pedestrians=0.5,
         riders=1.0,
-        vehicle_mix=((CAR, 0.7), (TRUCK, 0.2), (MOTO, 0.05), (BIKE, 0.05)),
+        vehicle_mix=(
+            (ObjectKind.CAR, 0.7),
+            (ObjectKind.TRUCK, 0.2),
+            (ObjectKind.MOTORCYCLE, 0.05),
+            (ObjectKind.BICYCLE, 0.05),
+        ),
     ),
 }
-
-
-def choose(rng: np.random.Generator, options: tuple[tuple[int, float], ...]) -> int:
-    p = np.array([w for _, w in options], dtype=float)
-    return options[int(rng.choice(len(options), p=p / p.sum()))][0]
-
-
-def jitter(rng: np.random.Generator, rgb: tuple[int, int, int], amount: float) -> np.ndarray:
-    """An instance colour: the base colour with a random brightness and hue wobble."""
-    c = np.asarray(rgb, dtype=np.float32) * rng.uniform(1 - amount, 1 + amount)
-    c += rng.normal(0.0, 12.0 * amount, 3)
-    return np.clip(c, 0, 255).astype(np.float32)
-
-
-class Layout:
-    """Cross-section of the road: lane centres and the ground bands by lateral offset."""
-
-    def __init__(self, style: TownStyle) -> None:
-        self.style = style
-        st = style
-        half_lanes = st.lanes_per_dir * st.lane_width
-        self.lanes_end = st.median / 2 + half_lanes  # outer edge of the traffic lanes
-        self.road_half = self.lanes_end + st.bike_lane + st.parking
-        # bike lane centres (right: with the ego's direction; left: oncoming)
-        self.bike_u = self.lanes_end + st.bike_lane / 2 if st.bike_lane else None
-        self.lanes_right = [
-            st.median / 2 + (i + 0.5) * st.lane_width for i in range(st.lanes_per_dir)
-        ]
-        self.lanes_left = [-u for u in self.lanes_right]
-        # Ground bands (u_edge, material) for |u| from the centre outwards, one side.
-        edges: list[tuple[float, int]] = []
-        u = st.median / 2
-        if st.median > 0:
-            edges.append((u, TERRAIN))  # median strip carrying a concrete barrier
-        u += half_lanes + st.bike_lane + st.parking
-        edges.append((u, ROAD))
-        if st.verge:
-            u += st.verge
-            edges.append((u, TERRAIN))
-        if st.sidewalk:
-            u += st.sidewalk
-            edges.append((u, SIDEWALK))
-        self.outer = u  # outer edge of the maintained ground
-        edges.append((1e9, TERRAIN))
-        self.band_edges = np.array([e for e, _ in edges], dtype=np.float32)
-        self.band_labels = np.array([m for _, m in edges], dtype=np.uint8)
-        if st.median > 0:
-            # The median barrier sits on the left of the ego's carriageway.
-            self.median_u = -(st.median / 2 - 0.5)
-        else:
-            self.median_u = None
-
-
-class Blocks:
-    """A growing sequence of layer blocks along ``s`` for one layer of one side."""
-
-    def __init__(self) -> None:
-        self.start = np.zeros(0, np.float64)
-        self.kind = np.zeros(0, np.int16)
-        self.height = np.zeros(0, np.float32)
-        self.u = np.zeros(0, np.float32)
-        self.rgb = np.zeros((0, 3), np.float32)
-        self.seed = np.zeros(0, np.float32)
-        self.end = -100.0
-
-    def append(
-        self,
-        start: float,
-        length: float,
-        kind: int,
-        height: float,
-        u: float,
-        rgb: np.ndarray,
-        seed: float,
-    ) -> None:
-        self.start = np.append(self.start, start)
-        self.kind = np.append(self.kind, np.int16(kind))
-        self.height = np.append(self.height, np.float32(height if kind != K_NONE else 0.0))
-        self.u = np.append(self.u, np.float32(u))
-        self.rgb = np.vstack([self.rgb, rgb[None].astype(np.float32)])
-        self.seed = np.append(self.seed, np.float32(seed))
-        self.end = start + length
-
-    def lookup(self, s: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(self.start, s, side="right") - 1
-        return np.minimum(np.maximum(idx, 0), len(self.start) - 1)
-
-    def trim(self, s_min: float) -> None:
-        keep = max(0, int(np.searchsorted(self.start, s_min, side="right")) - 2)
-        if keep > 64:
-            for name in ("start", "kind", "height", "u", "rgb", "seed"):
-                setattr(self, name, getattr(self, name)[keep:])

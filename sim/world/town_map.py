@@ -1,27 +1,21 @@
-"""The lazily generated town along the road: curvature, layer blocks, intersections, props."""
+"""The lazily generated town along the road: curvature, layer blocks, intersections, props.
+
+Static objects (trees, poles, signs, lights, parked cars) are generated chunk by chunk from the
+world's generator, so the same seed always gives the same town however fast it is traversed.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim._town import (
-    K_BUILDING,
-    K_FENCE,
-    K_HEDGE,
-    K_RAIL,
-    K_TREES,
-    K_WALL,
-    Blocks,
-    Layout,
-    TownStyle,
-    choose,
-    jitter,
-)
-
-# Static prop types.
-P_TREE, P_POLE, P_LAMP, P_SIGN, P_TLIGHT, P_PARKED, P_BUSH, P_CLUTTER = range(8)
+from sim.world.layout import Blocks, Layout
+from sim.world.objects import PROP_DTYPE, PropKind
+from sim.world.sampling import car_color, choose, jitter
+from sim.world.styles import K_BUILDING, K_FENCE, K_HEDGE, K_RAIL, K_TREES, K_WALL, TownStyle
 
 CHUNK = 20.0  # metres of props generated at a time
+# Street furniture colours (bins, benches, bollards, boxes), before each piece's wobble.
+_CLUTTER_COLORS = ((60, 70, 60), (110, 100, 90), (150, 150, 150), (40, 60, 110), (130, 60, 40))
 
 
 class TownMap:
@@ -53,8 +47,8 @@ class TownMap:
         self.lamp_spacing = float(rng.uniform(25.0, 35.0))
         self.lamp_offset = float(rng.uniform(0.0, self.lamp_spacing))
         self.has_lamps = style.name != "rural"
-        # props: rows of (s, u, type, size, r, g, b, seed)
-        self.props = np.zeros((0, 8), np.float64)
+        # static props, sorted by s (see PROP_DTYPE)
+        self.props = np.zeros(0, PROP_DTYPE)
         self._props_to = -40.0
         self._gen_to = -60.0
         self._ready_to = -np.inf  # everything is generated up to here
@@ -110,7 +104,7 @@ class TownMap:
             for b in side:
                 b.trim(s_min)
         if len(self.props) > 2000:
-            self.props = self.props[self.props[:, 0] > s_min]
+            self.props = self.props[self.props["s"] > s_min]
         ends = [b.end for side in self.blocks for b in side]
         self._ready_to = min(self._gen_to, self._props_to, *ends)
         self._tidy_at = s_min + 40.0
@@ -154,59 +148,50 @@ class TownMap:
 
     def _gen_props(self, s0: float, s1: float) -> None:
         st, rng, lay = self.style, self.rng, self.layout
-        rows: list[list[float]] = []
+        rows: list[tuple] = []
         kerb = lay.road_half
         per = (s1 - s0) / 100.0
         for side in (-1, 1):
             for ptype, rate in (
-                (P_TREE, st.trees),
-                (P_POLE, st.poles),
-                (P_SIGN, st.signs),
-                (P_PARKED, st.parked),
-                (P_BUSH, 0.0 if st.name == "urban" else st.trees * 0.5),
-                (P_CLUTTER, 4.0 if st.sidewalk else 0.0),
+                (PropKind.TREE, st.trees),
+                (PropKind.POLE, st.poles),
+                (PropKind.SIGN, st.signs),
+                (PropKind.PARKED, st.parked),
+                (PropKind.BUSH, 0.0 if st.name == "urban" else st.trees * 0.5),
+                (PropKind.CLUTTER, 4.0 if st.sidewalk else 0.0),
             ):
                 for _ in range(int(rng.poisson(rate * per))):
                     s = float(rng.uniform(s0, s1))
-                    if self.in_intersection(np.array([s]))[0] and ptype != P_SIGN:
+                    if self.in_intersection(np.array([s]))[0] and ptype != PropKind.SIGN:
                         continue
-                    if ptype == P_PARKED:
+                    size = variant = 0.0
+                    if ptype == PropKind.PARKED:
                         if st.parking <= 0 or (st.name == "highway"):
                             if st.name != "rural":
                                 continue
                         u = kerb - 1.1 if st.parking > 0 else kerb + 1.5
-                        size = float(rng.uniform(0, 1))
-                        rgb = _car_color(rng)
-                    elif ptype == P_TREE:
+                        variant = float(rng.uniform(0, 1))
+                        rgb = car_color(rng)
+                    elif ptype == PropKind.TREE:
                         if st.sidewalk:
                             u = kerb + st.verge + st.sidewalk * rng.uniform(0.6, 0.85)
                         else:
                             u = lay.outer + rng.uniform(2.0, 14.0)
                         size = float(rng.uniform(4.0, 11.0))
                         rgb = jitter(rng, st.veg_rgb, 0.2)
-                    elif ptype == P_CLUTTER:  # bins, benches, bollards, boxes: void class
+                    elif ptype == PropKind.CLUTTER:  # bins, benches, bollards, boxes: void class
                         u = kerb + st.verge + st.sidewalk * rng.uniform(0.15, 0.9)
-                        size = float(rng.uniform(0.0, 1.0))
-                        rgb = jitter(
-                            rng,
-                            [
-                                (60, 70, 60),
-                                (110, 100, 90),
-                                (150, 150, 150),
-                                (40, 60, 110),
-                                (130, 60, 40),
-                            ][int(rng.integers(5))],
-                            0.12,
-                        )
-                    elif ptype == P_BUSH:
+                        variant = float(rng.uniform(0.0, 1.0))
+                        rgb = jitter(rng, _CLUTTER_COLORS[int(rng.integers(5))], 0.12)
+                    elif ptype == PropKind.BUSH:
                         u = lay.outer + rng.uniform(0.5, 8.0)
                         size = float(rng.uniform(0.6, 1.6))
                         rgb = jitter(rng, st.veg_rgb, 0.2)
                     else:
                         u = kerb + (st.verge + 0.4 if st.sidewalk else 0.8 + rng.uniform(0, 1.5))
-                        size = float(rng.uniform(0, 1))
+                        variant = float(rng.uniform(0, 1))
                         rgb = jitter(rng, (130, 130, 128), 0.15)
-                    rows.append([s, side * u, ptype, size, *rgb, rng.uniform(0, 1000)])
+                    rows.append((s, side * u, ptype, size, variant, rgb, rng.uniform(0, 1000)))
             # Street lights at a regular spacing (both sides, offset by half a spacing).
             if self.has_lamps:
                 first = self.lamp_offset + (0.5 * self.lamp_spacing if side < 0 else 0.0)
@@ -214,41 +199,29 @@ class TownMap:
                 s = first + k0 * self.lamp_spacing
                 while s < s1:
                     u = kerb + (st.verge + 0.3 if st.sidewalk else 0.6)
-                    rows.append([s, side * u, P_LAMP, 0.0, 110, 112, 115, rng.uniform(0, 1000)])
+                    seed = rng.uniform(0, 1000)
+                    rows.append((s, side * u, PropKind.LAMP, 0.0, 0.0, (110, 112, 115), seed))
                     s += self.lamp_spacing
         # Traffic lights at the near corners of intersections starting in this chunk.
-        # Near corners: an overhead mast-arm signal on the right, a plain one on the left;
-        # far corner on the right: another mast-arm signal across the crossing.
+        # Near corners: an overhead mast-arm signal on the right (variant 1), a plain one on the
+        # left (variant 0); far corner on the right: another mast-arm signal across the crossing.
         sel = (self.inter_start >= s0) & (self.inter_start < s1)
+        signal = PropKind.TRAFFIC_LIGHT
         for a, b in zip(self.inter_start[sel], self.inter_end[sel], strict=True):
             u = kerb + 0.5
             phase = rng.uniform(0, 1000)
-            rows.append([a - 1.5, u, P_TLIGHT, 1.0, 40, 40, 38, phase])
-            rows.append([a - 1.5, -u, P_TLIGHT, 0.0, 40, 40, 38, phase])
-            rows.append([b + 1.0, u, P_TLIGHT, 1.0, 40, 40, 38, phase])
-            rows.append([a - 2.0, kerb + 0.8, P_SIGN, 0.5, 130, 130, 128, rng.uniform(0, 1000)])
+            rows.append((a - 1.5, u, signal, 0.0, 1.0, (40, 40, 38), phase))
+            rows.append((a - 1.5, -u, signal, 0.0, 0.0, (40, 40, 38), phase))
+            rows.append((b + 1.0, u, signal, 0.0, 1.0, (40, 40, 38), phase))
+            seed = rng.uniform(0, 1000)
+            rows.append((a - 2.0, kerb + 0.8, PropKind.SIGN, 0.0, 0.5, (130, 130, 128), seed))
         if rows:
-            arr = np.array(rows, dtype=np.float64)
-            props = np.vstack([self.props, arr])
-            self.props = props[np.argsort(props[:, 0], kind="stable")]
+            props = np.concatenate([self.props, np.array(rows, dtype=PROP_DTYPE)])
+            self.props = props[np.argsort(props["s"], kind="stable")]
 
     def props_between(self, s_lo: float, s_hi: float) -> np.ndarray:
-        i0 = np.searchsorted(self.props[:, 0], s_lo) if len(self.props) else 0
-        i1 = np.searchsorted(self.props[:, 0], s_hi) if len(self.props) else 0
+        """The props with ``s_lo <= s < s_hi``, in order of ``s``."""
+        s = self.props["s"]
+        i0 = np.searchsorted(s, s_lo) if len(s) else 0
+        i1 = np.searchsorted(s, s_hi) if len(s) else 0
         return self.props[i0:i1]
-
-
-def _car_color(rng: np.random.Generator) -> np.ndarray:
-    base = [
-        (200, 200, 205),
-        (30, 30, 34),
-        (120, 122, 128),
-        (160, 30, 30),
-        (30, 50, 120),
-        (220, 220, 215),
-        (70, 80, 60),
-        (180, 150, 60),
-        (90, 60, 40),
-        (60, 110, 150),
-    ]
-    return jitter(rng, base[int(rng.integers(len(base)))], 0.12)

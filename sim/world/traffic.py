@@ -11,41 +11,45 @@ import math
 
 import numpy as np
 
-from sim._render_sprites import (
-    T_BIKE,
-    T_BUS,
-    T_CAR,
-    T_MOTO,
-    T_PERSON,
-    T_TRAIN,
-    T_TRUCK,
-)
-from sim._town import BIKE, BUS, CAR, MOTO, TRAIN, TRUCK, choose, jitter
-from sim._town_map import TownMap, _car_color
+from sim.world.objects import PERSON_FOOTPRINT, PERSON_HEIGHT, ObjectKind, object_table
+from sim.world.sampling import car_color, choose, jitter
+from sim.world.town_map import TownMap
 
-LABEL_TO_TYPE = {CAR: T_CAR, TRUCK: T_TRUCK, BUS: T_BUS, TRAIN: T_TRAIN, MOTO: T_MOTO, BIKE: T_BIKE}
 DENSITY = {"none": 0.0, "low": 0.5, "medium": 1.1, "high": 2.2}  # vehicles / 100 m / lane
 PED_FACTOR = {"none": 0.0, "low": 0.4, "medium": 1.0, "high": 1.8}
 EGO_LENGTH, EGO_WIDTH = 4.5, 1.8
 BEHIND, AHEAD = 60.0, 280.0
+# What a pedestrian is doing (people only; the object table does not carry it).
+WALKING, CROSSING, WAITING = 1, 2, 3
+_SHIRTS = (
+    (180, 40, 40),
+    (40, 60, 140),
+    (200, 200, 190),
+    (40, 40, 40),
+    (60, 130, 70),
+    (220, 170, 40),
+    (130, 90, 150),
+)
+_BODY_COLORS = ((200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40), (120, 120, 125))
 
 
-def _dims(rng: np.random.Generator, typ: int) -> tuple[float, float, float]:
-    if typ == T_CAR:
+def _dims(rng: np.random.Generator, kind: ObjectKind) -> tuple[float, float, float]:
+    """Length, width and height (m) of a new vehicle of ``kind``."""
+    if kind == ObjectKind.CAR:
         return rng.uniform(3.9, 4.9), rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.65)
-    if typ == T_TRUCK:
+    if kind == ObjectKind.TRUCK:
         return rng.uniform(7.0, 11.0), 2.45, rng.uniform(3.0, 3.9)
-    if typ == T_BUS:
+    if kind == ObjectKind.BUS:
         return rng.uniform(11.0, 13.0), 2.5, rng.uniform(3.0, 3.3)
-    if typ == T_TRAIN:
+    if kind == ObjectKind.TRAIN:
         return rng.uniform(22.0, 30.0), 2.6, 3.4
-    if typ == T_MOTO:  # heights include the rider
+    if kind == ObjectKind.MOTORCYCLE:  # heights include the rider
         return 2.1, 0.8, 1.75
     return 1.8, 0.6, 1.75
 
 
 class Traffic:
-    """State of every moving agent; ``objects()`` exports them in the renderer's table format."""
+    """State of every moving agent; ``objects()`` exports them as rows of the object table."""
 
     def __init__(self, town: TownMap, level: str, cruise: float, rng: np.random.Generator) -> None:
         self.town, self.rng, self.level = town, rng, level
@@ -62,8 +66,8 @@ class Traffic:
         self.v = cruise * float(rng.uniform(0.85, 1.0))
         self.wobble_phase = float(rng.uniform(0, 2 * math.pi))
         self.x = self.y = self.yaw = 0.0
-        # vehicles: columns of the object table plus speed and desired speed
-        self.veh = np.zeros((0, 12))
+        # vehicles: rows of the object table plus speed and desired speed
+        self.veh = object_table()
         self.vel = np.zeros(0)
         self.v0 = np.zeros(0)
         self.deficit: list[tuple[float, float]] = []  # lanes owed a re-spawned vehicle
@@ -80,9 +84,10 @@ class Traffic:
             while riders > 0 and s < AHEAD:
                 self._add_vehicle(s, lane_u, direction, bike=True)
                 s += max(8.0, float(rng.exponential(100.0 / riders)))
-        # pedestrians: columns of the object table plus walking velocity (ds, du)
-        self.peds = np.zeros((0, 12))
+        # pedestrians: rows of the object table plus walking velocity (ds, du) and role
+        self.peds = object_table()
         self.ped_vel = np.zeros((0, 2))
+        self.ped_role = np.zeros(0, np.int64)
         self.ped_rate = st.pedestrians * PED_FACTOR[level]
         self.crossed: set[int] = set()
         for _ in range(int(rng.poisson(self.ped_rate * (AHEAD + 20) / 100.0))):
@@ -91,35 +96,33 @@ class Traffic:
     # ----- spawning -----
     def _add_vehicle(self, s: float, lane_u: float, direction: float, bike: bool = False) -> None:
         rng, st = self.rng, self.town.style
-        typ = T_BIKE if bike else LABEL_TO_TYPE[choose(rng, st.vehicle_mix)]
+        kind = ObjectKind.BICYCLE if bike else choose(rng, st.vehicle_mix)
         inner = abs(abs(lane_u) - self.town.layout.lanes_right[0]) < 0.1
-        if typ == T_TRAIN and not inner:
-            typ = T_BUS
-        length, width, height = _dims(rng, typ)
-        rgb = (
-            _car_color(rng)
-            if typ in (T_CAR, T_MOTO, T_BIKE)
-            else jitter(
-                rng,
-                [(200, 200, 195), (180, 40, 40), (40, 80, 150), (230, 200, 40), (120, 120, 125)][
-                    int(rng.integers(5))
-                ],
-                0.1,
-            )
-        )
+        if kind == ObjectKind.TRAIN and not inner:
+            kind = ObjectKind.BUS
+        length, width, height = _dims(rng, kind)
+        if kind in (ObjectKind.CAR, ObjectKind.MOTORCYCLE, ObjectKind.BICYCLE):
+            rgb = car_color(rng)
+        else:
+            rgb = jitter(rng, _BODY_COLORS[int(rng.integers(5))], 0.1)
         if bike:
             u = lane_u + float(rng.normal(0, 0.1))
         else:
-            u = lane_u + (0.9 * direction if typ == T_BIKE else float(rng.normal(0, 0.12)))
-        row = np.array(
-            [s, u, typ, length, width, height, *rgb, rng.uniform(0, 1000), direction, 0.0]
-        )
+            u = lane_u + (
+                0.9 * direction if kind == ObjectKind.BICYCLE else float(rng.normal(0, 0.12))
+            )
+        row = object_table(1)
+        row["s"], row["u"], row["kind"] = s, u, kind
+        row["length"], row["width"], row["height"] = length, width, height
+        row["color"] = rgb
+        row["seed"] = rng.uniform(0, 1000)
+        row["direction"] = direction
         v0 = self.cruise * float(rng.uniform(0.8, 1.12))
-        if typ in (T_TRUCK, T_BUS, T_TRAIN):
+        if kind in (ObjectKind.TRUCK, ObjectKind.BUS, ObjectKind.TRAIN):
             v0 *= 0.85
-        if typ == T_BIKE:
+        if kind == ObjectKind.BICYCLE:
             v0 = float(rng.uniform(4.0, 6.5))
-        self.veh = np.vstack([self.veh, row])
+        self.veh = np.concatenate([self.veh, row])
         self.vel = np.append(self.vel, v0 * float(rng.uniform(0.9, 1.0)))
         self.v0 = np.append(self.v0, v0)
 
@@ -132,46 +135,30 @@ class Traffic:
             s = crossing_at + float(rng.uniform(-1.0, 1.0))
             u = side * (lay.road_half + 0.8)
             vel = (0.0, -side * float(rng.uniform(1.0, 1.6)))
+            role = CROSSING
         elif waiting_at is not None:  # standing at the kerb by a crossing
             s = waiting_at + float(rng.uniform(-2.0, 2.0))
             u = side * (lay.road_half + st.verge + float(rng.uniform(0.4, 1.4)))
             vel = (0.0, 0.0)
+            role = WAITING
         else:
             if st.sidewalk > 0:
                 u = side * (lay.road_half + st.verge + float(rng.uniform(0.5, st.sidewalk - 0.4)))
             else:
                 u = side * (lay.road_half + float(rng.uniform(0.8, 2.0)))
             vel = (float(rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)), 0.0)
-        shirt = jitter(
-            rng,
-            [
-                (180, 40, 40),
-                (40, 60, 140),
-                (200, 200, 190),
-                (40, 40, 40),
-                (60, 130, 70),
-                (220, 170, 40),
-                (130, 90, 150),
-            ][int(rng.integers(7))],
-            0.15,
-        )
-        kind = 2.0 if crossing_at is not None else (3.0 if waiting_at is not None else 1.0)
-        row = np.array(
-            [
-                s,
-                u,
-                T_PERSON,
-                0.5,
-                0.5,
-                1.75,
-                *shirt,
-                rng.uniform(0, 1000),
-                kind,
-                rng.uniform(0, 2 * math.pi),
-            ]
-        )
-        self.peds = np.vstack([self.peds, row])
+            role = WALKING
+        shirt = jitter(rng, _SHIRTS[int(rng.integers(7))], 0.15)
+        row = object_table(1)
+        row["s"], row["u"], row["kind"] = s, u, ObjectKind.PERSON
+        row["length"] = row["width"] = PERSON_FOOTPRINT
+        row["height"] = PERSON_HEIGHT
+        row["color"] = shirt
+        row["seed"] = rng.uniform(0, 1000)
+        row["phase"] = rng.uniform(0, 2 * math.pi)
+        self.peds = np.concatenate([self.peds, row])
         self.ped_vel = np.vstack([self.ped_vel, vel])
+        self.ped_role = np.append(self.ped_role, role)
 
     # ----- dynamics -----
     def step(self, dt: float, control: tuple[float, float] | None) -> dict[str, bool]:
@@ -206,12 +193,12 @@ class Traffic:
             # ego included as a leader for whoever drives behind it
             n = len(self.veh)
             veh = self.veh
-            key = np.abs(veh[:, 1:2] - self.lane_u[None, :]).argmin(axis=1)
+            key = np.abs(veh["u"][:, None] - self.lane_u[None, :]).argmin(axis=1)
             key = np.append(key, int(np.abs(self.u - self.lane_u).argmin()))
-            key = np.where(np.append(veh[:, 10], 1.0) > 0, key, key + 100)
-            direction = np.append(veh[:, 10], 1.0)
-            pos = np.append(veh[:, 0], self.s) * direction
-            length = np.append(veh[:, 3], EGO_LENGTH)
+            key = np.where(np.append(veh["direction"], 1.0) > 0, key, key + 100)
+            direction = np.append(veh["direction"], 1.0)
+            pos = np.append(veh["s"], self.s) * direction
+            length = np.append(veh["length"], EGO_LENGTH)
             vel = np.append(self.vel, self.v)
             order = np.lexsort((pos, key))
             same = key[order][1:] == key[order][:-1]
@@ -222,9 +209,8 @@ class Traffic:
             lead[order[:-1]] = np.where(same, vel[order][1:], np.inf)
             acc = _idm(self.vel, self.v0, gaps[:n], lead[:n])
             self.vel = np.maximum(0.0, self.vel + acc * dt)
-            self.veh[:, 0] += self.veh[:, 10] * self.vel * dt
-            self.veh[:, 11] += self.vel * dt
-            gone = (self.veh[:, 0] < self.s - BEHIND) | (self.veh[:, 0] > self.s + AHEAD + 40)
+            self.veh["s"] += self.veh["direction"] * self.vel * dt
+            gone = (self.veh["s"] < self.s - BEHIND) | (self.veh["s"] > self.s + AHEAD + 40)
             for i in np.nonzero(gone)[0][::-1]:
                 self.deficit.append(self._lane_of(i))
                 self._remove_vehicle(i)
@@ -235,19 +221,20 @@ class Traffic:
                 self.deficit.append((lane_u, direction))
         # pedestrians
         if len(self.peds):
-            self.peds[:, 0] += self.ped_vel[:, 0] * dt
-            self.peds[:, 1] += self.ped_vel[:, 1] * dt
-            self.peds[:, 11] += 4.0 * dt * (np.abs(self.ped_vel).sum(1) + 0.1)
+            self.peds["s"] += self.ped_vel[:, 0] * dt
+            self.peds["u"] += self.ped_vel[:, 1] * dt
+            self.peds["phase"] += 4.0 * dt * (np.abs(self.ped_vel).sum(1) + 0.1)
             lay = town.layout
-            done = (self.peds[:, 0] < self.s - 20) | (
+            done = (self.peds["s"] < self.s - 20) | (
                 (self.ped_vel[:, 1] != 0)
-                & (np.abs(self.peds[:, 1]) > lay.road_half + 1.0)
-                & (np.sign(self.peds[:, 1]) == np.sign(self.ped_vel[:, 1]))
+                & (np.abs(self.peds["u"]) > lay.road_half + 1.0)
+                & (np.sign(self.peds["u"]) == np.sign(self.ped_vel[:, 1]))
             )
             keep = ~done
-            # only sidewalk walkers are replaced (column 10: 1 walker, 2 crossing, 3 waiting)
-            n_new = int((done & (self.peds[:, 10] == 1.0)).sum())
+            # only sidewalk walkers are replaced
+            n_new = int((done & (self.ped_role == WALKING)).sum())
             self.peds, self.ped_vel = self.peds[keep], self.ped_vel[keep]
+            self.ped_role = self.ped_role[keep]
             for _ in range(n_new):
                 if self.ped_rate > 0:
                     self._add_pedestrian(self.s + float(rng.uniform(120.0, AHEAD)))
@@ -267,9 +254,9 @@ class Traffic:
         return self._events()
 
     def _lane_of(self, i: int) -> tuple[float, float]:
-        direction = float(self.veh[i, 10])
+        direction = float(self.veh["direction"][i])
         lanes = [u for u, d in self.lanes + self.bike_lanes if d == direction]
-        lane_u = min(lanes, key=lambda u: abs(u - self.veh[i, 1]))
+        lane_u = min(lanes, key=lambda u: abs(u - self.veh["u"][i]))
         return lane_u, direction
 
     def _remove_vehicle(self, i: int) -> None:
@@ -279,26 +266,28 @@ class Traffic:
 
     def _respawn(self, lane_u: float, direction: float) -> bool:
         s = self.s + AHEAD + float(self.rng.uniform(-40.0, 30.0))
-        same = (np.abs(self.veh[:, 1] - lane_u) < 1.6) & (self.veh[:, 10] == direction)
-        if same.any() and np.min(np.abs(self.veh[same, 0] - s)) < 18.0:
+        veh = self.veh
+        same = (np.abs(veh["u"] - lane_u) < 1.6) & (veh["direction"] == direction)
+        if same.any() and np.min(np.abs(veh["s"][same] - s)) < 18.0:
             return False  # no room yet: try again next step
         self._add_vehicle(s, lane_u, direction, bike=(lane_u, direction) in self.bike_lanes)
         return True
 
     def _ego_leader(self) -> tuple[float, float]:
         gap, lead_v = np.inf, np.inf
-        if len(self.veh):
-            inl = np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH) + 0.3
-            ahead = inl & (self.veh[:, 0] > self.s)
+        veh, peds = self.veh, self.peds
+        if len(veh):
+            inl = np.abs(veh["u"] - self.u) < 0.5 * (veh["width"] + EGO_WIDTH) + 0.3
+            ahead = inl & (veh["s"] > self.s)
             if ahead.any():
-                g = self.veh[ahead, 0] - self.s - 0.5 * (self.veh[ahead, 3] + EGO_LENGTH)
+                g = veh["s"][ahead] - self.s - 0.5 * (veh["length"][ahead] + EGO_LENGTH)
                 i = int(np.argmin(g))
-                gap, lead_v = float(g[i]), float(self.vel[ahead][i] * self.veh[ahead, 10][i])
-        if len(self.peds):
-            inl = np.abs(self.peds[:, 1] - self.u) < 2.2
-            ahead = inl & (self.peds[:, 0] > self.s)
+                gap, lead_v = float(g[i]), float(self.vel[ahead][i] * veh["direction"][ahead][i])
+        if len(peds):
+            inl = np.abs(peds["u"] - self.u) < 2.2
+            ahead = inl & (peds["s"] > self.s)
             if ahead.any():
-                g = float(np.min(self.peds[ahead, 0] - self.s)) - 0.5 * EGO_LENGTH - 1.5
+                g = float(np.min(peds["s"][ahead] - self.s)) - 0.5 * EGO_LENGTH - 1.5
                 if g < gap:
                     gap, lead_v = g, 0.0
         return gap, lead_v
@@ -307,18 +296,20 @@ class Traffic:
         lay = self.town.layout
         off_road = abs(self.u) > lay.road_half
         collision = False
-        if len(self.veh):
-            ds = np.abs(self.veh[:, 0] - self.s) < 0.5 * (self.veh[:, 3] + EGO_LENGTH)
-            du = np.abs(self.veh[:, 1] - self.u) < 0.5 * (self.veh[:, 4] + EGO_WIDTH)
+        veh, peds = self.veh, self.peds
+        if len(veh):
+            ds = np.abs(veh["s"] - self.s) < 0.5 * (veh["length"] + EGO_LENGTH)
+            du = np.abs(veh["u"] - self.u) < 0.5 * (veh["width"] + EGO_WIDTH)
             collision = bool((ds & du).any())
-        if len(self.peds) and not collision:
-            ds = np.abs(self.peds[:, 0] - self.s) < 0.5 * EGO_LENGTH + 0.25
-            du = np.abs(self.peds[:, 1] - self.u) < 0.5 * EGO_WIDTH + 0.25
+        if len(peds) and not collision:
+            ds = np.abs(peds["s"] - self.s) < 0.5 * EGO_LENGTH + 0.25
+            du = np.abs(peds["u"] - self.u) < 0.5 * EGO_WIDTH + 0.25
             collision = bool((ds & du).any())
         return {"collision": collision, "off_road": bool(off_road)}
 
     def objects(self) -> np.ndarray:
-        return np.vstack([self.veh, self.peds]) if len(self.peds) else self.veh
+        """Vehicles then people, as rows of the object table (``sim.world.objects``)."""
+        return np.concatenate([self.veh, self.peds]) if len(self.peds) else self.veh
 
 
 def _idm(

@@ -13,46 +13,33 @@ from typing import Any
 
 import numpy as np
 
-from sim._render import CameraState, Renderer
-from sim._render_sprites import (
-    T_BUSH,
-    T_CAR,
-    T_CLUTTER,
-    T_LAMP,
-    T_POLE,
-    T_SIGN,
-    T_TLIGHT,
-    T_TREE,
-    T_TRUCK,
+from sim.render.camera import CameraState
+from sim.render.renderer import Renderer
+from sim.world.config import SUN_ALTITUDE, TIMES_OF_DAY, Weather, WorldConfig, check_choice
+from sim.world.objects import (
+    PROP_FOOTPRINT,
+    PROP_HEIGHT,
+    PROP_OBJECT,
+    ObjectKind,
+    PropKind,
+    Signal,
+    kind_table,
+    object_table,
 )
-from sim._town import STYLES
-from sim._town_map import (
-    P_BUSH,
-    P_CLUTTER,
-    P_LAMP,
-    P_PARKED,
-    P_POLE,
-    P_SIGN,
-    P_TLIGHT,
-    P_TREE,
-    TownMap,
-)
-from sim._world_config import SUN_ALTITUDE, TIMES_OF_DAY, Weather, WorldConfig, _check_choice
-from sim._world_traffic import Traffic
+from sim.world.styles import STYLES
+from sim.world.town_map import TownMap
+from sim.world.traffic import Traffic
 
-_PROP_TYPE = np.full(9, T_TREE, np.float64)
-_PROP_HEIGHT = np.array([0.0, 7.5, 8.0, 2.9, 6.3, 1.5, 1.0, 1.2])
-for _p, _t in (
-    (P_TREE, T_TREE),
-    (P_POLE, T_POLE),
-    (P_LAMP, T_LAMP),
-    (P_SIGN, T_SIGN),
-    (P_TLIGHT, T_TLIGHT),
-    (P_PARKED, T_CAR),
-    (P_BUSH, T_BUSH),
-    (P_CLUTTER, T_CLUTTER),
-):
-    _PROP_TYPE[_p] = _t
+N_PROP_KINDS = len(PropKind)
+_OBJECT_OF_PROP = kind_table(PROP_OBJECT, N_PROP_KINDS, np.int64)
+_HEIGHT_OF_PROP = kind_table(PROP_HEIGHT, N_PROP_KINDS)
+# Trees and bushes carry their own size; parked vehicles their own dimensions.
+_SIZED = kind_table({PropKind.TREE: True, PropKind.BUSH: True}, N_PROP_KINDS, np.bool_)
+_PARKED = PropKind.PARKED.value
+_POLE = PropKind.POLE.value
+_TRAFFIC_LIGHT = PropKind.TRAFFIC_LIGHT.value
+SIGNAL_CYCLE = 30.0  # seconds: green for 13, amber for 3, red for the rest
+GREEN_UNTIL, AMBER_UNTIL = 13.0, 16.0
 
 
 @dataclass
@@ -129,7 +116,7 @@ class World:
                 new.sun_altitude_deg = self.weather.sun_altitude_deg
             self.weather = new
         if time_of_day is not None:
-            _check_choice("time_of_day", time_of_day, TIMES_OF_DAY)
+            check_choice("time_of_day", time_of_day, TIMES_OF_DAY)
             self.weather = self.weather.replaced(sun_altitude_deg=SUN_ALTITUDE[time_of_day])
         if weather_fields:
             self.weather = self.weather.replaced(**weather_fields)
@@ -200,36 +187,44 @@ class World:
         )
 
     def _objects(self, cam: CameraState) -> np.ndarray:
+        """The object table of this frame: props near the camera, then traffic and people."""
         props = self.town.props_between(cam.s - 10.0, cam.s + 250.0)
-        rows = np.zeros((len(props), 12))
+        table = object_table(len(props))
         if len(props):
-            ptype = props[:, 2].astype(np.int64)
-            rows[:, 0] = props[:, 0]
-            rows[:, 1] = props[:, 1]
-            rows[:, 2] = _PROP_TYPE[ptype]
-            rows[:, 3] = 0.5
-            rows[:, 4] = props[:, 3]  # per-prop parameter (pole: carries a sign if > 0.6)
-            rows[:, 5] = _PROP_HEIGHT[ptype]  # height, used to cull tiny objects
-            big = (ptype == P_TREE) | (ptype == P_BUSH)
-            rows[big, 5] = props[big, 3]
-            rows[:, 6:9] = props[:, 4:7]
-            rows[:, 9] = props[:, 7]
-            rows[:, 10] = 1.0
-            parked = ptype == P_PARKED
-            rows[parked, 3] = 4.0 + 0.8 * props[parked, 3]
-            rows[parked, 4] = 1.8
-            rows[parked, 5] = 1.4 + 0.2 * props[parked, 3]
-            van = parked & (props[:, 3] > 0.8)  # parked delivery vans (truck class)
-            rows[van, 2] = T_TRUCK
-            rows[van, 3] = 5.2 + 4.0 * (props[van, 3] - 0.8)
-            rows[van, 4] = 2.1
-            rows[van, 5] = 2.7
-            rows[ptype == P_POLE, 11] = float(self.town.style.name == "rural")
-            tl = ptype == P_TLIGHT
-            phase = (self.time + props[tl, 7]) % 30.0
-            rows[tl, 11] = np.where(phase < 13.0, 2, np.where(phase < 16.0, 1, 0))
-        dyn = self.traffic.objects()
-        return np.vstack([rows, dyn]) if len(dyn) else rows
+            kind = props["kind"]
+            variant = props["variant"]
+            table["s"] = props["s"]
+            table["u"] = props["u"]
+            table["kind"] = _OBJECT_OF_PROP[kind]
+            table["length"] = PROP_FOOTPRINT
+            table["width"] = PROP_FOOTPRINT
+            table["height"] = _HEIGHT_OF_PROP[kind]  # used to cull tiny objects
+            sized = _SIZED[kind]
+            table["height"][sized] = props["size"][sized]
+            table["color"] = props["color"]
+            table["seed"] = props["seed"]
+            table["direction"] = 1.0  # parked vehicles face the ego's way
+            table["variant"] = variant
+            parked = kind == _PARKED
+            length, width, height = table["length"], table["width"], table["height"]
+            length[parked] = 4.0 + 0.8 * variant[parked]
+            width[parked] = 1.8
+            height[parked] = 1.4 + 0.2 * variant[parked]
+            van = parked & (variant > 0.8)  # parked delivery vans (truck class)
+            table["kind"][van] = ObjectKind.TRUCK.value
+            length[van] = 5.2 + 4.0 * (variant[van] - 0.8)
+            width[van] = 2.1
+            height[van] = 2.7
+            table["wooden"][kind == _POLE] = self.town.style.name == "rural"
+            lights = kind == _TRAFFIC_LIGHT
+            phase = (self.time + props["seed"][lights]) % SIGNAL_CYCLE
+            table["signal"][lights] = np.where(
+                phase < GREEN_UNTIL,
+                Signal.GREEN.value,
+                np.where(phase < AMBER_UNTIL, Signal.AMBER.value, Signal.RED.value),
+            )
+        movers = self.traffic.objects()
+        return np.concatenate([table, movers]) if len(movers) else table
 
 
 def render_stream(
