@@ -33,20 +33,15 @@ def _choices_error(src: str, field: str, kind: str, name: Any, valid: list[str])
 def check_names(sc: Scenario, src: str) -> Scenario:
     """The scenario with groups expanded and labels filled in, or a ScenarioError."""
     import sim
+    from sim.corruptions.catalogue import expand_corruptions
 
     # corruptions: names or groups, expanded in order, without repeats
-    names = list(sim.corruption_names())
-    groups = sim.corruption_groups()
-    expanded: list[str] = []
     for i, c in enumerate(sc.corruptions):
-        if c in groups:
-            items = list(groups[c])
-        elif c in names:
-            items = [c]
-        else:
-            valid = names + [f"{g} (group)" for g in sorted(groups)]
-            raise _choices_error(src, f"corruptions[{i}]", "corruption", c, valid)
-        expanded += [x for x in items if x not in expanded]
+        try:
+            expand_corruptions([c])
+        except ValueError as exc:
+            raise ScenarioError(f"{src}: corruptions[{i}]: {exc}") from None
+    expanded = expand_corruptions(sc.corruptions)
     if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
         raise ScenarioError(
             f"{src}: corruptions: nothing to run (no corruptions, schedule, world_shifts or clean)"

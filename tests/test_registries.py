@@ -56,7 +56,7 @@ def test_load_object_reads_module_attr_paths() -> None:
 
 
 def test_a_corruption_name_cannot_be_registered_twice_by_accident() -> None:
-    from sim._corrupt import CORRUPTIONS, register
+    from sim.corruptions.registry import CORRUPTIONS, register
 
     sim.corruption_names()  # the built-ins are registered
     original = CORRUPTIONS.get("fog")
@@ -78,7 +78,7 @@ def test_a_corruption_name_cannot_be_registered_twice_by_accident() -> None:
 
 
 def test_a_schedule_kind_cannot_be_registered_twice_by_accident() -> None:
-    from sim._schedules import SCHEDULES
+    from sim.corruptions.schedules import SCHEDULES
 
     with pytest.raises(ValueError, match="schedule kind 'static' is already registered"):
         SCHEDULES.register(SCHEDULES.get("gradual"), name="static")

@@ -17,14 +17,20 @@ def did_you_mean(name: object, valid: Iterable[str]) -> str:
 
 
 def unknown_name(
-    kind: str, name: object, valid: Iterable[str], *, alternatives: str = ""
+    kind: str,
+    name: object,
+    valid: Iterable[str],
+    *,
+    alternatives: str = "",
+    also_close: Iterable[str] = (),
 ) -> UnknownNameError:
     """``unknown <kind> 'x' (did you mean ...?); valid choices: a, b<alternatives>`` as an error.
 
-    ``alternatives`` is appended to the list of choices (e.g. ``" or a 'module:Class' path"``).
+    ``alternatives`` is appended to the list of choices (e.g. ``" or a 'module:Class' path"``);
+    ``also_close`` are further names offered as close matches (e.g. group names).
     """
     choices = list(valid)
+    hint = did_you_mean(name, [*choices, *also_close])
     return UnknownNameError(
-        f"unknown {kind} {name!r}{did_you_mean(name, choices)}; "
-        f"valid choices: {', '.join(choices)}{alternatives}"
+        f"unknown {kind} {name!r}{hint}; valid choices: {', '.join(choices)}{alternatives}"
     )

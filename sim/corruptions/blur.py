@@ -1,7 +1,7 @@
 """ImageNet-C blur corruptions: defocus, glass, motion, zoom and gaussian blur.
 
 Kernel-based versions of the published algorithms (single OpenCV filter calls instead of
-per-shift loops); spatial constants scale with ``ctx.scale`` (see ``sim._corrupt``).
+per-shift loops); spatial constants scale with ``ctx.scale`` (see ``sim.corruptions.catalogue``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import math
 import cv2
 import numpy as np
 
-from sim._corrupt import Context, gaussian, levels, register
+from sim.corruptions.kernels import apply_kernel, gaussian, levels, motion_kernel
+from sim.corruptions.registry import Context, register
 
 
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
@@ -23,39 +24,6 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     k /= k.sum()
     ksize = (3, 3) if radius <= 8 else (5, 5)
     return cv2.GaussianBlur(k, ksize, sigmaX=max(alias_blur, 1e-6))
-
-
-def motion_kernel(radius: float, sigma: float, angle_deg: float) -> np.ndarray:
-    """Correlation kernel of the published motion blur.
-
-    The image is averaged over ``2*radius+1`` copies shifted along ``angle`` (one-sided, from
-    the pixel backwards), with half-Gaussian weights of width ``sigma``.
-    """
-    width = 2 * max(1, round(radius)) + 1
-    sigma = max(sigma, 1e-3)
-    weights = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
-    weights /= weights.sum()
-    sy, sx = math.sin(math.radians(angle_deg)), math.cos(math.radians(angle_deg))
-    k = np.zeros((2 * width + 1, 2 * width + 1), np.float32)
-    for i, wgt in enumerate(weights):
-        dy = -math.ceil(i * sy - 0.5)
-        dx = -math.ceil(i * sx - 0.5)
-        # blurred(y, x) += w * image(y - dy, x - dx); filter2D correlates, so the tap sits at -d.
-        k[width - dy, width - dx] += wgt
-    return k
-
-
-def apply_kernel(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Correlate with a centred kernel (replicated borders), cropped to its non-zero box."""
-    rows = np.flatnonzero(kernel.any(axis=1))
-    cols = np.flatnonzero(kernel.any(axis=0))
-    if len(rows) == 0:
-        return np.zeros_like(x)
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    cy, cx = kernel.shape[0] // 2, kernel.shape[1] // 2
-    crop = np.ascontiguousarray(kernel[r0:r1, c0:c1])
-    return cv2.filter2D(x, -1, crop, anchor=(int(cx - c0), int(cy - r0)),
-                        borderType=cv2.BORDER_REPLICATE)  # fmt: skip
 
 
 @register(

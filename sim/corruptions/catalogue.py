@@ -1,17 +1,12 @@
-"""The corruption catalogue: registry, metadata, severity handling and the public entry points.
+"""The corruption catalogue: names, groups and metadata, and the public entry points.
 
-Every corruption is a function ``fn(image, severity, rng, ctx) -> array`` registered in
-``CORRUPTIONS`` with a :class:`CorruptionInfo`. ``image`` is float32 in [0, 1] (H, W, 3)
-(or the uint8 image itself for fast paths registered with ``uint8_input``), ``severity`` a
-float in (0, 5], ``rng`` a seeded ``numpy.random.Generator`` and ``ctx`` a
-:class:`Context` with the optional depth map, the previous frame and the spatial scale.
-Pixel-moving corruptions return a :class:`Warp` (sampling maps) that :func:`corrupt_frame`
-applies to the image, the labels and the depth alike.
-
-Severity: integers 1–5 select the published constants; a float in [0, 5] interpolates linearly
-between consecutive levels, level 0 being the identity parameters (see :func:`levels`).
-Corruptions whose parameters have no continuous identity (glass blur, fog, snow, spatter)
-blend linearly from the clean image to their level-1 result between severities 0 and 1.
+Corruptions live one family per module (``noise``, ``blur``, ``weather``, ``digital``,
+``driving``) and register themselves in ``sim.corruptions.registry``; importing this module
+imports them all. Severity: integers 1–5 select the published constants; a float in [0, 5]
+interpolates linearly between consecutive levels, level 0 being the identity parameters
+(``sim.corruptions.kernels.levels``). Corruptions whose parameters have no continuous identity
+(glass blur, fog, snow, spatter) blend linearly from the clean image to their level-1 result
+between severities 0 and 1.
 
 Resolution rule: ImageNet-C constants were tuned for 224-px crops. Spatial constants (blur
 radii and sigmas, glass-blur shifts, snow flake size and streak length, camera-shake shift,
@@ -27,16 +22,26 @@ the iteration count), and sub-pixel blurs fade in linearly instead of vanishing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import cv2
 import numpy as np
 
-from sim.common.registry import Registry
+from sim.common.names import unknown_name
 
-FAMILIES = ("noise", "blur", "weather", "digital", "driving")
+# The family modules register their corruptions on import.
+from sim.corruptions import blur, digital, driving, noise, weather  # noqa: F401
+from sim.corruptions.kernels import spatial_scale, to_uint8
+from sim.corruptions.registry import (
+    CORRUPTIONS,
+    FAMILIES,
+    UINT8_INPUT,
+    Context,
+    CorruptionInfo,
+    Warp,
+)
+
 IMAGENET_C = (
     "gaussian_noise",
     "shot_noise",
@@ -55,105 +60,6 @@ IMAGENET_C = (
     "jpeg_compression",
 )
 IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-REFERENCE_SIZE = 224
-
-
-@dataclass(frozen=True)
-class CorruptionInfo:
-    """What a corruption is and what it needs."""
-
-    name: str
-    family: str
-    moves_pixels: bool = False
-    needs_depth: bool = False
-    needs_previous: bool = False
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Context:
-    """Side information a corruption may use."""
-
-    depth: np.ndarray | None = None
-    previous: np.ndarray | None = None
-    scale: float = 1.0
-    pattern_seed: int | None = None
-
-    def pattern_rng(self, rng: np.random.Generator) -> np.random.Generator:
-        """Generator for defects fixed to the camera (dead pixels, lens dirt).
-
-        With a ``pattern_seed`` (a stream's seed) the pattern stays put from frame to frame;
-        without one it is drawn from the frame's generator.
-        """
-        if self.pattern_seed is None:
-            return rng
-        return np.random.default_rng(self.pattern_seed)
-
-
-@dataclass(frozen=True)
-class Warp:
-    """A pixel-moving result: output pixel (y, x) samples the input at (map_y, map_x).
-
-    ``border`` is ``"reflect"`` (every output pixel defined) or ``"constant"`` (pixels mapped
-    outside the frame are undefined: black image, label 255, depth NaN). ``post`` optionally
-    finishes the warped float image (e.g. extra blur) and must not move pixels.
-    """
-
-    map_x: np.ndarray
-    map_y: np.ndarray
-    border: str = "reflect"
-    post: Callable[[np.ndarray], np.ndarray] | None = None
-
-
-CorruptionFn = Callable[[np.ndarray, float, np.random.Generator, Context], Any]
-CORRUPTIONS: Registry[CorruptionFn] = Registry("corruption")
-UINT8_INPUT: set[str] = set()
-
-
-def register(
-    name: str,
-    family: str,
-    description: str,
-    *,
-    moves_pixels: bool = False,
-    needs_depth: bool = False,
-    needs_previous: bool = False,
-    uint8_input: bool = False,
-    override: bool = False,
-) -> Callable[[CorruptionFn], CorruptionFn]:
-    """Register a corruption function with its metadata.
-
-    ``uint8_input``: the function works on the uint8 image directly (a fast path for
-    look-up-table and OpenCV-native operations) instead of float32 in [0, 1]. A name that is
-    already registered raises ``ValueError`` unless ``override=True``.
-    """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    CORRUPTIONS.check_free(name, override)
-    info = CorruptionInfo(name, family, moves_pixels, needs_depth, needs_previous, description)
-    UINT8_INPUT.discard(name)
-    if uint8_input:
-        UINT8_INPUT.add(name)
-    return CORRUPTIONS.register(name=name, meta=info, override=override)
-
-
-# ---------------------------------------------------------------------------------------------
-# severity helpers
-
-
-def levels(table: Sequence[Any], severity: float, zero: Any) -> Any:
-    """Parameters for ``severity``: ``table[s-1]`` at integers, linear in between, ``zero`` at 0.
-
-    ``table`` holds five scalars or five equal-length tuples; so does ``zero``.
-    """
-    rows = [zero, *table]
-    lo = int(np.floor(severity))
-    hi = min(lo + 1, 5)
-    f = severity - lo
-    a, b = rows[lo], rows[hi]
-    if isinstance(a, tuple):
-        return tuple((1 - f) * x + f * y for x, y in zip(a, b, strict=True))
-    return (1 - f) * a + f * b
 
 
 def check_severity(severity: Any) -> float:
@@ -188,41 +94,12 @@ def check_image(image: Any, name: str = "image") -> np.ndarray:
     return image
 
 
-def spatial_scale(shape: tuple[int, ...]) -> float:
-    """Factor applied to the 224-px spatial constants: ``min(H, W) / 224``."""
-    return min(shape[0], shape[1]) / REFERENCE_SIZE
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Float [0, 1] image to uint8 with rounding and clipping."""
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def gaussian(
-    x: np.ndarray,
-    sigma: float,
-    truncate: float = 4.0,
-    border: int = cv2.BORDER_REPLICATE,
-    sigma_y: float | None = None,
-) -> np.ndarray:
-    """Gaussian filter like ``skimage.filters.gaussian`` (kernel radius ``truncate * sigma``)."""
-    sy = sigma if sigma_y is None else sigma_y
-    if sigma <= 0 and sy <= 0:
-        return x
-    kx = 2 * int(np.ceil(truncate * sigma)) + 1 if sigma > 0 else 1
-    ky = 2 * int(np.ceil(truncate * sy)) + 1 if sy > 0 else 1
-    return cv2.GaussianBlur(
-        x, (kx, ky), sigmaX=max(sigma, 1e-6), sigmaY=max(sy, 1e-6), borderType=border
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # public API
 
 
 def corruption_names(family: str | None = None) -> list[str]:
     """Registered corruption names, optionally only one family (noise, blur, weather, ...)."""
-    _load()
     if family is None:
         return CORRUPTIONS.names()
     if family not in FAMILIES:
@@ -232,18 +109,42 @@ def corruption_names(family: str | None = None) -> list[str]:
 
 def corruption_info(name: str) -> CorruptionInfo:
     """Metadata of a corruption (family, moves_pixels, needs_depth, needs_previous, ...)."""
-    _load()
     return CORRUPTIONS.meta(name)
 
 
 def corruption_groups() -> dict[str, list[str]]:
     """Named groups: imagenet-c (15), imagenet-c-extra (4), each family, and all."""
-    _load()
     groups = {"imagenet-c": list(IMAGENET_C), "imagenet-c-extra": list(IMAGENET_C_EXTRA)}
     for fam in FAMILIES:
         groups[fam] = corruption_names(fam)
     groups["all"] = corruption_names()
     return groups
+
+
+def expand_corruptions(items: Iterable[str]) -> list[str]:
+    """Corruption names and group names (``corruption_groups``) as corruption names.
+
+    Groups expand in their order, repeats are dropped (first occurrence kept). An unknown
+    item raises ``UnknownNameError`` (a ``ValueError``) listing the names and the groups.
+    """
+    groups = corruption_groups()
+    names = set(CORRUPTIONS.names())
+    out: list[str] = []
+    for item in items:
+        if item in groups:
+            members = groups[item]
+        elif item in names:
+            members = [item]
+        else:
+            raise unknown_name(
+                "corruption",
+                item,
+                sorted(names),
+                alternatives=f"; or a group: {', '.join(sorted(groups))}",
+                also_close=groups,
+            )
+        out += [m for m in members if m not in out]
+    return out
 
 
 def corrupt(
@@ -307,7 +208,6 @@ def _apply(
     scale=None,
     pattern_seed=None,
 ):
-    _load()
     fn = CORRUPTIONS.get(name)
     info: CorruptionInfo = CORRUPTIONS.meta(name)
     check_image(image)
@@ -369,15 +269,3 @@ def _warp(arr: np.ndarray, warp: Warp, interp: int, fill: Any) -> np.ndarray:
     return cv2.remap(
         src, warp.map_x, warp.map_y, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=fill
     )
-
-
-_LOADED = False
-
-
-def _load() -> None:
-    """Import the modules that register corruptions (once)."""
-    global _LOADED
-    if not _LOADED:
-        from sim import _c_blur, _c_digital, _c_driving, _c_noise, _c_weather  # noqa: F401
-
-        _LOADED = True

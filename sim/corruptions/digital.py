@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sim._corrupt import Context, Warp, gaussian, levels, register
+from sim.corruptions.kernels import gaussian, levels
+from sim.corruptions.registry import Context, Warp, register
 
 
 @register(

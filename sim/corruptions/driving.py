@@ -12,9 +12,15 @@ import math
 import cv2
 import numpy as np
 
-from sim._c_blur import apply_kernel
-from sim._c_noise import normal_table, poisson_table, uniform16
-from sim._corrupt import Context, Warp, gaussian, levels, register
+from sim.corruptions.kernels import (
+    apply_kernel,
+    gaussian,
+    levels,
+    normal_table,
+    poisson_table,
+    uniform16,
+)
+from sim.corruptions.registry import Context, Warp, register
 
 AIRLIGHT = np.float32(0.82)
 
@@ -104,7 +110,7 @@ def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np
         (1.0, 2000, 0.0),
     )
     # Gamma darkening x ** (1 / c) as a look-up table, then photon (Poisson) noise with
-    # `photons` at white and Gaussian read noise, both by table look-up (see sim._c_noise).
+    # `photons` at white and Gaussian read noise, both by table look-up (sim.corruptions.kernels).
     lut = np.rint(np.power(np.arange(256) / 255, 1 / c) * 255).astype(np.uint8)
     dark = cv2.LUT(x, lut)
     table = poisson_table(round(float(photons), 6)).ravel()

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from sim._corrupt import check_image, check_severity, corrupt, corruption_groups, corruption_info
+from sim.corruptions.catalogue import (
+    check_image,
+    check_severity,
+    corrupt,
+    corruption_info,
+    corruption_names,
+    expand_corruptions,
+)
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BG = (255, 255, 255)
@@ -33,17 +40,10 @@ def _placeholder(h: int, w: int, text: str, scale: float) -> np.ndarray:
 
 def _resolve(corruptions: str | Sequence[str] | None) -> list[str]:
     if corruptions is None:
-        return corruption_groups()["all"]
-    if isinstance(corruptions, str):
-        groups = corruption_groups()
-        if corruptions in groups:
-            return groups[corruptions]
-        corruptions = [corruptions]
-    names = list(corruptions)
+        return corruption_names()
+    names = expand_corruptions([corruptions] if isinstance(corruptions, str) else corruptions)
     if not names:
         raise ValueError("corruptions must name at least one corruption or group")
-    for n in names:
-        corruption_info(n)  # unknown names raise, listing close matches
     return names
 
 

@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sim._corrupt import IMAGENET_C, check_severity, corruption_names
 from sim.common.registry import Registry
+from sim.corruptions.catalogue import IMAGENET_C, check_severity, corruption_names
+from sim.corruptions.registry import CORRUPTIONS
 
 CURVES = ("linear", "sigmoid", "cosine", "ease_in", "ease_out", "step")
 
@@ -74,12 +75,8 @@ SCHEDULES: Registry[type[Schedule]] = Registry("schedule kind")
 def _check_corruption(value: Any, fieldname: str = "corruption") -> str:
     if not isinstance(value, str):
         raise TypeError(f"schedule field {fieldname!r} must be a corruption name string")
-    names = corruption_names()
-    if value not in names:
-        from sim._corrupt import CORRUPTIONS
-
-        err = CORRUPTIONS.unknown(value)
-        raise ValueError(f"schedule field {fieldname!r}: {err}")
+    if value not in corruption_names():
+        raise ValueError(f"schedule field {fieldname!r}: {CORRUPTIONS.unknown(value)}")
     return value
 
 

@@ -11,8 +11,8 @@ import math
 import cv2
 import numpy as np
 
-from sim._c_blur import apply_kernel, motion_kernel
-from sim._corrupt import Context, gaussian, levels, register
+from sim.corruptions.kernels import apply_kernel, gaussian, levels, motion_kernel
+from sim.corruptions.registry import Context, register
 
 # ---------------------------------------------------------------------------------------------
 # plasma fractal (diamond-square)

@@ -7,8 +7,8 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from sim._corrupt import check_severity, corrupt_frame, corruption_info
-from sim._schedules import Schedule, make_schedule
+from sim.corruptions.catalogue import check_severity, corrupt_frame, corruption_info
+from sim.corruptions.schedules import Schedule, make_schedule
 
 DEFAULT_STREAM_FRAMES = 1000
 
