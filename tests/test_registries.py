@@ -62,14 +62,16 @@ def test_a_corruption_name_cannot_be_registered_twice_by_accident() -> None:
     original = CORRUPTIONS.get("fog")
     info = sim.corruption_info("fog")
 
-    def fake_fog(x, s, rng, ctx):
+    def fog(x, s, rng, ctx):
+        """A replacement."""
         return x
 
     with pytest.raises(ValueError, match="corruption 'fog' is already registered"):
-        register("fog", "weather", "a replacement")(fake_fog)
+        register("weather")(fog)
     assert CORRUPTIONS.get("fog") is original and sim.corruption_info("fog") == info
     try:
-        register("fog", "weather", "a replacement", override=True)(fake_fog)
+        register("weather", override=True)(fog)
+        assert sim.corruption_info("fog").description == "A replacement."
         image = np.full((16, 16, 3), 77, np.uint8)
         assert np.array_equal(sim.corrupt(image, "fog", 5), image)
     finally:

@@ -26,13 +26,9 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     return cv2.GaussianBlur(k, ksize, sigmaX=max(alias_blur, 1e-6))
 
 
-@register(
-    "defocus_blur",
-    "blur",
-    "Disk-shaped lens defocus, radius 3-10 px at 224 px.",
-    uint8_input=True,
-)
+@register("blur", uint8_input=True)
 def defocus_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Disk-shaped lens defocus, radius 3-10 px at 224 px."""
     radius, alias = levels(((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)), s, (0.0, 0.1))
     radius *= ctx.scale
     if radius < 1:
@@ -43,19 +39,16 @@ def defocus_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context
     return apply_kernel(x, disk_kernel(radius, alias * ctx.scale))
 
 
-@register("gaussian_blur", "blur", "Gaussian blur, sigma 1, 2, 3, 4, 6 px at 224 px.")
+@register("blur")
 def gaussian_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Gaussian blur, sigma 1, 2, 3, 4, 6 px at 224 px."""
     sigma = levels((1, 2, 3, 4, 6), s, 0.0) * ctx.scale
     return gaussian(x, sigma)
 
 
-@register(
-    "motion_blur",
-    "blur",
-    "Linear motion blur at a random angle in [-45, 45] degrees.",
-    uint8_input=True,
-)
+@register("blur", uint8_input=True)
 def motion_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Linear motion blur at a random angle in [-45, 45] degrees."""
     radius, sigma = levels(((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)), s, (0.0, 0.5))
     angle = rng.uniform(-45, 45)
     radius, sigma = radius * ctx.scale, sigma * ctx.scale
@@ -64,8 +57,9 @@ def motion_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context)
     return apply_kernel(x, motion_kernel(radius, sigma, angle))
 
 
-@register("zoom_blur", "blur", "Average of centre zooms up to 1.11-1.31 (radial blur).")
+@register("blur")
 def zoom_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Average of centre zooms up to 1.11-1.31 (radial blur)."""
     zmax, step = levels(
         ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)), s, (1.0, 0.01)
     )
@@ -90,8 +84,9 @@ def zoom_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     return acc * np.float32(1 / (len(zooms) + 1))
 
 
-@register("glass_blur", "blur", "Blur, local random pixel swaps, blur again (frosted glass).")
+@register("blur")
 def glass_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Blur, local random pixel swaps, blur again (frosted glass)."""
     if s < 1:
         # Pixel swaps do not shrink continuously to nothing: fade in the severity-1 result.
         return (1 - s) * x + s * glass_blur(x, 1.0, rng, ctx)

@@ -9,13 +9,9 @@ from sim.corruptions.kernels import gaussian, levels
 from sim.corruptions.registry import Context, Warp, register
 
 
-@register(
-    "contrast",
-    "digital",
-    "Scale pixels about the per-channel mean by .4-.05.",
-    uint8_input=True,
-)
+@register("digital", uint8_input=True)
 def contrast(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Scale pixels about the per-channel mean by .4-.05."""
     c = levels((0.4, 0.3, 0.2, 0.1, 0.05), s, 1.0)
     # A per-channel affine map of the 256 input values: one look-up table per channel.
     means = np.array(cv2.mean(x)[:3]) / 255
@@ -24,8 +20,9 @@ def contrast(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) ->
     return cv2.LUT(x, lut.reshape(256, 1, 3))
 
 
-@register("saturate", "digital", "Scale HSV saturation (and offset): .3, .1, 2, 5, 20.")
+@register("digital")
 def saturate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Scale HSV saturation (and offset): .3, .1, 2, 5, 20."""
     mul, add = levels(((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)), s, (1.0, 0.0))
     # Closed form of rgb -> hsv, S' = clip(S * mul + add), hsv -> rgb. Each channel is
     # V * (1 - S * g(hue)), so channel' = V - (V - channel) * S' / S. Grey pixels (S = 0) have
@@ -43,8 +40,9 @@ def saturate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) ->
     return out
 
 
-@register("pixelate", "digital", "Box-downsample by .6-.25 and upsample nearest.", uint8_input=True)
+@register("digital", uint8_input=True)
 def pixelate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Box-downsample by .6-.25 and upsample nearest."""
     c = levels((0.6, 0.5, 0.4, 0.3, 0.25), s, 1.0)
     h, w = x.shape[:2]
     small = cv2.resize(x, (max(1, int(w * c)), max(1, int(h * c))), interpolation=cv2.INTER_AREA)
@@ -52,13 +50,9 @@ def pixelate(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) ->
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-@register(
-    "jpeg_compression",
-    "digital",
-    "JPEG re-encoding at quality 25, 18, 15, 10, 7.",
-    uint8_input=True,
-)
+@register("digital", uint8_input=True)
 def jpeg_compression(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """JPEG re-encoding at quality 25, 18, 15, 10, 7."""
     q = round(levels((25, 18, 15, 10, 7), s, 100))
     bgr = cv2.cvtColor(x, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
@@ -67,13 +61,9 @@ def jpeg_compression(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Con
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-@register(
-    "elastic_transform",
-    "digital",
-    "Smooth random displacement field (rubber-sheet warp).",
-    moves_pixels=True,
-)
+@register("digital", moves_pixels=True)
 def elastic_transform(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> Warp:
+    """Smooth random displacement field (rubber-sheet warp)."""
     alpha = levels(tuple(250 * a for a in (0.05, 0.065, 0.085, 0.1, 0.12)), s, 0.0)
     h, w = x.shape[:2]
     # Published form: uniform noise of amplitude 0.005*H, smoothed by a Gaussian of sigma

@@ -41,14 +41,10 @@ def _line_kernel(length: float, angle_deg: float) -> np.ndarray:
     return k
 
 
-@register(
-    "fog_depth",
-    "driving",
-    "Koschmieder fog with true depth: beta .005-.08 /m, airlight .82.",
-    needs_depth=True,
-)
+@register("driving", needs_depth=True)
 def fog_depth(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     # beta 0.005 / 0.01 / 0.02 m^-1 are Foggy Cityscapes' levels (visibility ~600, 300, 150 m).
+    """Koschmieder fog with true depth: beta .005-.08 /m, airlight .82."""
     beta = levels((0.005, 0.01, 0.02, 0.04, 0.08), s, 0.0)
     d = np.asarray(ctx.depth, np.float32)
     # Sky (inf) and undefined (NaN) depth get transmission exp(-inf) = 0: pure airlight.
@@ -56,8 +52,9 @@ def fog_depth(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     return x * t + AIRLIGHT * (1 - t)
 
 
-@register("rain", "driving", "Rain streaks, veiling (depth-aware when depth is given), dimming.")
+@register("driving")
 def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Rain streaks, veiling (depth-aware when depth is given), dimming."""
     density, length, alpha, veil, beta, dim, blur = levels(
         (
             (0.002, 8, 0.25, 0.06, 0.003, 0.95, 0.0),
@@ -91,13 +88,9 @@ def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
     return out * (1 - streaks) + np.float32(0.85) * streaks
 
 
-@register(
-    "night",
-    "driving",
-    "Low light: gamma darkening c=.6-.2 then Poisson-Gaussian noise.",
-    uint8_input=True,
-)
+@register("driving", uint8_input=True)
 def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Low light: gamma darkening c=.6-.2 then Poisson-Gaussian noise."""
     c, photons, read = levels(
         (
             (0.6, 200, 0.005),
@@ -123,8 +116,9 @@ def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np
     return out.astype(np.uint8)
 
 
-@register("sun_flare", "driving", "Low sun in view: glow, lens ghosts and veiling glare.")
+@register("driving")
 def sun_flare(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Low sun in view: glow, lens ghosts and veiling glare."""
     strength, radius, glare = levels(
         (
             (0.35, 0.12, 0.04),
@@ -155,8 +149,9 @@ def sun_flare(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     return 1 - (1 - x) * (1 - np.clip(add, 0, 1))  # screen blend
 
 
-@register("shadow", "driving", "Hard-edged cast shadows (buildings, trees) across the scene.")
+@register("driving")
 def shadow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Hard-edged cast shadows (buildings, trees) across the scene."""
     count, darkness = levels(((1, 0.3), (2, 0.4), (3, 0.5), (4, 0.6), (5, 0.7)), s, (1, 0.0))
     h, w = x.shape[:2]
     mask = np.zeros((h, w), np.float32)
@@ -176,8 +171,9 @@ def shadow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> n
     return x * shade
 
 
-@register("lens_dirt", "driving", "Dirt and smudges on the lens: soft dark blobs with haze.")
+@register("driving")
 def lens_dirt(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Dirt and smudges on the lens: soft dark blobs with haze."""
     count, opacity, haze = levels(
         ((4, 0.45, 0.02), (8, 0.55, 0.03), (12, 0.65, 0.045), (18, 0.75, 0.06), (26, 0.85, 0.08)),
         s,
@@ -204,8 +200,9 @@ def lens_dirt(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     return out + np.float32(haze) + np.float32(haze * 1.5) * scatter
 
 
-@register("dead_pixels", "driving", "Dead, hot and stuck pixels plus dead columns on the sensor.")
+@register("driving")
 def dead_pixels(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Dead, hot and stuck pixels plus dead columns on the sensor."""
     frac, lines = levels(((0.0005, 0), (0.002, 0), (0.005, 1), (0.01, 2), (0.02, 4)), s, (0, 0))
     prng = ctx.pattern_rng(rng)
     h, w = x.shape[:2]
@@ -225,14 +222,10 @@ def dead_pixels(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context)
     return out
 
 
-@register(
-    "frame_drop",
-    "driving",
-    "Lost frames: the stream repeats the previous frame (black "
-    "for a single image) with probability .1-.7.",
-    needs_previous=True,
-)
+@register("driving", needs_previous=True)
 def frame_drop(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Lost frames: the stream repeats the previous frame (black for a single image) with
+    probability .1-.7."""
     p = levels((0.1, 0.2, 0.35, 0.5, 0.7), s, 0.0)
     if rng.random() >= p:
         return x
@@ -241,10 +234,9 @@ def frame_drop(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
     return ctx.previous.copy()
 
 
-@register(
-    "iso_noise", "driving", "High-ISO sensor noise: signal-dependent luma plus colour blotches."
-)
+@register("driving")
 def iso_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """High-ISO sensor noise: signal-dependent luma plus colour blotches."""
     gain, read = levels(
         ((0.002, 0.01), (0.004, 0.02), (0.008, 0.03), (0.014, 0.045), (0.022, 0.06)), s, (0.0, 0.0)
     )
@@ -256,20 +248,17 @@ def iso_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     return x + std * (np.float32(0.6) * luma + np.float32(0.8) * chroma)
 
 
-@register("color_quant", "driving", "Colour quantisation to 5, 4, 3, 2, 1 bits per channel.")
+@register("driving")
 def color_quant(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Colour quantisation to 5, 4, 3, 2, 1 bits per channel."""
     bits = levels((5, 4, 3, 2, 1), s, 8)
     n = max(2, round(2**bits))
     return np.round(x * np.float32(n - 1)) * np.float32(1 / (n - 1))
 
 
-@register(
-    "camera_shake",
-    "driving",
-    "Camera extrinsics jitter: random shift and roll; ground truth moves with the image.",
-    moves_pixels=True,
-)
+@register("driving", moves_pixels=True)
 def camera_shake(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> Warp:
+    """Camera extrinsics jitter: random shift and roll; ground truth moves with the image."""
     shift, roll = levels(((2, 0.5), (4, 1.0), (8, 2.0), (12, 3.0), (18, 4.5)), s, (0.0, 0.0))
     h, w = x.shape[:2]
     a = rng.uniform(0, 2 * np.pi)
@@ -284,8 +273,9 @@ def camera_shake(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context
     return Warp(ct * ux + st * uy + cx, -st * ux + ct * uy + cy, border="constant")
 
 
-@register("vignetting", "driving", "Radial light fall-off to 20-80% darker corners.")
+@register("driving")
 def vignetting(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Radial light fall-off to 20-80% darker corners."""
     a = levels((0.2, 0.35, 0.5, 0.65, 0.8), s, 0.0)
     h, w = x.shape[:2]
     gx, gy = _grid(h, w)
@@ -295,15 +285,12 @@ def vignetting(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
     return x * (1 - np.float32(a) * r2 ** np.float32(1.25))[..., None]
 
 
-@register(
-    "chromatic_aberration",
-    "driving",
-    "Lateral colour fringes: red and blue magnified "
-    "differently (green, and so the labels, stay put).",
-)
+@register("driving")
 def chromatic_aberration(
     x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context
 ) -> np.ndarray:
+    """Lateral colour fringes: red and blue magnified differently (green, and so the labels,
+    stay put)."""
     d = levels((0.002, 0.004, 0.007, 0.011, 0.016), s, 0.0)
     h, w = x.shape[:2]
     out = x.copy()
@@ -320,8 +307,9 @@ def chromatic_aberration(
     return out
 
 
-@register("overexposure", "driving", "Exposure gain 1.6-5.5x in linear light with highlight bloom.")
+@register("driving")
 def overexposure(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Exposure gain 1.6-5.5x in linear light with highlight bloom."""
     gain = levels((1.6, 2.2, 3.0, 4.0, 5.5), s, 1.0)
     lin = np.power(x, np.float32(2.2)) * np.float32(gain)
     bloom = gaussian(np.clip(lin - 1, 0, None), 4 * ctx.scale)

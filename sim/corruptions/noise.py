@@ -19,13 +19,9 @@ from sim.corruptions.kernels import (
 from sim.corruptions.registry import Context, register
 
 
-@register(
-    "gaussian_noise",
-    "noise",
-    "Additive Gaussian noise, sigma .08-.38 on [0, 1] pixels.",
-    uint8_input=True,
-)
+@register("noise", uint8_input=True)
 def gaussian_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Additive Gaussian noise, sigma .08-.38 on [0, 1] pixels."""
     sigma = levels((0.08, 0.12, 0.18, 0.26, 0.38), s, 0.0)
     # x is uint8 and the output is rounded to integers, so round(x + n) = x + round(n):
     # the whole corruption runs in int16.
@@ -36,15 +32,11 @@ def gaussian_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Conte
     return out.astype(np.uint8)
 
 
-@register(
-    "shot_noise",
-    "noise",
-    "Poisson (photon) noise with 60, 25, 12, 5, 3 photons at white.",
-    uint8_input=True,
-)
+@register("noise", uint8_input=True)
 def shot_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
     # Interpolate the photon count in log space so the identity (infinitely many photons) is
     # approached smoothly; integers hit the published constants exactly.
+    """Poisson (photon) noise with 60, 25, 12, 5, 3 photons at white."""
     if s >= 1:
         lam = float(np.exp(levels(tuple(np.log([60, 25, 12, 5, 3])), s, 0.0)))
     else:
@@ -55,13 +47,9 @@ def shot_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
     return table[idx]
 
 
-@register(
-    "impulse_noise",
-    "noise",
-    "Salt-and-pepper noise on a fraction .03-.27 of the values.",
-    uint8_input=True,
-)
+@register("noise", uint8_input=True)
 def impulse_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Salt-and-pepper noise on a fraction .03-.27 of the values."""
     amount = levels((0.03, 0.06, 0.09, 0.17, 0.27), s, 0.0)
     # Same semantics as skimage's 's&p' mode: each channel value independently flipped with
     # probability `amount`, to 1 or 0 with equal odds (one uniform draw decides both:
@@ -73,8 +61,9 @@ def impulse_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Contex
     return out
 
 
-@register("speckle_noise", "noise", "Multiplicative Gaussian noise x + x*n, sigma .15-.6.")
+@register("noise")
 def speckle_noise(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Multiplicative Gaussian noise x + x*n, sigma .15-.6."""
     sigma = levels((0.15, 0.2, 0.35, 0.45, 0.6), s, 0.0)
     n = normal(rng, x.shape)
     n *= np.float32(sigma)

@@ -11,6 +11,7 @@ image, the labels and the depth alike.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,27 +76,33 @@ UINT8_INPUT: set[str] = set()
 
 
 def register(
-    name: str,
     family: str,
-    description: str,
     *,
+    name: str | None = None,
     moves_pixels: bool = False,
     needs_depth: bool = False,
     needs_previous: bool = False,
     uint8_input: bool = False,
     override: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
-    """Register a corruption function with its metadata.
+    """Decorator: register a corruption function of ``family`` under its name (or ``name``).
 
-    ``uint8_input``: the function works on the uint8 image directly (a fast path for
-    look-up-table and OpenCV-native operations) instead of float32 in [0, 1]. A name that is
-    already registered raises ``ValueError`` unless ``override=True``.
+    The function's docstring, first paragraph, is its description (``roadshift list
+    corruptions``). ``uint8_input``: the function works on the uint8 image directly (a fast
+    path for look-up-table and OpenCV-native operations) instead of float32 in [0, 1]. A name
+    that is already registered raises ``ValueError`` unless ``override=True``.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    CORRUPTIONS.check_free(name, override)
-    info = CorruptionInfo(name, family, moves_pixels, needs_depth, needs_previous, description)
-    UINT8_INPUT.discard(name)
-    if uint8_input:
-        UINT8_INPUT.add(name)
-    return CORRUPTIONS.register(name=name, meta=info, override=override)
+
+    def deco(fn: CorruptionFn) -> CorruptionFn:
+        key = name or fn.__name__
+        CORRUPTIONS.check_free(key, override)
+        description = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0].split())
+        info = CorruptionInfo(key, family, moves_pixels, needs_depth, needs_previous, description)
+        UINT8_INPUT.discard(key)
+        if uint8_input:
+            UINT8_INPUT.add(key)
+        return CORRUPTIONS.register(fn, name=key, meta=info, override=override)
+
+    return deco

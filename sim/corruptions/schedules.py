@@ -224,17 +224,26 @@ class Gradual(Schedule):
         return self.corruption, sev, f"{self.corruption} s{round(sev)}", None
 
 
-@_schedule
 @dataclass(frozen=True)
-class Continual(Schedule):
-    kind: ClassVar[str] = "continual"
+class _CorruptionSequence(Schedule):
+    """Base of the schedules that pick among several corruptions at one severity."""
+
     corruptions: tuple[str, ...] = IMAGENET_C
     severity: float = 5
-    frames_per: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corruptions", _check_corruption_list(self.corruptions))
         object.__setattr__(self, "severity", _check_sev("severity", self.severity))
+
+
+@_schedule
+@dataclass(frozen=True)
+class Continual(_CorruptionSequence):
+    kind: ClassVar[str] = "continual"
+    frames_per: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _check_count("frames_per", self.frames_per)
 
     def _at(self, frame, n):
@@ -250,16 +259,13 @@ class Continual(Schedule):
 
 @_schedule
 @dataclass(frozen=True)
-class Mixed(Schedule):
+class Mixed(_CorruptionSequence):
     kind: ClassVar[str] = "mixed"
-    corruptions: tuple[str, ...] = IMAGENET_C
-    severity: float = 5
     seed: int = 0
     hold: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "corruptions", _check_corruption_list(self.corruptions))
-        object.__setattr__(self, "severity", _check_sev("severity", self.severity))
+        super().__post_init__()
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"schedule field 'seed' must be an int, got {self.seed!r}")
         if self.seed < 0:

@@ -72,13 +72,9 @@ def plasma_for(h: int, w: int, decay: float, rng: np.random.Generator) -> np.nda
     )
 
 
-@register(
-    "fog",
-    "weather",
-    "Fractal haze (diamond-square plasma) brightening and flattening.",
-    uint8_input=True,
-)
+@register("weather", uint8_input=True)
 def fog(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Fractal haze (diamond-square plasma) brightening and flattening."""
     if s < 1:
         return cv2.addWeighted(x, 1 - s, fog(x, 1.0, rng, ctx), s, 0.0)
     strength, decay = levels(((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)), s, (0, 2))
@@ -91,8 +87,9 @@ def fog(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.n
     return cv2.addWeighted(x, k, haze, strength * k, 0.0)
 
 
-@register("brightness", "weather", "Raise the HSV value channel by .1-.5.", uint8_input=True)
+@register("weather", uint8_input=True)
 def brightness(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Raise the HSV value channel by .1-.5."""
     c = levels((0.1, 0.2, 0.3, 0.4, 0.5), s, 0.0)
     # Closed form of rgb -> hsv, V += c, hsv -> rgb: hue and saturation fixed, every channel
     # scales by V' / V, a function of the 256 values of V; black (V = 0) becomes grey c.
@@ -109,8 +106,9 @@ def brightness(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
 # snow
 
 
-@register("snow", "weather", "Falling snow flakes (blurred streaks) over a whitened scene.")
+@register("weather")
 def snow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Falling snow flakes (blurred streaks) over a whitened scene."""
     if s < 1:
         return (1 - s) * x + s * snow(x, 1.0, rng, ctx)
     loc, scale_, zoom, thresh, radius, sigma, keep = levels(
@@ -194,13 +192,9 @@ def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return tex
 
 
-@register(
-    "frost",
-    "weather",
-    "Ice crystals on the lens (procedural texture) blended in.",
-    uint8_input=True,
-)
+@register("weather", uint8_input=True)
 def frost(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Ice crystals on the lens (procedural texture) blended in."""
     keep, amount = levels(((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)), s, (1, 0))
     tex = frost_texture(x.shape[0], x.shape[1], rng)
     return cv2.addWeighted(x, keep, tex, amount, 0.0)
@@ -213,8 +207,9 @@ _WATER = np.float32([175, 238, 238]) / 255
 _MUD = np.float32([63, 42, 20]) / 255
 
 
-@register("spatter", "weather", "Water droplets (levels 1-3) or mud splashes (4-5) on the lens.")
+@register("weather")
 def spatter(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Water droplets (levels 1-3) or mud splashes (4-5) on the lens."""
     if s < 1:
         return (1 - s) * x + s * spatter(x, 1.0, rng, ctx)
     table = (

@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from sim.render.buffers import FrameBuffers
 from sim.render.camera import Camera, CameraState
 from sim.render.ids import G_BIKE, G_MARK, G_MARK_Y, G_ROAD, G_SIDEWALK, G_SKY, G_TRACK
 from sim.render.lighting import Light
@@ -53,7 +53,6 @@ WET_REFLECTS_ABOVE = 0.02  # wetness below which roads do not mirror
 REFLECTIVITY = 0.45  # mirror share of a fully wet road
 REFLECTION_TEXTURE = 0.3  # the texture breaks up the reflection
 REFLECTION_BLUR = (1, 5)  # (width, height) of the box blur that softens the mirror image
-REFLECTIVE = (G_ROAD, G_MARK, G_SIDEWALK, G_MARK_Y, G_TRACK, G_BIKE)
 # ---- fog and haze
 HAZE_BETA = 0.0012  # always-on atmospheric perspective (1/m)
 RAIN_BETA = 0.00012  # extra extinction per unit of precipitation (1/m)
@@ -79,20 +78,6 @@ GLARE_RGB = (1.0, 0.93, 0.8)
 LENS_BLUR_SIGMA = 0.55  # 3x3 Gaussian
 
 
-@dataclass
-class SceneBuffers:
-    """One frame before shading: ids, depth and texture per pixel, plus the masks."""
-
-    gid: np.ndarray  # (H, W) intp: material ids
-    depth: np.ndarray  # (H, W) float32 metres (sky +inf)
-    texv: np.ndarray  # (H, W) float32 texture value, about -1..1
-    u: np.ndarray  # (H, W) float32 lateral offset of ground pixels
-    s_row: np.ndarray  # (H,) distance along the road of each row's ground point
-    shadow: np.ndarray | None  # ground in the shadow of buildings
-    contact: np.ndarray | None  # ground under vehicles and trees
-    is_part: np.ndarray | None  # pixels of object parts
-
-
 class Effects:
     """Shades frames for one camera in one town; owns its sky and rain caches."""
 
@@ -107,51 +92,51 @@ class Effects:
 
     def shade(
         self,
-        scene: SceneBuffers,
+        buf: FrameBuffers,
         materials: MaterialTable,
         light: Light,
         weather: Weather,
         cam: CameraState,
     ) -> np.ndarray:
-        """The final RGB image (uint8) of ``scene``."""
+        """The final RGB image (uint8) of the frame in ``buf``."""
         materials.wet(weather.wetness / 100.0)
-        lum = self._luminance(scene, materials, light)
-        planes = self._albedo_planes(scene, materials, light, lum)
-        sky = scene.gid == G_SKY
+        lum = self._luminance(buf, materials, light)
+        planes = self._albedo_planes(buf, materials, light, lum)
+        sky = buf.gid == G_SKY
         self._paint_sky(planes, sky, light, weather, cam)
-        self._wet_reflections(planes, scene, weather.wetness / 100.0)
-        self._fog(planes, scene.depth, sky, light, weather)
+        self._wet_reflections(planes, buf, weather.wetness / 100.0)
+        self._fog(planes, buf.depth, sky, light, weather)
         self._rain_on(planes, light, weather, cam)
         self._glare(planes, light, cam)
         return self._lens(planes)
 
     # ------------------------------------------------------------------ stages
-    def _luminance(self, scene: SceneBuffers, materials: MaterialTable, light: Light) -> np.ndarray:
+    def _luminance(self, buf: FrameBuffers, materials: MaterialTable, light: Light) -> np.ndarray:
         lumtab = light.amb_f[materials.facing] + light.dir_f[materials.facing]
-        lum = lumtab.take(scene.gid)
-        if scene.shadow is not None:
+        lum = lumtab.take(buf.gid)
+        if buf.shadow is not None:
             blocked = np.float32(SHADOW_BLOCKS * light.dir_f[0])
-            np.subtract(lum, blocked, out=lum, where=scene.shadow)
-        lum *= 1.0 + materials.texamp.take(scene.gid) * scene.texv
-        if scene.contact is not None:
+            np.subtract(lum, blocked, out=lum, where=buf.shadow)
+        lum *= 1.0 + materials.texamp.take(buf.gid) * buf.texv
+        if buf.contact is not None:
             np.multiply(
                 lum,
                 1.0 - CONTACT_SHADOW,
                 out=lum,
-                where=scene.contact,
+                where=buf.contact,
                 dtype=np.float64,
                 casting="unsafe",
             )
         return lum
 
     def _albedo_planes(
-        self, scene: SceneBuffers, materials: MaterialTable, light: Light, lum: np.ndarray
+        self, buf: FrameBuffers, materials: MaterialTable, light: Light, lum: np.ndarray
     ) -> list[np.ndarray]:
-        gid, tint, night = scene.gid, light.tint, light.night
+        gid, tint, night = buf.gid, light.tint, light.night
         if night <= 0.0:
             return [materials.color[:, c].take(gid) * (lum * tint[c]) for c in range(3)]
         materials.light_windows(night)
-        lights = self._night_lights(scene, night)
+        lights = self._night_lights(buf, night)
         planes = [materials.color[:, c].take(gid) * (lum * tint[c] + lights[c]) for c in range(3)]
         em = cv2.merge([materials.emit[:, c].take(gid) for c in range(3)])
         glow = cv2.GaussianBlur(em, (0, 0), max(1.0, self.camera.W / GLOW_SIGMA_DIVISOR))
@@ -160,37 +145,37 @@ class Effects:
             planes[c] += em[..., c]
         return planes
 
-    def _night_lights(self, scene: SceneBuffers, night: float) -> list[np.ndarray]:
+    def _night_lights(self, buf: FrameBuffers, night: float) -> list[np.ndarray]:
         """Artificial light per plane: the ego's headlights, the street lights' pools."""
         cone = np.exp(-((self.camera.a / HEADLIGHT_CONE) ** 2)).astype(np.float32)
-        fall = np.minimum(1.0, (HEADLIGHT_FULL_WITHIN / np.maximum(scene.depth, 1.0)) ** 2)
+        fall = np.minimum(1.0, (HEADLIGHT_FULL_WITHIN / np.maximum(buf.depth, 1.0)) ** 2)
         head = (HEADLIGHT_STRENGTH * night) * cone[None, :] * fall
-        pool = self._lamp_pools(scene, night) if self.town.has_lamps else None
-        shade = 1.0 + LIT_TEXTURE * scene.texv
+        pool = self._lamp_pools(buf, night) if self.town.has_lamps else None
+        shade = 1.0 + LIT_TEXTURE * buf.texv
         lights = [head * (w * shade) for w in HEADLIGHT_RGB]
         if pool is not None:
             for c, w in enumerate(SODIUM_RGB):
                 lights[c] += pool * (w * shade)
         return lights
 
-    def _lamp_pools(self, scene: SceneBuffers, night: float) -> np.ndarray:
+    def _lamp_pools(self, buf: FrameBuffers, night: float) -> np.ndarray:
         """Sodium-orange pools on the ground under the street lights (both sides)."""
         town, ground = self.town, self.camera.ground
         sp, off = town.lamp_spacing, town.lamp_offset
-        dr = (scene.s_row - off) % sp  # distance along the road to the nearest right lamp
+        dr = (buf.s_row - off) % sp  # distance along the road to the nearest right lamp
         dr = np.minimum(dr, sp - dr)
-        dl = (scene.s_row - off - 0.5 * sp) % sp  # ... and left lamp (half a spacing on)
+        dl = (buf.s_row - off - 0.5 * sp) % sp  # ... and left lamp (half a spacing on)
         dl = np.minimum(dl, sp - dl)
         ul = town.layout.road_half - POOL_INSET
         rows_r = (np.exp(-((dr / POOL_LENGTH) ** 2)) * ground).astype(np.float32)
         rows_l = (np.exp(-((dl / POOL_LENGTH) ** 2)) * ground).astype(np.float32)
-        u = scene.u
+        u = buf.u
         pool = rows_r[:, None] * np.exp(-(((u - ul) * (1 / POOL_WIDTH)) ** 2)) + rows_l[
             :, None
         ] * np.exp(-(((u + ul) * (1 / POOL_WIDTH)) ** 2))
-        notground = scene.gid >= G_SKY
-        if scene.is_part is not None:
-            notground |= scene.is_part
+        notground = buf.gid >= G_SKY
+        if buf.is_part is not None:
+            notground |= buf.is_part
         pool[notground] = 0.0
         pool *= POOL_STRENGTH * night
         return pool
@@ -212,20 +197,20 @@ class Effects:
             for c in range(3):
                 planes[c][:top][sky_top] = colors[c]
 
-    def _wet_reflections(self, planes: list[np.ndarray], scene: SceneBuffers, wet: float) -> None:
+    def _wet_reflections(self, planes: list[np.ndarray], buf: FrameBuffers, wet: float) -> None:
         """A wet road reflects what stands above it (mirrored about the horizon, softened)."""
         if wet <= WET_REFLECTS_ABOVE:
             return
-        gid = scene.gid
+        gid = buf.gid
         refl = (gid == G_ROAD) | (gid == G_MARK) | (gid == G_SIDEWALK) | (gid == G_MARK_Y)
         refl |= (gid == G_TRACK) | (gid == G_BIKE)
-        if scene.is_part is not None:
-            refl &= ~scene.is_part
+        if buf.is_part is not None:
+            refl &= ~buf.is_part
         if not refl.any():
             return
         H, yh = self.camera.H, self.camera.yh
         ym = np.clip((2 * yh - np.arange(H)).astype(np.int64), 0, H - 1)
-        k = (REFLECTIVITY * wet) * (1.0 + REFLECTION_TEXTURE * scene.texv) * refl
+        k = (REFLECTIVITY * wet) * (1.0 + REFLECTION_TEXTURE * buf.texv) * refl
         for c in range(3):
             mirror = cv2.blur(planes[c][ym], REFLECTION_BLUR)
             planes[c] += k * (mirror - planes[c])

@@ -22,6 +22,7 @@ from sim.render.atlas import (
     TEX_STEP,
     variant_table,
 )
+from sim.render.buffers import FrameBuffers
 from sim.render.camera import ZMAX, Camera, CameraState
 from sim.render.ids import F_LEFT, F_RIGHT, G_WINDOW, layer_slots
 from sim.render.materials import MaterialTable
@@ -78,15 +79,7 @@ class Layers:
             for layer in (0, 1)
         ]
 
-    def paint(
-        self,
-        cam: CameraState,
-        depth: np.ndarray,
-        gid: np.ndarray,
-        texv: np.ndarray,
-        shadow: np.ndarray | None,
-        materials: MaterialTable,
-    ) -> None:
+    def paint(self, cam: CameraState, buf: FrameBuffers, materials: MaterialTable) -> None:
         """Both layers into the buffers, far then near (a near hit is never behind a far one)."""
         hits, sides = self._hits(cam)
         cols = [self._columns(cam, layer, hits[layer], sides[layer]) for layer in (0, 1)]
@@ -99,7 +92,7 @@ class Layers:
         for layer in (1, 0):
             c = cols[layer]
             if c is not None:
-                self._paint_layer(layer, c, depth, gid, texv, shadow, materials)
+                self._paint_layer(layer, c, buf, materials)
 
     def _hits(self, cam: CameraState) -> tuple[np.ndarray, np.ndarray]:
         """Per layer and column: depth of the first hit with the layer's planes (left or
@@ -167,16 +160,10 @@ class Layers:
         return LayerColumns(zc, s_hit, kind, right, rgb, bstart, style, y_lo, y_hi, full)
 
     def _paint_layer(
-        self,
-        layer: int,
-        c: LayerColumns,
-        depth: np.ndarray,
-        gid: np.ndarray,
-        texv: np.ndarray,
-        shadow: np.ndarray | None,
-        materials: MaterialTable,
+        self, layer: int, c: LayerColumns, buf: FrameBuffers, materials: MaterialTable
     ) -> None:
         """Write a layer's solid pixels (windows, fences' gaps, texture) into the buffers."""
+        depth, gid, texv, shadow = buf.depth, buf.gid, buf.texv, buf.shadow
         cam = self.camera
         H, W = cam.H, cam.W
         y_lo, y_hi = c.y_lo, c.y_hi

@@ -10,25 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.common.classes import BUILDING, ROAD, SIDEWALK, SKY, TERRAIN
-from sim.render.ids import (
-    F_BACK,
-    F_UP,
-    G_BIKE,
-    G_CURB,
-    G_LITWIN,
-    G_MARK,
-    G_MARK_Y,
-    G_ROAD,
-    G_SIDEWALK,
-    G_SKY,
-    G_TERRAIN,
-    G_TRACK,
-    G_WINDOW,
-    NG,
-    first_part_slot,
-    layer_slots,
-    table_size,
-)
+from sim.render import ids
 from sim.world.styles import TownStyle
 
 # Texture amplitude (relative brightness swing of the shared noise) by surface.
@@ -36,13 +18,13 @@ LAYER_TEXTURE = 0.28  # façades, walls, fences, hedges
 PART_TEXTURE = 0.14  # object parts (screen-space noise)
 # Wet ground is darker: albedo lost at full wetness, by material.
 WET_DARKENING = {
-    G_ROAD: 0.45,
-    G_TRACK: 0.5,
-    G_BIKE: 0.45,
-    G_SIDEWALK: 0.3,
-    G_CURB: 0.3,
-    G_MARK: 0.2,
-    G_MARK_Y: 0.2,
+    ids.G_ROAD: 0.45,
+    ids.G_TRACK: 0.5,
+    ids.G_BIKE: 0.45,
+    ids.G_SIDEWALK: 0.3,
+    ids.G_CURB: 0.3,
+    ids.G_MARK: 0.2,
+    ids.G_MARK_Y: 0.2,
 }
 LIT_WINDOW_RGB = (250, 200, 130)  # warm interior light
 LIT_WINDOW_GLOW = 0.9  # emission of lit windows at full night
@@ -53,7 +35,7 @@ class MaterialTable:
 
     def __init__(self, style: TownStyle, width: int) -> None:
         self.width = width
-        n = table_size(width)
+        n = ids.table_size(width)
         self.color = np.zeros((n, 3), np.float32)
         self.label = np.zeros(n, np.uint8)
         self.facing = np.zeros(n, np.uint8)
@@ -61,32 +43,32 @@ class MaterialTable:
         self.texamp = np.zeros(n, np.float32)
         st = style
         fixed = {  # id: (RGB, label, texture amplitude)
-            G_ROAD: (st.road_rgb, ROAD, 0.22),
-            G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
-            G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5),
-            G_MARK: ((205, 205, 200), ROAD, 0.1),
-            G_MARK_Y: ((210, 175, 60), ROAD, 0.1),
-            G_SKY: ((0, 0, 0), SKY, 0.0),
-            G_WINDOW: ((58, 70, 88), BUILDING, 0.3),
-            G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
-            G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
-            G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18),
-            G_BIKE: ((128, 84, 78) if st.name == "urban" else (96, 112, 92), ROAD, 0.2),
+            ids.G_ROAD: (st.road_rgb, ROAD, 0.22),
+            ids.G_SIDEWALK: (st.sidewalk_rgb, SIDEWALK, 0.25),
+            ids.G_TERRAIN: (st.terrain_rgb, TERRAIN, 0.5),
+            ids.G_MARK: ((205, 205, 200), ROAD, 0.1),
+            ids.G_MARK_Y: ((210, 175, 60), ROAD, 0.1),
+            ids.G_SKY: ((0, 0, 0), SKY, 0.0),
+            ids.G_WINDOW: ((58, 70, 88), BUILDING, 0.3),
+            ids.G_LITWIN: ((58, 70, 88), BUILDING, 0.1),
+            ids.G_CURB: (tuple(min(255, int(c * 1.25)) for c in st.sidewalk_rgb), SIDEWALK, 0.1),
+            ids.G_TRACK: (tuple(int(c * 0.88) for c in st.road_rgb), ROAD, 0.18),
+            ids.G_BIKE: ((128, 84, 78) if st.name == "urban" else (96, 112, 92), ROAD, 0.2),
         }
         for gid, (rgb, lab, amp) in fixed.items():
             self.color[gid] = rgb
             self.label[gid] = lab
             self.texamp[gid] = amp
-            self.facing[gid] = F_UP
-        self.base_ground = self.color[:NG].copy()  # dry albedo, before the weather
-        self.facing[G_WINDOW] = self.facing[G_LITWIN] = F_BACK
-        parts = first_part_slot(width)
-        self.texamp[NG:parts] = LAYER_TEXTURE
+            self.facing[gid] = ids.F_UP
+        self.base_ground = self.color[: ids.NG].copy()  # dry albedo, before the weather
+        self.facing[ids.G_WINDOW] = self.facing[ids.G_LITWIN] = ids.F_BACK
+        parts = ids.first_part_slot(width)
+        self.texamp[ids.NG : parts] = LAYER_TEXTURE
         self.texamp[parts:] = PART_TEXTURE
 
     def set_layer(self, layer: int, rgb: np.ndarray, label: np.ndarray, facing: np.ndarray) -> None:
         """Fill one road-side layer's column slots for this frame."""
-        slots = layer_slots(layer, self.width)
+        slots = ids.layer_slots(layer, self.width)
         self.color[slots] = rgb
         self.label[slots] = label
         self.facing[slots] = facing
@@ -95,7 +77,7 @@ class MaterialTable:
         self, n: int, color: np.ndarray, label: np.ndarray, facing: np.ndarray, emit: np.ndarray
     ) -> None:
         """Fill the slots of object parts 1..n for this frame."""
-        p = slice(first_part_slot(self.width), first_part_slot(self.width) + n)
+        p = slice(ids.first_part_slot(self.width), ids.first_part_slot(self.width) + n)
         self.color[p] = color[:n]
         self.label[p] = label[:n]
         self.facing[p] = facing[:n]
@@ -103,7 +85,7 @@ class MaterialTable:
 
     def clear_part_emission(self, n: int) -> None:
         """Forget this frame's light-emitting parts (the next frame reuses the slots)."""
-        start = first_part_slot(self.width)
+        start = ids.first_part_slot(self.width)
         self.emit[start : start + n] = 0.0
 
     def wet(self, wetness: float) -> None:
@@ -113,4 +95,4 @@ class MaterialTable:
 
     def light_windows(self, night: float) -> None:
         """Lit windows glow warm at night (``night`` in [0, 1])."""
-        self.emit[G_LITWIN] = np.array(LIT_WINDOW_RGB, np.float32) * (LIT_WINDOW_GLOW * night)
+        self.emit[ids.G_LITWIN] = np.array(LIT_WINDOW_RGB, np.float32) * (LIT_WINDOW_GLOW * night)

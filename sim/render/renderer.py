@@ -19,8 +19,9 @@ import math
 import numpy as np
 
 from sim.render.atlas import build_atlas
+from sim.render.buffers import FrameBuffers
 from sim.render.camera import Camera, CameraState
-from sim.render.effects import Effects, SceneBuffers
+from sim.render.effects import Effects
 from sim.render.ground import Ground
 from sim.render.ids import G_SKY, MAX_PARTS, first_part_slot
 from sim.render.layers import Layers
@@ -77,9 +78,10 @@ class Renderer:
         depth = camera.depth0.copy()
         texv = self._ground.texture(s_row, u, self._noise_flat)
         shadow = self._ground.building_shadows(s_row, u, inter_row, light)
+        buf = FrameBuffers(gid, depth, texv, u, s_row, shadow)
 
         # ---- road-side layers ----
-        self._layers.paint(cam, depth, gid, texv, shadow, self._materials)
+        self._layers.paint(cam, buf, self._materials)
 
         # ---- objects ----
         spr = self._sprites
@@ -92,29 +94,26 @@ class Renderer:
         draw_objects(spr, objects, cam, light.night)
         spr.finish()
         n = spr.n
-        is_part = None
         if n:
             self._part_depth[1 : n + 1] = spr.depth[:n]
             sd = self._part_depth.take(spr.buf)
-            is_part = sd < depth
+            is_part = buf.is_part = sd < depth
             np.copyto(depth, sd, where=is_part)
             np.copyto(gid, spr.buf + (first_part_slot(camera.W) - 1), where=is_part)
             np.copyto(texv, self._part_texture, where=is_part)
             if shadow is not None:
                 shadow &= ~is_part
             self._materials.set_parts(n, spr.color, spr.label, spr.facing, spr.emit)
-        contact = None
         if spr.has_shadow:
-            contact = spr.shadow > 0
+            contact = buf.contact = spr.shadow > 0
             contact &= gid < G_SKY
-            if is_part is not None:
-                contact &= ~is_part
+            if buf.is_part is not None:
+                contact &= ~buf.is_part
 
         # ---- labels, then shading ----
-        gid = gid.astype(np.intp)  # native indices make every table lookup below faster
-        labels = self._materials.label.take(gid)
-        scene = SceneBuffers(gid, depth, texv, u, s_row, shadow, contact, is_part)
-        img = self._effects.shade(scene, self._materials, light, weather, cam)
+        buf.gid = gid.astype(np.intp)  # native indices make every table lookup below faster
+        labels = self._materials.label.take(buf.gid)
+        img = self._effects.shade(buf, self._materials, light, weather, cam)
         self._part_depth[1 : n + 1] = np.inf
         self._materials.clear_part_emission(n)
         return img, labels, depth

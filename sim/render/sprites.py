@@ -186,13 +186,11 @@ class SpriteDrawer:
             c1 = self.W
         if r1 > self.H:
             r1 = self.H
-        if c0 >= c1 or r0 >= r1 or self.n >= MAX_PARTS - 1:
+        if c0 >= c1 or r0 >= r1:
             return
-        self._rows.append((color, label, d if depth is None else depth, facing))
-        if emit is not None:
-            self._emits.append((self.n, emit))
-        self.n += 1
-        self.buf[r0:r1, c0:c1] = self.n
+        pid = self.add_part(color, label, d if depth is None else depth, facing, emit)
+        if pid > 0:
+            self.buf[r0:r1, c0:c1] = pid
 
     def ellipse(
         self,
@@ -245,16 +243,15 @@ class SpriteDrawer:
     # ----- objects -----
     def box(
         self,
-        d0: float,
-        d1: float,
-        u0: float,
-        u1: float,
-        y0: float,
-        y1: float,
+        along: tuple[float, float],
+        across: tuple[float, float],
+        up: tuple[float, float],
         color: np.ndarray,
         label: int,
     ) -> bool:
-        """Visible faces of an axis-aligned box; returns whether the near face was drawn."""
+        """Visible faces of an axis-aligned box spanning ``along`` (d), ``across`` (u) and
+        ``up`` (height); returns whether the near face was drawn."""
+        (d0, d1), (u0, u1), (y0, y1) = along, across, up
         near_ok = d0 >= 0.4
         d0 = max(d0, 0.4)
         if d1 <= d0:
@@ -298,63 +295,29 @@ class SpriteDrawer:
         if px_h < 24 and d0 > 0.4:  # far away: a body and a band of glass are enough
             self.rect(d0, u0, u1, 0.15 * height, height, color, label)
             if kind not in TWO_WHEELERS:
-                self.rect(
-                    d0 - 0.01,
-                    u0 + 0.2,
-                    u1 - 0.2,
-                    0.66 * height,
-                    0.92 * height,
-                    _GLASS,
-                    label,
-                    depth=d0,
-                )
+                self._glass(d0, u0, u1, 0.66 * height, 0.92 * height, label)
             return
         lights = _TAIL if direction > 0 else _HEAD
         glow = lights * (1.6 * night) if night > 0 else None
         if kind in TWO_WHEELERS:
-            self._two_wheeler(kind, d, u, length, height, color, direction, night)
+            moto = kind is ObjectKind.MOTORCYCLE
+            self._two_wheeler(moto, label, d, d0, d1, u, length, color, direction, night)
             return
         if kind is ObjectKind.CAR:
-            near = self.box(d0, d1, u0, u1, 0.3, 0.62 * height, color, label)
+            near = self.box((d0, d1), (u0, u1), (0.3, 0.62 * height), color, label)
             c0 = d0 + 0.22 * length if direction > 0 else d0 + 0.3 * length
             c1 = d1 - 0.3 * length if direction > 0 else d1 - 0.22 * length
-            cab = self.box(c0, c1, u0 + 0.1, u1 - 0.1, 0.62 * height, height, color * 0.95, label)
+            cabin = (u0 + 0.1, u1 - 0.1)
+            cab = self.box((c0, c1), cabin, (0.62 * height, height), color * 0.95, label)
             if cab:
-                self.rect(
-                    c0 - 0.01,
-                    u0 + 0.22,
-                    u1 - 0.22,
-                    0.68 * height,
-                    0.95 * height,
-                    _GLASS,
-                    label,
-                    depth=c0,
-                )
+                self._glass(c0, u0, u1, 0.68 * height, 0.95 * height, label, inset=0.22)
         else:
             base = 0.45 if kind is not ObjectKind.TRAIN else 0.5
-            near = self.box(d0, d1, u0, u1, base, height, color, label)
+            near = self.box((d0, d1), (u0, u1), (base, height), color, label)
             if near and kind in (ObjectKind.BUS, ObjectKind.TRAIN):
-                self.rect(
-                    d0 - 0.01,
-                    u0 + 0.2,
-                    u1 - 0.2,
-                    0.5 * height,
-                    0.85 * height,
-                    _GLASS,
-                    label,
-                    depth=d0,
-                )
-            elif near and kind is ObjectKind.TRUCK and direction < 0:
-                self.rect(
-                    d0 - 0.01,
-                    u0 + 0.2,
-                    u1 - 0.2,
-                    0.55 * height,
-                    0.8 * height,
-                    _GLASS,
-                    label,
-                    depth=d0,
-                )
+                self._glass(d0, u0, u1, 0.5 * height, 0.85 * height, label)
+            elif near and kind is ObjectKind.TRUCK and direction < 0:  # an oncoming cab
+                self._glass(d0, u0, u1, 0.55 * height, 0.8 * height, label)
             if kind in (ObjectKind.BUS, ObjectKind.TRAIN):
                 self._side_windows(d0, d1, u0, u1, height, label)
         if near:
@@ -385,19 +348,26 @@ class SpriteDrawer:
                     F_LEFT,
                 )
 
+    def _glass(
+        self, d: float, u0: float, u1: float, y0: float, y1: float, label: int, inset: float = 0.2
+    ) -> None:
+        """A pane of glass just in front of the face at depth ``d``, inset from its sides."""
+        self.rect(d - 0.01, u0 + inset, u1 - inset, y0, y1, _GLASS, label, depth=d)
+
     def _two_wheeler(
         self,
-        kind: ObjectKind,
+        moto: bool,
+        label: int,
         d: float,
+        d0: float,
+        d1: float,
         u: float,
         length: float,
-        height: float,
         color: np.ndarray,
         direction: float,
         night: float,
     ) -> None:
-        label = KIND_LABEL[kind]
-        d0, d1 = d - length / 2, d + length / 2
+        """A motorcycle or bicycle from ``d0`` to ``d1`` (centre ``d``), with its rider."""
         if d0 < 0.4:
             return
         side_visible = abs(self._x(d, u) - self.cx) > 0.3 * self.f * length / d
@@ -410,7 +380,6 @@ class SpriteDrawer:
                 label,
                 F_LEFT,
             )
-        moto = kind is ObjectKind.MOTORCYCLE
         wide = 0.35 if moto else 0.12
         self.rect(d0, u - wide / 2, u + wide / 2, 0.0, 0.9 if moto else 0.7, color, label)
         if moto and night > 0:
