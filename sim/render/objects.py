@@ -6,6 +6,7 @@ The table's fields are described in ``sim.world.objects``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +23,7 @@ from sim.world.objects import (
     WOODEN_POLE_HEIGHT,
     ObjectKind,
     kind_table,
+    take_rows,
 )
 
 N_KINDS = len(ObjectKind)
@@ -65,37 +67,68 @@ _SIZE_RELATIVE = kind_table({ObjectKind.TREE: True, ObjectKind.BUSH: True}, N_KI
 _IS_VEHICLE = kind_table(dict.fromkeys(VEHICLES, True), N_KINDS, np.bool_)
 _LABEL = kind_table(KIND_LABEL, N_KINDS, np.uint8)
 _CLUTTER = ObjectKind.CLUTTER.value
+_KINDS = tuple(ObjectKind)  # by value: ObjectKind(v) costs a microsecond per call
 
 
-def draw_object(spr: SpriteDrawer, row: np.void, cam: CameraState, night: float) -> None:
-    """One object of the table in detail."""
-    d = float(row["s"]) - cam.s
-    u = float(row["u"])
-    kind = ObjectKind(int(row["kind"]))
-    color = row["color"].astype(np.float32)
+class _Object(NamedTuple):
+    """One object to draw in detail, as plain Python values (NumPy records are slow to read)."""
+
+    d: float  # distance ahead of the camera (m)
+    u: float
+    kind: ObjectKind
+    length: float
+    width: float
+    height: float
+    color: np.ndarray  # float32 RGB
+    seed: float
+    direction: float
+    variant: float
+    phase: float
+    signal: float
+    wooden: float
+
+
+def _detailed(objs: np.ndarray, colors: np.ndarray, s_ego: float) -> Iterator[_Object]:
+    """The rows of ``objs`` as ``_Object``s, in order."""
+    kinds = [_KINDS[k] for k in objs["kind"].astype(np.int64).tolist()]
+    return map(
+        _Object._make,
+        zip(
+            (objs["s"] - s_ego).tolist(),
+            objs["u"].tolist(),
+            kinds,
+            *(objs[name].tolist() for name in ("length", "width", "height")),
+            colors,
+            *(objs[n].tolist() for n in ("seed", "direction", "variant", "phase", "signal")),
+            objs["wooden"].tolist(),
+            strict=True,
+        ),
+    )
+
+
+def draw_object(spr: SpriteDrawer, o: _Object, night: float) -> None:
+    """One object in detail."""
+    kind, d, u, color = o.kind, o.d, o.u, o.color
     if kind in VEHICLES:
-        length, width, height = float(row["length"]), float(row["width"]), float(row["height"])
-        spr.vehicle(kind, d, u, length, width, height, color, float(row["direction"]), night)
+        spr.vehicle(kind, d, u, o.length, o.width, o.height, color, o.direction, night)
     elif d < MIN_AHEAD:
         return
     elif kind is ObjectKind.PERSON:
-        spr.person(d, u, color, float(row["seed"]), float(row["phase"]))
+        spr.person(d, u, color, o.seed, o.phase)
     elif kind is ObjectKind.TREE:
-        spr.tree(d, u, float(row["height"]), color, float(row["seed"]))
+        spr.tree(d, u, o.height, color, o.seed)
     elif kind is ObjectKind.BUSH:
-        spr.bush(d, u, float(row["height"]), color)
+        spr.bush(d, u, o.height, color)
     elif kind is ObjectKind.POLE:
-        spr.pole(d, u, color, wooden=bool(row["wooden"]), with_sign=row["variant"] > 0.6)
+        spr.pole(d, u, color, wooden=o.wooden > 0, with_sign=o.variant > 0.6)
     elif kind is ObjectKind.LAMP:
         spr.lamp(d, u, color, night)
     elif kind is ObjectKind.SIGN:
-        spr.sign(d, u, float(row["seed"]), facing_ego=u > 0)
+        spr.sign(d, u, o.seed, facing_ego=u > 0)
     elif kind is ObjectKind.CLUTTER:
-        spr.clutter(d, u, float(row["variant"]), color)
+        spr.clutter(d, u, o.variant, color)
     elif kind is ObjectKind.TRAFFIC_LIGHT:
-        spr.traffic_light(
-            d, u, int(row["signal"]), facing_ego=u > 0, night=night, mast=row["variant"] > 0.5
-        )
+        spr.traffic_light(d, u, int(o.signal), facing_ego=u > 0, night=night, mast=o.variant > 0.5)
 
 
 def draw_objects(spr: SpriteDrawer, objects: np.ndarray, cam: CameraState, night: float) -> None:
@@ -106,12 +139,13 @@ def draw_objects(spr: SpriteDrawer, objects: np.ndarray, cam: CameraState, night
     d = objects["s"] - cam.s
     near = d - 0.5 * objects["length"]
     size_px = f * objects["height"] / np.maximum(near, 0.5)
-    keep = (d + 0.5 * objects["length"] > MIN_AHEAD) & (d < MAX_AHEAD) & (size_px > MIN_PX)
-    objs = objects[keep]
+    keep = np.flatnonzero(
+        (d + 0.5 * objects["length"] > MIN_AHEAD) & (d < MAX_AHEAD) & (size_px > MIN_PX)
+    )
     near = near[keep]
-    order = np.argsort(-near, kind="stable")
-    objs, near = objs[order], near[order]
-    kind = objs["kind"]
+    order = np.argsort(-near, kind="stable")  # back to front
+    objs, near = take_rows(objects, keep[order]), near[order]
+    kind = objs["kind"].astype(np.int64)
     size = objs["height"]
     px = f * size / np.maximum(near, 0.5)
     vehicle = _IS_VEHICLE[kind]
@@ -137,6 +171,8 @@ def draw_objects(spr: SpriteDrawer, objects: np.ndarray, cam: CameraState, night
     # small objects that cover no pixel are skipped; the rest keep the painter's order
     small_ok = small & (c0 < c1) & (r0 < r1)
     draw_big = ~small
+    detailed = _detailed(take_rows(objs, draw_big), colors[draw_big], cam.s)
+    has_room, add_part = spr.has_room, spr.add_part
     # Part ids grow in painting order, so painting back to front equals keeping the
     # largest id per pixel: small rectangles are collected and rasterised at the end.
     rects: list[tuple[int, int, int, int, int]] = []
@@ -154,14 +190,14 @@ def draw_objects(spr: SpriteDrawer, objects: np.ndarray, cam: CameraState, night
         )
     ):
         if sm:
-            if not spr.has_room(3):
+            if not has_room(3):
                 continue
-            rects.append((spr.add_part(colors[i], lab, dn, F_BACK), a0, a1, b0, b1))
+            rects.append((add_part(colors[i], lab, dn, F_BACK), a0, a1, b0, b1))
             if (lab == MOTORCYCLE or lab == BICYCLE) and a1 - a0 > 1:  # the rider on top
-                pid = spr.add_part(colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK)
+                pid = add_part(colors[i][::-1].copy(), RIDER, dn - 0.01, F_BACK)
                 rects.append((pid, a0, (a0 + a1 + 1) // 2, b0, b1))
         elif big:
-            draw_object(spr, objs[i], cam, night)
+            draw_object(spr, next(detailed), night)
     if rects:
         _max_rects(spr.buf, np.array(rects, dtype=np.int64))
 

@@ -2,8 +2,13 @@
 
 Each frame the world hands the renderer one *object table*: a NumPy structured array of dtype
 ``OBJECT_DTYPE``, one row per object (static props near the camera, then vehicles, then
-people). Every field means the same thing for every kind; a field a kind has no use for holds
-its zero value. The town keeps its static props in a table of dtype ``PROP_DTYPE``.
+people). Every field has a name and one meaning for every kind; a field a kind has no use for
+holds 0. The town keeps its static props in a table of dtype ``PROP_DTYPE``.
+
+Every field is stored as float64 (kinds, signals and flags are small whole numbers), so a row is
+a block of floats: ``take_rows`` and ``concat_tables`` move rows through a 2-D float view, as
+fast as a plain array, where NumPy copies rows of mixed field types one field at a time
+(about ten times slower, per frame).
 
 Kinds are ``IntEnum``s. Per-frame NumPy code compares plain ints (``.value``) or indexes tables
 built from the enums once: NumPy takes a slow path for int subclasses.
@@ -139,7 +144,7 @@ OBJECT_DTYPE = np.dtype(
     [
         ("s", np.float64),  # position along the road (m)
         ("u", np.float64),  # lateral offset from the centre line (m, + right)
-        ("kind", np.int64),  # ObjectKind
+        ("kind", np.float64),  # ObjectKind
         ("length", np.float64),  # extent along the road (m)
         ("width", np.float64),  # extent across the road (m)
         ("height", np.float64),  # height (m); trees and bushes: their size
@@ -150,8 +155,8 @@ OBJECT_DTYPE = np.dtype(
         # light hangs on a mast above 0.5, street furniture picks its piece (parked bicycle
         # from 0.8)
         ("phase", np.float64),  # people: walking phase (rad)
-        ("signal", np.int64),  # traffic lights: Signal
-        ("wooden", np.bool_),  # poles: a wooden utility pole rather than a metal one
+        ("signal", np.float64),  # traffic lights: Signal
+        ("wooden", np.float64),  # poles: 1 for a wooden utility pole, 0 for a metal one
     ]
 )
 
@@ -159,7 +164,7 @@ PROP_DTYPE = np.dtype(
     [
         ("s", np.float64),
         ("u", np.float64),
-        ("kind", np.int64),  # PropKind
+        ("kind", np.float64),  # PropKind
         ("size", np.float64),  # trees and bushes: size (m)
         ("variant", np.float64),  # other props: look parameter in [0, 1] (see OBJECT_DTYPE)
         ("color", np.float64, (3,)),
@@ -171,6 +176,27 @@ PROP_DTYPE = np.dtype(
 def object_table(n: int = 0) -> np.ndarray:
     """An object table of ``n`` zeroed rows."""
     return np.zeros(n, OBJECT_DTYPE)
+
+
+def _rows(table: np.ndarray) -> np.ndarray:
+    """The table as a 2-D float array (a view: one row per object)."""
+    return table.view(np.float64).reshape(len(table), table.dtype.itemsize // 8)
+
+
+def take_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The rows ``index`` (integer or boolean) of a float-only structured table, as a table."""
+    return _rows(table)[index].view(table.dtype).reshape(-1)
+
+
+def concat_tables(*tables: np.ndarray) -> np.ndarray:
+    """The rows of ``tables`` (same float-only structured dtype) one after another."""
+    dtype = tables[0].dtype
+    out = np.empty((sum(len(t) for t in tables), dtype.itemsize // 8))
+    start = 0
+    for t in tables:
+        out[start : start + len(t)] = _rows(t)
+        start += len(t)
+    return out.view(dtype).reshape(-1)
 
 
 def kind_table(values: dict, size: int, dtype: type = np.float64) -> np.ndarray:

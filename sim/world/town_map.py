@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.world.layout import Blocks, Layout
-from sim.world.objects import PROP_DTYPE, PropKind
+from sim.world.objects import PROP_DTYPE, PropKind, concat_tables, take_rows
 from sim.world.sampling import car_color, choose, jitter
 from sim.world.styles import K_BUILDING, K_FENCE, K_HEDGE, K_RAIL, K_TREES, K_WALL, TownStyle
 
@@ -104,7 +104,7 @@ class TownMap:
             for b in side:
                 b.trim(s_min)
         if len(self.props) > 2000:
-            self.props = self.props[self.props["s"] > s_min]
+            self.props = take_rows(self.props, self.props["s"] > s_min)
         ends = [b.end for side in self.blocks for b in side]
         self._ready_to = min(self._gen_to, self._props_to, *ends)
         self._tidy_at = s_min + 40.0
@@ -216,8 +216,8 @@ class TownMap:
             seed = rng.uniform(0, 1000)
             rows.append((a - 2.0, kerb + 0.8, PropKind.SIGN, 0.0, 0.5, (130, 130, 128), seed))
         if rows:
-            props = np.concatenate([self.props, np.array(rows, dtype=PROP_DTYPE)])
-            self.props = props[np.argsort(props["s"], kind="stable")]
+            props = concat_tables(self.props, np.array(rows, dtype=PROP_DTYPE))
+            self.props = take_rows(props, np.argsort(props["s"], kind="stable"))
 
     def props_between(self, s_lo: float, s_hi: float) -> np.ndarray:
         """The props with ``s_lo <= s < s_hi``, in order of ``s``."""

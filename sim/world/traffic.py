@@ -11,7 +11,14 @@ import math
 
 import numpy as np
 
-from sim.world.objects import PERSON_FOOTPRINT, PERSON_HEIGHT, ObjectKind, object_table
+from sim.world.objects import (
+    PERSON_FOOTPRINT,
+    PERSON_HEIGHT,
+    ObjectKind,
+    concat_tables,
+    object_table,
+    take_rows,
+)
 from sim.world.sampling import car_color, choose, jitter
 from sim.world.town_map import TownMap
 
@@ -122,7 +129,7 @@ class Traffic:
             v0 *= 0.85
         if kind == ObjectKind.BICYCLE:
             v0 = float(rng.uniform(4.0, 6.5))
-        self.veh = np.concatenate([self.veh, row])
+        self.veh = concat_tables(self.veh, row)
         self.vel = np.append(self.vel, v0 * float(rng.uniform(0.9, 1.0)))
         self.v0 = np.append(self.v0, v0)
 
@@ -156,7 +163,7 @@ class Traffic:
         row["color"] = shirt
         row["seed"] = rng.uniform(0, 1000)
         row["phase"] = rng.uniform(0, 2 * math.pi)
-        self.peds = np.concatenate([self.peds, row])
+        self.peds = concat_tables(self.peds, row)
         self.ped_vel = np.vstack([self.ped_vel, vel])
         self.ped_role = np.append(self.ped_role, role)
 
@@ -233,7 +240,7 @@ class Traffic:
             keep = ~done
             # only sidewalk walkers are replaced
             n_new = int((done & (self.ped_role == WALKING)).sum())
-            self.peds, self.ped_vel = self.peds[keep], self.ped_vel[keep]
+            self.peds, self.ped_vel = take_rows(self.peds, keep), self.ped_vel[keep]
             self.ped_role = self.ped_role[keep]
             for _ in range(n_new):
                 if self.ped_rate > 0:
@@ -260,7 +267,7 @@ class Traffic:
         return lane_u, direction
 
     def _remove_vehicle(self, i: int) -> None:
-        self.veh = np.delete(self.veh, i, axis=0)
+        self.veh = take_rows(self.veh, np.arange(len(self.veh)) != i)
         self.vel = np.delete(self.vel, i)
         self.v0 = np.delete(self.v0, i)
 
@@ -309,7 +316,7 @@ class Traffic:
 
     def objects(self) -> np.ndarray:
         """Vehicles then people, as rows of the object table (``sim.world.objects``)."""
-        return np.concatenate([self.veh, self.peds]) if len(self.peds) else self.veh
+        return concat_tables(self.veh, self.peds) if len(self.peds) else self.veh
 
 
 def _idm(

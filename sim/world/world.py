@@ -23,6 +23,7 @@ from sim.world.objects import (
     ObjectKind,
     PropKind,
     Signal,
+    concat_tables,
     kind_table,
     object_table,
 )
@@ -191,7 +192,7 @@ class World:
         props = self.town.props_between(cam.s - 10.0, cam.s + 250.0)
         table = object_table(len(props))
         if len(props):
-            kind = props["kind"]
+            kind = props["kind"].astype(np.int64)
             variant = props["variant"]
             table["s"] = props["s"]
             table["u"] = props["u"]
@@ -224,7 +225,7 @@ class World:
                 np.where(phase < AMBER_UNTIL, Signal.AMBER.value, Signal.RED.value),
             )
         movers = self.traffic.objects()
-        return np.concatenate([table, movers]) if len(movers) else table
+        return concat_tables(table, movers) if len(movers) else table
 
 
 def render_stream(
