@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 import sim
-from sim._corrupt import IMAGENET_C, IMAGENET_C_EXTRA, _apply
+from sim.corruptions.catalogue import IMAGENET_C, IMAGENET_C_EXTRA, _apply
 
 
 def frame(h: int, w: int) -> np.ndarray:

@@ -93,7 +93,7 @@ def overhead(frames: int, model_name: str | None) -> None:
 
     import sim
     from scenarios import run_scenario
-    from scenarios._schema import validate_scenario
+    from scenarios._validate import validate_scenario
     from scenarios._work import init_worker
 
     init_worker(1)
@@ -154,7 +154,7 @@ def overhead(frames: int, model_name: str | None) -> None:
 
 def memory_child(frames: int, model_name: str | None) -> None:
     from scenarios import run_scenario
-    from scenarios._schema import validate_scenario
+    from scenarios._validate import validate_scenario
 
     sc = validate_scenario(grid(frames, ["bn", "tent"], ["gaussian_noise", "fog"], model_name))
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,6 @@ is reported by :func:`adapter_info` and by :func:`create_adapter` for that name 
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import importlib.metadata
 import inspect
 import warnings
@@ -18,18 +16,22 @@ from typing import Any
 
 from torch import nn
 
+from sim.common import Registry, load_object, unknown_name
+
 from ._adapt import Adapter
-from ._registry import Registry, UnknownNameError
 
 ENTRY_POINT_GROUP = "roadshift.adapters"
 _BUILTIN: Registry[type[Adapter]] = Registry("adaptation method")
 _LOADED: dict[tuple[str, str], type[Adapter]] = {}
 
 
-def register_adapter(cls: type[Adapter] | None = None, *, name: str | None = None) -> Any:
-    """Register an :class:`Adapter` subclass (bare decorator or ``(name=...)``).
+def register_adapter(
+    cls: type[Adapter] | None = None, *, name: str | None = None, override: bool = False
+) -> Any:
+    """Register an :class:`Adapter` subclass (bare decorator or ``(name=..., override=...)``).
 
-    The name defaults to the class's ``name`` attribute, else its lower-cased class name."""
+    The name defaults to the class's ``name`` attribute, else its lower-cased class name. A name
+    that is already registered raises ``ValueError`` unless ``override=True``."""
 
     def deco(klass: type[Adapter]) -> type[Adapter]:
         if not (isinstance(klass, type) and issubclass(klass, Adapter)):
@@ -37,9 +39,10 @@ def register_adapter(cls: type[Adapter] | None = None, *, name: str | None = Non
         key = name or klass.__dict__.get("name") or klass.__name__.lower()
         if not isinstance(key, str) or not key or ":" in key:
             raise ValueError(f"adaptation method name must be a string without ':', got {key!r}")
+        _BUILTIN.check_free(key, override)
         if klass.__dict__.get("name") is None:
             klass.name = key
-        _BUILTIN.register(klass, name=key)
+        _BUILTIN.register(klass, name=key, override=override)
         return klass
 
     return deco(cls) if cls is not None else deco
@@ -85,19 +88,7 @@ def _load_entry_point(name: str, ep: importlib.metadata.EntryPoint) -> type[Adap
 
 
 def _load_path(spec: str) -> type[Adapter]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"adaptation method path must look like 'module:Class', got {spec!r}")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(
-            f"adaptation method path {spec!r}: cannot import module {module_name!r} ({exc})"
-        ) from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"adaptation method path {spec!r}: {module_name!r} has no {attr!r}")
-        obj = getattr(obj, part)
+    obj = load_object(spec, "adaptation method path", "module:Class")
     if not (isinstance(obj, type) and issubclass(obj, Adapter)):
         raise TypeError(f"adaptation method path {spec!r} is not a perception.Adapter subclass")
     return obj
@@ -121,12 +112,11 @@ def _resolve(name_or_path: str | type[Adapter]) -> tuple[type[Adapter], str]:
         return _load_entry_point(name_or_path, ep), origin
     if ":" in name_or_path:
         return _load_path(name_or_path), "path"
-    names = adapter_names()
-    close = difflib.get_close_matches(name_or_path, names, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise UnknownNameError(
-        f"unknown adaptation method {name_or_path!r}{hint}; valid choices: {', '.join(names)} "
-        "or a 'module:Class' path"
+    raise unknown_name(
+        "adaptation method",
+        name_or_path,
+        adapter_names(),
+        alternatives=" or a 'module:Class' path",
     )
 
 

@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sim.common import Registry, call_ignoring_none, load_object
+
 from ._models_classes import NUM_CLASSES
-from ._registry import Registry, call_ignoring_none
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
@@ -234,9 +235,11 @@ class RoadSeg(nn.Module):
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Bare decorator: register a model builder under its function name."""
-    return MODELS.register(fn)
+def register_model(fn: Callable[..., nn.Module] | None = None, *, override: bool = False) -> Any:
+    """Decorator (bare or ``(override=True)``): register a model builder under its function name.
+
+    A name that is already registered raises ``ValueError`` unless ``override=True``."""
+    return MODELS.register(fn, override=override)
 
 
 def _build(name: str, **overrides: Any) -> nn.Module:
@@ -299,24 +302,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def _import_factory(spec: str) -> Callable[..., nn.Module]:
-    import importlib
-
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"model spec {spec!r} must be a registered name or 'module:factory'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(
-            f"model spec {spec!r}: cannot import module {module_name!r} ({exc})"
-        ) from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(
-                f"model spec {spec!r}: module {module_name!r} has no attribute {attr!r}"
-            )
-        obj = getattr(obj, part)
+    obj = load_object(spec, "model spec", "module:factory")
     if not callable(obj):
-        raise TypeError(f"model spec {spec!r}: {attr!r} is not callable")
+        raise TypeError(f"model spec {spec!r}: {spec.partition(':')[2]!r} is not callable")
     return obj

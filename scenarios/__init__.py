@@ -18,7 +18,7 @@ _LAZY = {
     "ScenarioError": "scenarios._schema",
     "expand_cells": "scenarios._cells",
     "export_csv": "scenarios._export",
-    "load_scenario": "scenarios._schema",
+    "load_scenario": "scenarios._validate",
     "run_scenario": "scenarios._runner",
     "scenario_names": "scenarios._schema",
 }

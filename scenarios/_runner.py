@@ -27,7 +27,8 @@ from reports import ResultsStore, RunMeta
 from scenarios._cells import Unit, plan_units
 from scenarios._executors import EXECUTORS, execute
 from scenarios._folder import check_out, make_folder
-from scenarios._schema import Scenario, ScenarioError, dump_yaml, load_scenario
+from scenarios._schema import Scenario, ScenarioError, dump_yaml
+from scenarios._validate import load_scenario
 from scenarios._work import RunContext, build_model, model_bytes
 
 __all__ = ["RunSummary", "prepare_run", "run_scenario"]

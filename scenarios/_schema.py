@@ -8,7 +8,6 @@ one line naming the file, the field and the valid choices.
 
 from __future__ import annotations
 
-import difflib
 import re
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sim.common import did_you_mean
 
 __all__ = [
     "MethodSpec",
@@ -25,7 +26,6 @@ __all__ = [
     "ScheduleSpec",
     "WorldShiftSpec",
     "bundled_scenarios",
-    "load_scenario",
     "scenario_names",
 ]
 
@@ -265,10 +265,8 @@ def _resolve_source(source: str | Path) -> Path:
     if path.suffix in (".yaml", ".yml") or "/" in s or "\\" in s or path.exists():
         what = "is a folder, not a scenario file" if path.is_dir() else "no such file"
         raise ScenarioError(f"{s}: scenario: {what}")
-    close = difflib.get_close_matches(s, list(bundled), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ScenarioError(
-        f"{s}: scenario: no such file or bundled scenario{hint}; "
+        f"{s}: scenario: no such file or bundled scenario{did_you_mean(s, bundled)}; "
         f"bundled: {', '.join(sorted(bundled))}"
     )
 
@@ -326,33 +324,6 @@ def _pydantic_message(path: Path | str, err: ValidationError) -> str:
         return f"{path}: {field}: required key is missing"
     msg = e["msg"].removeprefix("Value error, ")
     return f"{path}: {field}: {msg} (got {e.get('input')!r})".replace("\n", " ")
-
-
-def load_scenario(source: str | Path, *, check: bool = True) -> Scenario:
-    """Load a scenario from a bundled name or a YAML path and validate it.
-
-    ``check`` (default) also validates names against the registries of ``sim`` and
-    ``perception`` (corruptions, groups, methods, models, world fields, schedules).
-    Raises ``ScenarioError`` (a ``ValueError``) with one line naming the file and field.
-    """
-    path = _resolve_source(source)
-    data = _read_yaml(path)
-    return validate_scenario(data, source=path, check=check)
-
-
-def validate_scenario(
-    data: dict[str, Any], *, source: str | Path = "<scenario>", check: bool = True
-) -> Scenario:
-    """Validate a scenario given as plain data (see ``load_scenario``)."""
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ScenarioError(_pydantic_message(source, exc)) from None
-    if check:
-        from scenarios._validate import check_names
-
-        scenario = check_names(scenario, str(source))
-    return scenario
 
 
 def dump_yaml(sc: Scenario) -> str:

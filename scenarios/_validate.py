@@ -1,48 +1,47 @@
-"""Validating a parsed scenario against the live registries of ``sim`` and ``perception``.
+"""Loading a scenario: parse it with the schema, then validate it against the live registries.
 
 Corruption and group names, method names and ``module:Class`` paths, model names and weights,
 world fields and schedules; corruption groups are expanded and default labels filled in. Every
-problem is one ``ScenarioError`` line naming the file, the field and the valid choices.
+problem is one ``ScenarioError`` line naming the file, the field and the valid choices. (This
+module depends on ``_schema``, never the reverse.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 from pathlib import Path
 from typing import Any
 
-from scenarios._schema import Scenario, ScenarioError
+from pydantic import ValidationError
 
-__all__ = ["check_names"]
+from scenarios._schema import (
+    Scenario,
+    ScenarioError,
+    _pydantic_message,
+    _read_yaml,
+    _resolve_source,
+)
+from sim.common import load_object, unknown_name
+
+__all__ = ["check_names", "load_scenario", "validate_scenario"]
 
 
 def _choices_error(src: str, field: str, kind: str, name: Any, valid: list[str]) -> ScenarioError:
-    close = difflib.get_close_matches(str(name), valid, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ScenarioError(
-        f"{src}: {field}: unknown {kind} {name!r}{hint}; valid choices: {', '.join(valid)}"
-    )
+    return ScenarioError(f"{src}: {field}: {unknown_name(kind, name, valid)}")
 
 
 def check_names(sc: Scenario, src: str) -> Scenario:
     """The scenario with groups expanded and labels filled in, or a ScenarioError."""
     import sim
+    from sim.corruptions.catalogue import expand_corruptions
 
     # corruptions: names or groups, expanded in order, without repeats
-    names = list(sim.corruption_names())
-    groups = sim.corruption_groups()
-    expanded: list[str] = []
     for i, c in enumerate(sc.corruptions):
-        if c in groups:
-            items = list(groups[c])
-        elif c in names:
-            items = [c]
-        else:
-            valid = names + [f"{g} (group)" for g in sorted(groups)]
-            raise _choices_error(src, f"corruptions[{i}]", "corruption", c, valid)
-        expanded += [x for x in items if x not in expanded]
+        try:
+            expand_corruptions([c])
+        except ValueError as exc:
+            raise ScenarioError(f"{src}: corruptions[{i}]: {exc}") from None
+    expanded = expand_corruptions(sc.corruptions)
     if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
         raise ScenarioError(
             f"{src}: corruptions: nothing to run (no corruptions, schedule, world_shifts or clean)"
@@ -138,13 +137,10 @@ def _check_methods(src: str, sc: Scenario) -> None:
     keys: list[str] = []
     for i, m in enumerate(sc.methods):
         if ":" in m.name:
-            mod, _, attr = m.name.partition(":")
             try:
-                getattr(importlib.import_module(mod), attr)
-            except (ImportError, AttributeError, ValueError) as exc:
-                raise ScenarioError(
-                    f"{src}: methods[{i}].name: cannot import {m.name!r} ({_one_line(exc)})"
-                ) from None
+                load_object(m.name, "method path", "module:Class")
+            except ValueError as exc:
+                raise ScenarioError(f"{src}: methods[{i}].name: {_one_line(exc)}") from None
         elif m.name not in valid:
             raise _choices_error(src, f"methods[{i}].name", "method", m.name, valid)
         keys.append(m.key)
@@ -163,3 +159,28 @@ def _check_model(src: str, sc: Scenario) -> None:
         raise _choices_error(src, "model.name", "model", name, list(perception.model_names()))
     if sc.model.weights is not None and not Path(sc.model.weights).is_file():
         raise ScenarioError(f"{src}: model.weights: no such file {sc.model.weights!r}")
+
+
+def load_scenario(source: str | Path, *, check: bool = True) -> Scenario:
+    """Load a scenario from a bundled name or a YAML path and validate it.
+
+    ``check`` (default) also validates names against the registries of ``sim`` and
+    ``perception`` (corruptions, groups, methods, models, world fields, schedules).
+    Raises ``ScenarioError`` (a ``ValueError``) with one line naming the file and field.
+    """
+    path = _resolve_source(source)
+    data = _read_yaml(path)
+    return validate_scenario(data, source=path, check=check)
+
+
+def validate_scenario(
+    data: dict[str, Any], *, source: str | Path = "<scenario>", check: bool = True
+) -> Scenario:
+    """Validate a scenario given as plain data (see ``load_scenario``)."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_pydantic_message(source, exc)) from None
+    if check:
+        scenario = check_names(scenario, str(source))
+    return scenario

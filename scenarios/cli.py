@@ -164,7 +164,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     for name in ("sim", "perception"):
         _own(name)
     from scenarios._runner import run_scenario
-    from scenarios._schema import load_scenario
+    from scenarios._validate import load_scenario
 
     scenario: Any = a.scenario
     out = a.out
@@ -288,19 +288,12 @@ def _cmd_preview(a: argparse.Namespace) -> int:
         raise BadInput(f"preview: --output folder {str(out.parent)!r} does not exist")
     names = None
     if a.corruption:
-        groups = sim.corruption_groups()
-        valid = sim.corruption_names()
-        names = []
-        for c in a.corruption:
-            if c in groups:
-                names += [x for x in groups[c] if x not in names]
-            elif c in valid:
-                names += [c] if c not in names else []
-            else:
-                raise BadInput(
-                    f"preview: --corruption: unknown corruption {c!r}; valid choices: "
-                    f"{', '.join(valid)}, or a group: {', '.join(sorted(groups))}"
-                )
+        from sim.corruptions.catalogue import expand_corruptions
+
+        try:
+            names = expand_corruptions(a.corruption)
+        except ValueError as exc:
+            raise BadInput(f"preview: --corruption: {exc}") from None
     if a.frame < 0:
         raise BadInput(f"preview: --frame must be >= 0, got {a.frame}")
     world = {k: v for k, v in (("town", a.town), ("time_of_day", a.time_of_day),

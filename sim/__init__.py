@@ -1,34 +1,48 @@
 """roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
 
-``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently).
+``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently) and
+stays cheap: the world, the renderer and the corruptions load on first use of a public name
+(module ``__getattr__``), so ``perception`` can use the pure-Python ``sim.common`` without
+them.
 """
 
 from __future__ import annotations
 
-from sim._classes import CLASS_NAMES, IGNORE_INDEX, PALETTE, colorize
-from sim._env import DrivingStreamEnv, register_envs
-from sim._world import Frame, World, render_stream
-from sim._world_config import (
-    TIMES_OF_DAY,
-    TOWNS,
-    TRAFFIC_LEVELS,
-    WEATHER_PRESETS,
-    Weather,
-    WorldConfig,
-)
+import importlib
+from typing import Any
 
-# isort: split
-from sim._corrupt import (
-    CorruptionInfo,
-    corrupt,
-    corrupt_frame,
-    corruption_groups,
-    corruption_info,
-    corruption_names,
-)
-from sim._preview import contact_sheet
-from sim._schedules import Schedule, ShiftState, make_schedule, schedule_kinds
-from sim._wrapper import CorruptionWrapper
+from sim.common.classes import CLASS_NAMES, IGNORE_INDEX
+from sim.envs.registration import register_envs
+
+register_envs()
+
+# Lazily loaded public names -> the module that defines them.
+_LAZY = {
+    "PALETTE": "sim.render.palette",
+    "colorize": "sim.render.palette",
+    "DrivingStreamEnv": "sim.envs.driving",
+    "Frame": "sim.world.world",
+    "World": "sim.world.world",
+    "render_stream": "sim.world.world",
+    "TIMES_OF_DAY": "sim.world.config",
+    "TOWNS": "sim.world.config",
+    "TRAFFIC_LEVELS": "sim.world.config",
+    "WEATHER_PRESETS": "sim.world.config",
+    "Weather": "sim.world.config",
+    "WorldConfig": "sim.world.config",
+    "CorruptionInfo": "sim.corruptions.catalogue",
+    "corrupt": "sim.corruptions.catalogue",
+    "corrupt_frame": "sim.corruptions.catalogue",
+    "corruption_groups": "sim.corruptions.catalogue",
+    "corruption_info": "sim.corruptions.catalogue",
+    "corruption_names": "sim.corruptions.catalogue",
+    "contact_sheet": "sim.corruptions.preview",
+    "Schedule": "sim.corruptions.schedules",
+    "ShiftState": "sim.corruptions.schedules",
+    "make_schedule": "sim.corruptions.schedules",
+    "schedule_kinds": "sim.corruptions.schedules",
+    "CorruptionWrapper": "sim.corruptions.wrapper",
+}
 
 __all__: list[str] = [
     "CLASS_NAMES",
@@ -59,3 +73,16 @@ __all__: list[str] = [
     "render_stream",
     "schedule_kinds",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

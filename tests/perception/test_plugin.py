@@ -172,7 +172,7 @@ def test_module_class_path_works_without_installing(tmp_path, monkeypatch):
         assert info.origin == "path" and info.options["margin"] == 0.4
         with pytest.raises(ValueError, match=r"cannot import module 'no_such_module'"):
             perception.create_adapter("no_such_module:X", TinyNet())
-        with pytest.raises(ValueError, match=r"has no 'Missing'"):
+        with pytest.raises(ValueError, match=r"has no attribute 'Missing'"):
             perception.create_adapter("my_tta_methods:Missing", TinyNet())
         with pytest.raises(TypeError, match=r"not a perception.Adapter"):
             perception.create_adapter("my_tta_methods:nn", TinyNet())

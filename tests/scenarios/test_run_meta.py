@@ -13,7 +13,7 @@ import pytest
 import sim
 from reports import META_VERSION, ResultsStore, RunMeta, build_report, make_cell_id
 from scenarios import ScenarioError, run_scenario
-from scenarios._schema import validate_scenario
+from scenarios._validate import validate_scenario
 from tests.reports.markdown import md_table, parse
 
 from .conftest import tiny

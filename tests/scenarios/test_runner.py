@@ -20,7 +20,7 @@ import perception
 import sim
 from scenarios import ResultsStore, expand_cells, run_scenario
 from scenarios._cells import stable_int
-from scenarios._schema import validate_scenario
+from scenarios._validate import validate_scenario
 from scenarios._work import build_model
 
 from .conftest import comparable, tiny, write_yaml

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import sim
 from scenarios import Scenario, ScenarioError, load_scenario, scenario_names
-from scenarios._schema import describe_bundled, validate_scenario
+from scenarios._schema import describe_bundled
+from scenarios._validate import validate_scenario
 
 from .conftest import tiny, write_yaml
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from sim._c_blur import motion_kernel, shuffle_pixels
+from sim.corruptions.blur import shuffle_pixels
+from sim.corruptions.kernels import motion_kernel
 
 H, W = 64, 128
 
@@ -492,3 +493,17 @@ def test_views_with_negative_strides_are_accepted():
     for name in ALL:
         expect = sim.corrupt(np.ascontiguousarray(view), name, 3, seed=1, depth=DEPTH[::-1])
         assert np.array_equal(sim.corrupt(view, name, 3, seed=1, depth=DEPTH[::-1]), expect), name
+
+
+def test_names_and_groups_expand_in_order_without_repeats():
+    from sim.common import UnknownNameError
+    from sim.corruptions.catalogue import expand_corruptions
+
+    groups = sim.corruption_groups()
+    out = expand_corruptions(["fog", "weather", "noise", "fog"])
+    assert out == ["fog"] + [n for n in groups["weather"] if n != "fog"] + groups["noise"]
+    assert expand_corruptions(["imagenet-c"]) == list(groups["imagenet-c"])
+    with pytest.raises(UnknownNameError) as err:
+        expand_corruptions(["fog", "imagenet_c"])
+    msg = str(err.value)
+    assert "did you mean imagenet-c" in msg and "or a group: all" in msg and "\n" not in msg

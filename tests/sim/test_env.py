@@ -27,7 +27,7 @@ def test_registration_is_idempotent_and_limits_episodes() -> None:
     sim.register_envs()
     sim.register_envs()
     spec = gym.spec(ENV_ID)
-    assert spec.entry_point == "sim._env:DrivingStreamEnv"
+    assert spec.entry_point == "sim.envs.driving:DrivingStreamEnv"
     assert spec.max_episode_steps == 1000
 
 

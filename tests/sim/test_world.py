@@ -232,7 +232,7 @@ def test_bad_world_arguments() -> None:
 
 def test_deferred_small_rectangles_equal_painting_back_to_front() -> None:
     """Part ids grow in painting order, so max-rasterising equals sequential painting."""
-    from sim._render_objects import _max_rects
+    from sim.render.objects import _max_rects
 
     rng = np.random.default_rng(0)
     buf = np.zeros((20, 30), np.int32)
