@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ._adapt import Adapter
+from ._adapt import Adapter, MethodTraits
 from ._registry import Registry, UnknownNameError
 
 ENTRY_POINT_GROUP = "roadshift.adapters"
@@ -142,13 +142,19 @@ def create_adapter(name_or_path: str | type[Adapter], model: nn.Module, **option
 
 @dataclass(frozen=True)
 class AdapterInfo:
-    """What ``roadshift list methods`` shows for one method; ``str()`` is the description."""
+    """What ``roadshift list methods`` shows for one method; ``str()`` is the description.
+
+    ``needs_source_data``/``needs_features`` and ``traits`` (views, what updates, required
+    normalisation layers, resets, expected passes per frame) come from the class."""
 
     name: str
     description: str
     origin: str
     options: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    needs_source_data: bool = False
+    needs_features: bool = False
+    traits: MethodTraits = field(default_factory=MethodTraits)
 
     def __str__(self) -> str:
         return self.description
@@ -166,4 +172,12 @@ def adapter_info(name_or_path: str) -> AdapterInfo:
         return AdapterInfo(str(name_or_path), f"broken plugin: {exc}", "plugin", {}, str(exc))
     doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     first = doc.splitlines()[0] if doc else ""
-    return AdapterInfo(str(name_or_path), first, origin, cls.option_defaults())
+    return AdapterInfo(
+        str(name_or_path),
+        first,
+        origin,
+        cls.option_defaults(),
+        needs_source_data=bool(cls.needs_source_data),
+        needs_features=bool(cls.needs_features),
+        traits=cls.traits,
+    )
