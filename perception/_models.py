@@ -21,6 +21,13 @@ channels. ``head="bilinear"`` keeps the classic 1×1 classifier plus bilinear up
 
 Logits are returned channels-last in memory (their shape is NCHW): use ``.reshape``, not ``.view``.
 
+Every model exposes a *feature hook* for output-space adaptation methods (LAME): ``features(x)``
+returns the per-pixel features the classifier reads (the 1/2-resolution map, or the 1/4 map when
+neither ``fine`` nor the deconv head asks for 1/2), and ``head(features, size=None)`` turns them
+into logits, at ``size`` when given, else at the map's natural output resolution (the input
+resolution whenever height and width are multiples of 16). ``forward(x)`` is
+``head(features(x), x.shape[-2:])``.
+
 Registry in the timm style: a bare ``@register_model`` keyed on the function name, default
 configurations kept as data in ``MODEL_CFGS``, and ``create_model(name, **overrides)`` that ignores
 ``None`` overrides.
@@ -192,7 +199,7 @@ class RoadSeg(nn.Module):
         # refinement block runs at the stem's width (thin) because memory traffic at 1/2
         # resolution, not arithmetic, is what costs on a CPU.
         self.fine = bool(fine)
-        self.head = head
+        self.head_type = head
         self.half_res = self.fine or head == "deconv"
         if self.half_res:
             self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
@@ -205,11 +212,14 @@ class RoadSeg(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x), size=tuple(x.shape[-2:]))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel features the classifier reads (1/2 resolution, or 1/4 without it)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(
                 f"x must be float NCHW RGB with 3 channels; got shape {tuple(x.shape)}"
             )
-        size = x.shape[-2:]
         # Channels-last is ~1.5x faster for these thin convolutions on CPU and makes the class-dim
         # reductions downstream (softmax, argmax) contiguous; the logits keep the NCHW shape.
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
@@ -228,9 +238,17 @@ class RoadSeg(nn.Module):
             y = F.relu(y + f0)
             if self.fine:
                 y = self.fuse0(y)
-        y = self.classifier(y)
-        if self.head == "deconv":  # 2×2 stride 2: full resolution, rounded up to even
-            return y[..., : size[0], : size[1]] if y.shape[-2:] != size else y
+        return y
+
+    def head(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits from :meth:`features`: at ``size`` when given, else at the natural output
+        resolution (2x the 1/2-resolution map, 4x the 1/4 one)."""
+        y = self.classifier(features)
+        if self.head_type == "deconv":  # 2×2 stride 2: full resolution, rounded up to even
+            return y[..., : size[0], : size[1]] if size is not None and y.shape[-2:] != size else y
+        if size is None:
+            factor = 2 if self.half_res else 4
+            size = (features.shape[-2] * factor, features.shape[-1] * factor)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
