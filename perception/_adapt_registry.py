@@ -159,6 +159,21 @@ class AdapterInfo:
     def __str__(self) -> str:
         return self.description
 
+    def summary(self) -> str:
+        """The method's traits on one line (what ``roadshift list methods`` prints under it)."""
+        t = self.traits
+        parts = [p for p, on in (("needs source data", self.needs_source_data),
+                                 ("needs features", self.needs_features)) if on]  # fmt: skip
+        parts += [
+            f"views: {t.views}",
+            f"updates: {t.updates}",
+            f"normalisation: {t.norm}",
+            f"resets: {t.resets}",
+            f"forward passes per frame: {t.forward_per_frame}",
+            f"backward: {t.backward_per_frame}",
+        ]
+        return "; ".join(parts)
+
 
 def adapter_info(name_or_path: str) -> AdapterInfo:
     """Describe a method: first docstring line, where it comes from, its options and defaults.
