@@ -103,11 +103,29 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
 }
 
 
+class _GroupNorm(nn.GroupNorm):
+    """GroupNorm that sidesteps a PyTorch CPU crash (seen in 2.13): the backward pass on a
+    channels-last input that needs no gradient, while the affine parameters do, segfaults
+    for small maps (e.g. 4×16×32). Test-time adaptation of a frozen network's norm layers
+    meets exactly that at the first layer, so such inputs go through in NCHW layout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            torch.is_grad_enabled()
+            and not x.requires_grad
+            and self.weight is not None
+            and self.weight.requires_grad
+            and not x.is_contiguous()
+        ):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "bn":
         return nn.BatchNorm2d(channels)
     # Groups of 4 channels (at least 1 group): GroupNorm's usual choice for thin layers.
-    return nn.GroupNorm(max(1, channels // 4), channels)
+    return _GroupNorm(max(1, channels // 4), channels)
 
 
 class ConvNormAct(nn.Sequential):
