@@ -87,6 +87,16 @@ def test_same_seed_same_views_and_noise():
     assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
 
 
+def test_noise_is_drawn_from_the_generator():
+    x = image(2)
+    views = [View((0, 0, 8, 16), (8, 16), noise=0.05)] * 2
+    got = augment(x, views, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    expected = torch.cat([(x[i : i + 1] + 0.05 * torch.randn((1, 3, 8, 16), generator=g))
+                          .clamp(0, 1) for i in range(2)])  # fmt: skip
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_bad_distributions_and_batches_are_refused():
     with pytest.raises(ValueError, match="flip must be a probability"):
         DenseAugment(flip=2)
