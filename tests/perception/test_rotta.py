@@ -192,7 +192,7 @@ def test_memory_capacity_and_replacement_rule():
 
 
 def test_equal_scores_remove_the_last_stored_item():
-    mem = CategoryBalancedMemory(capacity=2, num_classes=1, lambda_t=0.0)  # score = uncertainty
+    mem = CategoryBalancedMemory(capacity=4, num_classes=2, lambda_t=0.0)  # score ∝ uncertainty
     for k, unc in enumerate([0.5, 0.5, 0.1]):
         mem.add(torch.tensor(float(k)), 0, unc)
     assert [float(i.frame) for i in mem.items[0]] == [0.0, 2.0]  # memory.py's `>=`: the last
