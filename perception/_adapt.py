@@ -276,6 +276,7 @@ class Adapter:
         """(Re)initialise the method's state outside the model (moving averages, memories,
         counters). Called at the end of construction and by every :meth:`reset`."""
 
+    @_source_hook
     def prepare_source(self, batches: Iterable[Tensor]) -> None:
         """Receive source-domain image batches (float32 NCHW in [0, 1]) once, before the stream.
 
