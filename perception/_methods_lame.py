@@ -76,20 +76,25 @@ class LAME(Adapter):
     in their number (131,072 feature pixels per batch of 16 at 128×256), so the nodes are
     superpixels: the feature pixels of one ``node_stride`` × ``node_stride`` cell that the
     model assigns to the same class (features and probabilities averaged over them), over
-    the whole batch as LAME's graph is. Splitting cells by predicted class matters: plain
-    cells hand a pole's pixels the correction of the road around them (measured on clean
-    frames at 128×256, k = 5: mIoU 0.616 source, 0.540 plain 4×4 cells, 0.598 class-split
-    cells; at 64×128, where the exact pixel graph is affordable, it scores 0.552 and
-    class-split cells 0.549). Each pixel's output is softmax(−unary_pixel + λ·(W·Y) of its
-    node), the last step's correction applied to its own probabilities (with one pixel per
-    node this is exactly LAME's Y). A point is never its own neighbour (the reference drops
-    the first of the sorted neighbours, which is not the point itself when duplicates tie at
-    distance 0). Needs the feature hook (``features``/``head``; the registered models have
-    it).
+    the whole batch as LAME's graph is. Each pixel's output is softmax(−unary_pixel +
+    λ·(W·Y) of its node), the last step's correction applied to its own probabilities
+    (with one pixel per node this is exactly LAME's Y). Measured on clean frames at 128×256
+    (k = 5; mIoU): source 0.616, plain 4×4 cells 0.540 (a pole's pixels get the correction
+    of the road around them), cells split by predicted class 0.598; merging a cell's rarer
+    classes into its most frequent one costs 2-3 points even beyond its four most frequent;
+    one graph per frame instead of per batch 0.542. At 64×128, where the exact pixel graph
+    is affordable, it scores 0.552 and split cells 0.549. The cost is quadratic in the
+    nodes, and under heavy noise nearly every pixel of a cell predicts another class
+    (40,000 nodes per batch of 16 instead of 11,000), so when a batch has more than
+    ``max_nodes`` nodes its cells are doubled in size until it fits. A point is never its
+    own neighbour (the reference drops the first of the sorted neighbours, which is not the
+    point itself when duplicates tie at distance 0). Needs the feature hook
+    (``features``/``head``; the registered models have it).
 
     Defaults: ``knn`` 5 with the kNN affinity (the paper's choice; the reference code's
     default affinity is "rbf" with σ from the 5th neighbour), ``max_steps`` 100,
-    ``force_symmetry`` False; ``node_stride`` 4 is ours.
+    ``force_symmetry`` False; ``node_stride`` 4 and ``max_nodes`` 16384 (twice the cells
+    of a batch of 16 at 128×256) are ours.
     """
 
     uses_optimizer = False
@@ -100,12 +105,13 @@ class LAME(Adapter):
         "force_symmetry": False,
         "max_steps": 100,
         "node_stride": 4,
+        "max_nodes": 16384,
     }
     traits = MethodTraits(updates="nothing (outputs only)", norm="none")
 
     def check_options(self) -> None:
         o = self.options
-        for key in ("knn", "max_steps", "node_stride"):
+        for key in ("knn", "max_steps", "node_stride", "max_nodes"):
             v = o[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"lame: option {key!r} must be an integer >= 1, got {v!r}")
@@ -128,13 +134,13 @@ class LAME(Adapter):
         pixel_probs = (
             F.adaptive_avg_pool2d(probs, (h, w)).permute(0, 2, 3, 1).reshape(-1, num_classes)
         )
+        label = pixel_probs.argmax(1)
         s = self.options["node_stride"]
-        rows = torch.arange(h, device=feats.device) // s
-        cols = torch.arange(w, device=feats.device) // s
-        cell = (rows[:, None] * (-(-w // s)) + cols[None, :]).reshape(1, -1)
-        cell = cell + torch.arange(b, device=feats.device)[:, None] * cell.max().add(1)
-        node_id = cell.reshape(-1) * num_classes + pixel_probs.argmax(1)
-        ids, inverse = torch.unique(node_id, return_inverse=True)
+        while True:  # coarser cells until the graph fits the node budget
+            ids, inverse = self._nodes(label, b, h, w, s, num_classes)
+            if len(ids) <= self.options["max_nodes"] or s >= max(h, w):
+                break
+            s *= 2
         count = torch.zeros(len(ids), device=feats.device).index_add_(
             0, inverse, torch.ones_like(inverse, dtype=torch.float32)
         )[:, None]
@@ -154,6 +160,17 @@ class LAME(Adapter):
         pairwise = F.interpolate(pairwise, size=logits.shape[-2:], mode="nearest")
         out = (torch.log(probs + 1e-10) + pairwise).log_softmax(1)
         return out.to(logits.dtype)
+
+    @staticmethod
+    def _nodes(
+        label: Tensor, b: int, h: int, w: int, s: int, num_classes: int
+    ) -> tuple[Tensor, Tensor]:
+        """Node ids (sorted) and each feature pixel's node: its (image, cell, class)."""
+        rows = torch.arange(h, device=label.device) // s
+        cols = torch.arange(w, device=label.device) // s
+        cell = (rows[:, None] * (-(-w // s)) + cols[None, :]).reshape(1, -1)
+        cell = cell + torch.arange(b, device=label.device)[:, None] * cell.max().add(1)
+        return torch.unique(cell.reshape(-1) * num_classes + label, return_inverse=True)
 
     def _affinity(self, nodes: Tensor) -> Any:
         """A function Y -> W·Y for the configured affinity over ``nodes`` (N, d)."""

@@ -106,6 +106,16 @@ def test_class_split_cells_pool_features_and_correct_every_pixel():
     torch.testing.assert_close(got, expected.log_softmax(1), rtol=0, atol=1e-5)
 
 
+@torch.no_grad()
+def test_node_budget_coarsens_the_cells():
+    model, x = HookNet().eval(), batches(1, hw=(8, 16))[0][:2]
+    budget = perception.create_adapter("lame", model, node_stride=2, max_nodes=1).predict(x)
+    coarse = perception.create_adapter("lame", model, node_stride=16).predict(x)
+    torch.testing.assert_close(budget, coarse, rtol=0, atol=0)
+    fine = perception.create_adapter("lame", model, node_stride=2).predict(x)
+    assert not torch.allclose(fine, coarse)
+
+
 def test_parameters_untouched_and_no_backward_pass():
     model = HookNet()
     before = copy.deepcopy(model.state_dict())
