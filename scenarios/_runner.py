@@ -28,6 +28,7 @@ from scenarios._cells import Unit, plan_units
 from scenarios._executors import EXECUTORS, execute
 from scenarios._folder import check_out, make_folder
 from scenarios._schema import Scenario, ScenarioError, dump_yaml
+from scenarios._source_data import source_data_problem
 from scenarios._validate import load_scenario
 from scenarios._work import RunContext, build_model, model_bytes
 
@@ -139,12 +140,17 @@ def _check_methods(sc: Scenario, model: Any, src: str) -> None:
 
     for i, m in enumerate(sc.methods):
         try:
-            perception.create_adapter(m.name, model, **m.options)
+            adapter = perception.create_adapter(m.name, model, **m.options)
         except Exception as exc:
             msg = str(exc).strip().splitlines()
             raise ScenarioError(
                 f"{src}: methods[{i}].options: {msg[0] if msg else type(exc).__name__}"
             ) from None
+        problem = source_data_problem(sc) if adapter.needs_source_data else None
+        if problem is not None:
+            raise ScenarioError(
+                f"{src}: methods[{i}].name: {m.name!r} needs source-domain images; {problem}"
+            )
 
 
 def prepare_run(

@@ -26,6 +26,7 @@ import numpy as np
 
 from scenarios._cells import Unit, stable_int
 from scenarios._fastmetrics import add_counts, batch_counts
+from scenarios._source_data import SourceFrames
 from scenarios._streams import StreamReader, ensure_stream, node_cache
 
 __all__ = [
@@ -126,7 +127,10 @@ def _error(exc: BaseException) -> str:
 class _MethodRun:
     """One method's cell inside a unit: its adapter and its metric accumulators."""
 
-    def __init__(self, cell: dict[str, Any], name: str, options: dict[str, Any], model: Any):
+    def __init__(
+        self, cell: dict[str, Any], name: str, options: dict[str, Any], model: Any,
+        source: SourceFrames,
+    ) -> None:  # fmt: skip
         import perception
 
         self.cell = cell
@@ -143,6 +147,8 @@ class _MethodRun:
         self.traceback: str | None = None
         try:
             self.adapter = perception.create_adapter(name, model, **options)
+            if self.adapter.needs_source_data:  # e.g. EATA's Fisher information
+                self.adapter.prepare_source(source.batches())
         except Exception as exc:  # a plugin's constructor may raise anything
             self.error = _error(exc)
             self.traceback = traceback.format_exc()
@@ -169,7 +175,8 @@ def run_unit(
         return []
     model = load_model(ctx.model_name, model_state)
     methods = {key: (name, options) for key, name, options in ctx.methods}
-    runs = [_MethodRun(c, *methods[c["method"]], model) for c in cells]
+    source = SourceFrames(unit.stream.height, unit.stream.width, ctx.batch_size)
+    runs = [_MethodRun(c, *methods[c["method"]], model, source) for c in cells]
 
     shift = unit.shift
     n = unit.stream.frames

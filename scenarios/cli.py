@@ -257,6 +257,8 @@ def _cmd_list(a: argparse.Namespace) -> int:
         for name in perception.adapter_names():
             info = perception.adapter_info(name)
             rows.append((name, f"{_first_line(info.description)} [{info.origin}]"))
+            if info.error is None:  # the method's traits, indented under it
+                rows.append(("", f"  {info.summary()}"))
     else:
         perception = _own("perception")
         from perception._models import MODELS  # the model registry: builders and docstrings

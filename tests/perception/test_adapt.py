@@ -159,7 +159,7 @@ def test_overriding_predict_keeps_accounting_and_options():
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
     assert not out.requires_grad
     assert adapter.stats["forward_passes"] == 2 and adapter.stats["calls"] == 1
-    with pytest.raises(ValueError, match=r"valid options: episodic, weight"):
+    with pytest.raises(ValueError, match=r"valid options: episodic, reset_every, weight"):
         FlipAverage(model, lr=1)
 
 

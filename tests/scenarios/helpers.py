@@ -66,3 +66,13 @@ class InPlaceAdapter(perception.Adapter):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         x.zero_()
         return self.model(x)
+
+
+def no_hook_model() -> torch.nn.Module:
+    """A ``module:factory`` segmentation model without the feature hook (features/head)."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 19, 1),
+    ).eval()
