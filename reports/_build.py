@@ -17,10 +17,16 @@ import jinja2
 import markupsafe
 
 from . import _figures as figs
+from . import _figures_streams as sfigs
+from . import _protocol as proto
+from . import _protocol_tables as ptables
 from ._analysis import corruption_order, method_order, severity_order
+from ._findings import INTRO as FINDINGS_INTRO
+from ._findings import findings
 from ._load import RunData, load_run
 from ._meta import PROTOCOLS
-from ._tables import DASH, all_tables, cell_name
+from ._notes import explain
+from ._tables import DASH, Table, all_tables, cell_name
 
 _TEMPLATES = Path(__file__).parent / "templates"
 MAX_MISSING_LISTED = 60
@@ -33,6 +39,23 @@ class FigureRef:
     caption: str
     data_uri: str
     path: str  # relative to the run folder, for the Markdown report
+
+
+@dataclass
+class Block:
+    """One piece of a section, rendered alike in HTML and Markdown: ``kind`` is table, figure,
+    text (a paragraph of explanation), h3 (a sub-heading: ``value`` = (anchor, title)) or
+    emphasis (``value`` = (lead-in, bold text))."""
+
+    kind: str
+    value: Any
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    blocks: list[Block]
 
 
 def _md_escape(value: Any) -> Any:
@@ -79,13 +102,88 @@ def _fmt_seconds(sec: float | None) -> str:
 
 def _scalar(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.3f}" if 0 <= v <= 1 else f"{v:.4g}"
     return str(v)
 
 
-def _protocol(name: str) -> str:
+def _protocol(data: RunData) -> str:
+    name = data.protocol
     meaning = PROTOCOLS.get(name)
-    return f"{name}: {meaning}" if meaning else name
+    text = f"{name}: {meaning}" if meaning else name
+    plan = data.meta.get("protocol_plan")
+    if isinstance(plan, dict) and plan:
+        rounds, orders = plan.get("rounds"), plan.get("orders")
+        n_orders = len(orders) if isinstance(orders, list) else orders
+        shifts = plan.get("shifts") if isinstance(plan.get("shifts"), list) else []
+        labels = [str(x.get("label")) for x in shifts if isinstance(x, dict)]
+        bits = []
+        if labels:
+            shown = ", ".join(labels[:12]) + (
+                f", … ({len(labels)} in all)" if len(labels) > 12 else ""
+            )
+            bits.append(f"shifts {shown}")
+        if isinstance(rounds, int) and rounds > 1:
+            bits.append(f"{rounds} rounds")
+        if isinstance(n_orders, int) and n_orders > 1:
+            bits.append(f"{n_orders} orders (order 0 as listed, the others seeded permutations)")
+        if bits:
+            text += " — " + "; ".join(bits)
+    return text
+
+
+def _stream_rows(data: RunData) -> list[tuple[str, str]]:
+    """Header rows for the protocol contract's stream, online and forgetting settings."""
+    meta = data.meta
+    stream = meta.get("stream") if isinstance(meta.get("stream"), dict) else {}
+    sampling = stream.get("sampling") or data.scenario.get("sampling")
+    rows: list[tuple[str, str]] = []
+    if sampling:
+        if sampling == "iid":
+            iid = stream.get("iid") if isinstance(stream.get("iid"), dict) else {}
+            detail = ", ".join(f"{k} {v}" for k, v in iid.items() if v is not None)
+            rows.append(
+                (
+                    "sampling",
+                    "iid: frames drawn from many drives and shuffled"
+                    + (f" ({detail})" if detail else ""),
+                )
+            )
+        else:
+            rows.append(("sampling", f"{sampling}: consecutive frames of one drive per seed"))
+    if stream.get("window"):
+        rows.append(("window", f"batch size 1, the last {stream['window']} frames as the batch"))
+    parts = stream.get("label_shift")
+    if isinstance(parts, list) and parts:
+        labels = [str(p.get("label") or p.get("world")) for p in parts if isinstance(p, dict)]
+        rows.append(("label shift", " → ".join(labels)))
+    online = meta.get("online")
+    if isinstance(online, dict) and online:
+        rate = (
+            f"η = {online['eta']:g}"
+            if isinstance(online.get("eta"), (int, float))
+            else f"{online.get('fps')} fps"
+        )
+        ratios = online.get("cost_ratio") if isinstance(online.get("cost_ratio"), dict) else {}
+        measured = ", ".join(
+            f"{m} {r:.2f}" for m, r in ratios.items() if isinstance(r, (int, float))
+        )
+        rows.append(
+            (
+                "online",
+                f"{rate}, fallback {online.get('fallback') or 'last'}"
+                + (f"; cost ratios r measured once: {measured}" if measured else ""),
+            )
+        )
+    forget = meta.get("forgetting")
+    if isinstance(forget, dict) and forget:
+        rows.append(
+            (
+                "forgetting",
+                f"after each stream, {forget.get('frames', '?')} held-out clean "
+                "source-domain frames scored with no update",
+            )
+        )
+    return rows
 
 
 def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
@@ -97,11 +195,17 @@ def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[s
     params = model.get("params")
     if isinstance(params, (int, float)):
         model_name += f" ({int(params):,} parameters)"
-    model_metrics = ", ".join(
-        f"{k}: {_scalar(v)}"
+    if isinstance(model.get("weights"), str):
+        model_name += f", {model['weights']} weights"
+    stated = [
+        (k.removeprefix("clean_val_").replace("_", " "), v)
         for k, v in model.items()
-        if k not in ("name", "params") and isinstance(v, (int, float, str)) and v is not None
-    )
+        if k not in ("name", "params", "weights") and isinstance(v, (int, float, str))
+    ]
+    words = {"miou": "mIoU", "pixel acc": "pixel accuracy", "ece": "ECE"}
+    model_metrics = ", ".join(f"{words.get(k, k)} {_scalar(v)}" for k, v in stated)
+    if any(k.startswith("clean_val_") for k in model):
+        model_metrics += " (on its held-out clean validation frames)"
     cells = data.cells + data.expected
     seeds = sorted({int(c["seed"]) for c in cells if c.get("seed") is not None})
     frame_counts = sorted({int(c["frames"]) for c in data.done if c.get("frames")})
@@ -119,10 +223,11 @@ def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[s
         "description": str(sc.get("description") or ""),
         "rows": [
             ("model", model_name),
-            ("model clean metrics", model_metrics or DASH),
+            ("model's stated clean metrics", model_metrics or DASH),
             ("methods", ", ".join(methods) or DASH),
             ("baseline", data.baseline or "none (no gain, CE or mCE)"),
-            ("protocol", _protocol(data.protocol)),
+            ("protocol", _protocol(data)),
+            *_stream_rows(data),
             (
                 "corruptions",
                 f"{len(corruptions)}: " + ", ".join(corruptions) if corruptions else DASH,
@@ -146,39 +251,55 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
     """(name, title, caption, Figure) for every figure the run's content supports."""
     grid, gm = tables["grid"], tables["grid_methods"]
     sevs = severity_order(grid.cells)
-    out = [
-        (
-            "heatmap_miou",
-            "mIoU heat maps",
-            "Corruption × severity mIoU per method (mean over seeds).",
-            figs.heatmaps(grid, gm, corruptions, sevs),
-        ),
-        (
-            "heatmap_gain",
-            f"Difference to {data.baseline}",
-            f"mIoU of each method minus {data.baseline}'s, per corruption and severity.",
-            figs.delta_heatmaps(grid, gm, corruptions, sevs, data.baseline),
-        ),
-        (
-            "severity_curves",
-            "Severity curves",
-            "Mean mIoU against severity per corruption family; severity 0 is the clean stream.",
-            figs.severity_curves(data, grid, gm, corruptions, sevs, colors),
-        ),
-        (
-            "class_iou",
-            "Per-class IoU",
-            "Per-class IoU under corruption per method; the black bar is the clean IoU.",
-            figs.class_iou(data, grid, gm, colors),
-        ),
-    ]
+    out = []
+    if tables["corrupted"]:
+        out += [
+            (
+                "heatmap_miou",
+                "mIoU heat maps",
+                "Corruption × severity mIoU per method (mean over seeds).",
+                figs.heatmaps(grid, gm, corruptions, sevs),
+            ),
+            (
+                "heatmap_gain",
+                f"Difference to {data.baseline}",
+                f"mIoU of each method minus {data.baseline}'s, per corruption and severity.",
+                figs.delta_heatmaps(grid, gm, corruptions, sevs, data.baseline),
+            ),
+            (
+                "severity_curves",
+                "Severity curves",
+                "Mean mIoU against severity per corruption family; severity 0 is the clean "
+                "stream. Each method has its own marker and dash and is offset sideways, so a "
+                "method whose curve coincides with another's stays visible.",
+                figs.severity_curves(data, grid, gm, corruptions, sevs, colors),
+            ),
+            (
+                "class_iou",
+                "Per-class IoU",
+                "Per-class IoU under corruption per method; the black bar is the clean IoU.",
+                figs.class_iou(data, grid, gm, colors),
+            ),
+        ]
+    for res in tables["protocols"]:
+        out.append(
+            (
+                f"rounds_{res.protocol}",
+                f"{res.protocol}: mIoU per round",
+                "mIoU per round and method (error bars: spread over streams); below, each "
+                f"method minus {data.baseline or 'the first method'}, in points.",
+                sfigs.round_curves(res, colors, data.baseline),
+            )
+        )
     for k, (stream, _table) in enumerate(tables["streams"]):
         out.append(
             (
                 f"timeline_{k}",
                 f"Timeline: {stream.label}",
-                "mIoU per segment along the stream; shaded bands and labels mark the shift.",
-                figs.timeline(stream, colors),
+                "mIoU per segment along the stream (markers at segment centres); shaded bands "
+                "and labels mark the shifts; below, each method minus "
+                f"{data.baseline or 'the first method'} per segment, in points.",
+                sfigs.timeline(stream, colors, data.baseline),
             )
         )
     out.append(
@@ -192,6 +313,115 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
         )
     )
     return [o for o in out if o[3] is not None]
+
+
+def _protocol_tables(data: RunData, tables: dict[str, Any]) -> None:
+    """Add the protocol contract's tables (empty for runs without its columns)."""
+    grid = tables["grid"]
+    tables["protocols"] = proto.protocol_results(data)
+    tables["round_tables"] = {r.protocol: ptables.round_table(r) for r in tables["protocols"]}
+    tables["shift_tables"] = {r.protocol: ptables.shift_table(r, grid) for r in tables["protocols"]}
+    ls = proto.label_shift(data)
+    tables["label_shift"] = ptables.label_shift_tables(ls, data.class_names) if ls else []
+    forget = data.meta.get("forgetting")
+    tables["forgetting"] = ptables.forgetting_table(
+        proto.forgetting(data), forget if isinstance(forget, dict) else None
+    )
+    tables["recovery"] = ptables.recovery_table(proto.recovery(data), data.meta)
+    online = data.meta.get("online")
+    tables["online"] = ptables.online_table(
+        proto.online(data), online if isinstance(online, dict) else None
+    )
+
+
+def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) -> list[Section]:
+    """The report's sections, the run's own measurement first.
+
+    A carried protocol (continual, gradual, mixed) opens with its rounds and shifts; then a
+    label-shift stream, compute-aware and forgetting results; then the corruption grid (only
+    with corruption cells: never an empty table), world shifts, schedule streams. Findings
+    follow the first section; examples, compute and problems close the report.
+    """
+
+    def tab(t: Table | None) -> list[Block]:
+        return [Block("table", t)] if t is not None and t.rows else []
+
+    def pic(name: str) -> list[Block]:
+        return [Block("figure", fig[name])] if name in fig else []
+
+    streams = tables["streams"]
+    kinds = {r.protocol for r in tables["protocols"]}  # streams of a carried protocol
+    carried = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind in kinds]
+    scheduled = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in kinds]
+    content: list[Section] = []
+    for res in tables["protocols"]:
+        blocks = tab(tables["round_tables"][res.protocol]) + pic(f"rounds_{res.protocol}")
+        blocks += tab(tables["shift_tables"][res.protocol])
+        for k, s, t in carried:
+            if s.kind == res.protocol:
+                blocks += tab(t) + pic(f"timeline_{k}")
+        title = f"{res.protocol.capitalize()} protocol"
+        if res.rounds > 1:
+            title += f": {res.rounds} rounds"
+        content.append(Section(f"protocol-{res.protocol}", title, blocks))
+    if tables["label_shift"]:
+        blocks = [b for t in tables["label_shift"] for b in tab(t)]
+        content.append(Section("label-shift", "Label shift", blocks))
+    if tables["online"] is not None:
+        content.append(
+            Section("online-section", "Compute-aware (online) evaluation", tab(tables["online"]))
+        )
+    if tables["forgetting"] is not None:
+        content.append(Section("forgetting-section", "Forgetting", tab(tables["forgetting"])))
+    if tables["corrupted"] or (
+        tables["headline"] is not None and not (content or streams or tables["world"])
+    ):
+        blocks = tab(tables["headline"])
+        blocks += [Block("text", n) for n in tables["notes"]]
+        for name in ("heatmap_miou", "heatmap_gain", "severity_curves"):
+            blocks += pic(name)
+        blocks += tab(tables["per_corruption"])
+        classes = pic("class_iou") + tab(tables["per_class"]) + tab(tables["safety"])
+        if classes:
+            blocks.append(Block("h3", ("classes", "Which classes fail")))
+            if tables["collapsing"]:
+                blocks.append(
+                    Block(
+                        "emphasis",
+                        ("Largest drops under corruption:", ", ".join(tables["collapsing"])),
+                    )
+                )
+            blocks += classes
+        title = "Robustness under corruption" if tables["corrupted"] else "Clean frames"
+        content.append(Section("robustness", title, blocks))
+    if tables["world"] is not None:
+        blocks = tab(tables["world"])
+        if not tables["corrupted"]:
+            blocks += [Block("text", n) for n in tables["notes"]]
+        content.append(Section("world", "Shifts of the world", blocks))
+    if scheduled:
+        blocks = [b for k, _s, t in scheduled for b in tab(t) + pic(f"timeline_{k}")]
+        if not (tables["corrupted"] or tables["world"]):
+            blocks += [Block("text", n) for n in tables["notes"]]
+        content.append(Section("schedules", "Shift schedules", blocks))
+    if tables["recovery"] is not None:
+        content.append(
+            Section("recovery-section", "Recovery and collapse", tab(tables["recovery"]))
+        )
+    tested, omitted = tables["findings"]
+    if tested or omitted:
+        blocks = [Block("text", FINDINGS_INTRO), Block("findings", tested)]
+        if omitted:
+            blocks.append(Block("omitted", omitted))
+        content.insert(min(1, len(content)), Section("findings", "Findings", blocks))
+    closing = []
+    if "samples" in fig:
+        closing.append(Section("qualitative", "Qualitative examples", pic("samples")))
+    if tables["compute"] is not None:
+        closing.append(Section("compute-section", "Compute cost", tab(tables["compute"])))
+    if tables["failed"] is not None or data.partial:
+        closing.append(Section("problems", "Problems", tab(tables["failed"])))
+    return content + closing
 
 
 def _generator_version() -> str:
@@ -218,19 +448,20 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     colors = figs.method_colors(methods, data.baseline)
     tables = all_tables(data, methods, corruptions)
 
+    _protocol_tables(data, tables)
+    tables["findings"] = findings(data, tables["grid"])
+    tables["notes"] = explain(data, tables)
+
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     for old in fig_dir.glob("*.png"):  # figures of an earlier build of this report
         old.unlink()
-    figures: list[FigureRef] = []
+    by_name: dict[str, FigureRef] = {}
     for name, title, caption, fig in _figures(data, tables, methods, corruptions, colors):
         png = figs.to_png(fig)
         (fig_dir / f"{name}.png").write_bytes(png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        figures.append(FigureRef(name, title, caption, uri, f"figures/{name}.png"))
-    static = ("heatmap_miou", "heatmap_gain", "severity_curves", "class_iou", "samples")
-    by_name: dict[str, FigureRef | None] = dict.fromkeys(static)
-    by_name.update({f.name: f for f in figures})
+        by_name[name] = FigureRef(name, title, caption, uri, f"figures/{name}.png")
 
     missing = [cell_name(c) for c in data.missing]
     ctx = {
@@ -241,14 +472,7 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
         "missing_more": max(len(missing) - MAX_MISSING_LISTED, 0),
         "n_done": len(data.done),
         "n_failed": len(data.failed),
-        "static_done": bool(tables["grid"].cells),
-        "schedule_only": tables["has_schedule_cells"] and not tables["grid"].cells,
-        "t": tables,
-        "fig": by_name,
-        "streams": [
-            (s, t, by_name.get(f"timeline_{k}")) for k, (s, t) in enumerate(tables["streams"])
-        ],
-        "collapsing": tables["collapsing"],
+        "sections": _sections(data, tables, by_name),
         "colors": colors,
         # the generator, not the wall clock: the same run folder always gives the same bytes
         "generated": _generator_version(),
@@ -260,7 +484,7 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     if not quiet:
         missing_note = f", {len(missing)} cells missing" if missing else ""
         print(
-            f"roadshift report: {len(figures)} figures, {len(data.done)} cells done, "
+            f"roadshift report: {len(by_name)} figures, {len(data.done)} cells done, "
             f"{len(data.failed)} failed{missing_note}{', partial run' if data.partial else ''} "
             f"({time.perf_counter() - t0:.1f} s)",
             file=sys.stderr,

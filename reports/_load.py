@@ -57,6 +57,17 @@ class RunData:
         sc = self.meta.get("scenario")
         return sc if isinstance(sc, dict) else {}
 
+    def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(registered name, options as the scenario gave them) of a method label; a folder
+        that did not list its methods (version 1) gives (label, {})."""
+        for m in self.meta.get("methods") or []:
+            if isinstance(m, dict) and m.get("label") == label:
+                options = m.get("options")
+                return str(m.get("name") or label), dict(options) if isinstance(
+                    options, dict
+                ) else {}
+        return label, {}
+
 
 def is_schedule_cell(cell: dict[str, Any]) -> bool:
     """True for cells of a shift schedule (a stream), False for the static corruption grid."""
