@@ -102,7 +102,15 @@ class Grid:
     """Done static cells indexed as method -> seed -> corruption -> severity -> cell."""
 
     def __init__(self, data: RunData) -> None:
-        self.cells = [c for c in data.done if is_grid_cell(c) and c.get("miou") is not None]
+        # cells of the run's own sampling only: a cell that records another (an i.i.d. control
+        # beside video streams) is compared by the Findings, never mixed into the grid
+        self.cells = [
+            c
+            for c in data.done
+            if is_grid_cell(c)
+            and c.get("miou") is not None
+            and data.sampling_of(c) == data.sampling
+        ]
         self.idx: dict[str, dict[int, dict[str, dict[float, dict]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(dict))
         )

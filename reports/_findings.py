@@ -154,14 +154,6 @@ def bn_beats_source(data: RunData, grid: Grid) -> Finding | str:
 
 
 # ---------------------------------------------------------------- (b)
-def _sampling(data: RunData, cell: dict[str, Any]) -> str:
-    s = cell.get("sampling")
-    if isinstance(s, str) and s:
-        return s
-    stream = data.meta.get("stream") if isinstance(data.meta.get("stream"), dict) else {}
-    return str(stream.get("sampling") or data.scenario.get("sampling") or "video")
-
-
 def video_vs_iid(data: RunData) -> Finding | str:
     claim = "batch statistics cost more on correlated (video) frames than on i.i.d. frames"
     need = (
@@ -174,7 +166,7 @@ def video_vs_iid(data: RunData) -> Finding | str:
     vals: dict[tuple[str, str, str, float, int], float] = {}
     for c in data.done:
         if is_grid_cell(c) and c.get("miou") is not None and c["method"] in (src, bn):
-            key = (_sampling(data, c), c["method"], str(c["corruption"]),
+            key = (data.sampling_of(c), c["method"], str(c["corruption"]),
                    float(c.get("severity") or 0.0), int(c.get("seed") or 0))  # fmt: skip
             vals[key] = float(c["miou"])
     shifts = {k[2:] for k in vals}

@@ -57,6 +57,17 @@ class RunData:
         sc = self.meta.get("scenario")
         return sc if isinstance(sc, dict) else {}
 
+    @property
+    def sampling(self) -> str:
+        """How the run drew its frames (meta ``stream.sampling``): ``video`` unless ``iid``."""
+        stream = self.meta.get("stream") if isinstance(self.meta.get("stream"), dict) else {}
+        return str(stream.get("sampling") or self.scenario.get("sampling") or "video")
+
+    def sampling_of(self, cell: dict[str, Any]) -> str:
+        """A cell's own sampling where it records one, else the run's."""
+        s = cell.get("sampling")
+        return s if isinstance(s, str) and s else self.sampling
+
     def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:
         """(registered name, options as the scenario gave them) of a method label; a folder
         that did not list its methods (version 1) gives (label, {})."""

@@ -45,18 +45,14 @@ def source_label(data: RunData) -> str | None:
     return next((lab for lab in labels if data.method_spec(lab)[0] == "source"), None)
 
 
-def batch_statistics(data: RunData, label: str) -> str | None:
-    """How a built-in method normalises, when it uses test-batch statistics; None otherwise."""
+def batch_statistics(data: RunData, label: str) -> float | None:
+    """For a built-in method that normalises with test-batch statistics, the prior strength N
+    it mixes the source statistics in with (0: batch statistics only); None otherwise."""
     name, options = data.method_spec(label)
     if name == "tent":
-        return "batch statistics only"
+        return 0.0
     if name == "bn" and options.get("momentum") is None:
-        prior = options.get("prior_strength") or 0
-        return (
-            "batch statistics only"
-            if not prior
-            else f"batch statistics mixed with a prior {prior:g}"
-        )
+        return float(options.get("prior_strength") or 0.0)
     return None
 
 
@@ -124,13 +120,14 @@ def clean_vs_stated(data: RunData, heads: list[Headline], fixed: FixedClasses) -
     return text + "."
 
 
-def clean_cost(data: RunData, heads: list[Headline]) -> str | None:
-    """Why adapted methods lose accuracy on clean frames, where the mechanism is documented."""
+def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None) -> str | None:
+    """Why adapted methods lose accuracy on clean frames, where the mechanism is documented;
+    ``measured``: the run's own video-vs-i.i.d. comparison (Findings (b)), when it has one."""
     src = source_label(data)
     ref = next((h for h in heads if h.method == src), None)
     if ref is None or ref.clean.mean is None:
         return None
-    losers: list[tuple[str, float, str | None]] = []
+    losers: list[tuple[str, float, float | None]] = []
     for h in heads:
         if h.method == src or h.clean.mean is None:
             continue
@@ -139,29 +136,40 @@ def clean_cost(data: RunData, heads: list[Headline]) -> str | None:
             losers.append((h.method, loss, batch_statistics(data, h.method)))
     if not losers:
         return None
-    batch = [x for x in losers if x[2] is not None]
+    only = [x for x in losers if x[2] == 0]
+    mixed = [x for x in losers if x[2]]
     other = [x for x in losers if x[2] is None]
     sentences = []
     bs = data.scenario.get("batch_size")
-    if batch:
-        names = _and([m for m, _, _ in batch])
-        losses = _and([_p(v) for _, v, _ in batch])
-        one = len(batch) == 1
-        unit = f"{bs} " if bs else ""
-        sampling = data.scenario.get("sampling") or "video"
-        frames = (
-            f"a batch here is {unit}frames drawn from several drives"
-            if sampling == "iid"
-            else f"a batch here is {unit}consecutive frames of one drive, so its statistics "
-            "describe one stretch of one scene rather than the training set"
+    unit = f"{bs} " if bs else ""
+    if data.sampling == "iid":
+        batch = f"a batch here is {unit}frames drawn from several drives"
+    else:
+        batch = (
+            f"a batch here is {unit}consecutive frames of one drive, so its statistics describe "
+            "one stretch of one scene rather than the training set"
         )
+    if only:
+        one = len(only) == 1
         sentences.append(
-            f"{names} {'loses' if one else 'lose'} {losses} points of clean mIoU against {src}: "
+            f"{_and([m for m, _, _ in only])} {'loses' if one else 'lose'} "
+            f"{_and([_p(v) for _, v, _ in only])} points of clean mIoU against {src}: "
             f"{'it normalises' if one else 'they normalise'} each batch with its own "
-            f"statistics instead of the source model's ({frames})."
+            f"statistics instead of the source model's ({batch})."
         )
+    for m, v, n in mixed:
+        weight = f" (λ = N / (N + n) = {n / (n + bs):.2f} on the source statistics)" if bs else ""
         sentences.append(
-            "Whether it comes from the frames being consecutive, rather than from batch "
+            f"{m} loses {_p(v)} points: it mixes the batch statistics with the source model's "
+            f"as a prior of strength N = {n:g}{weight}."
+        )
+    if (only or mixed) and measured:
+        sentences.append(
+            f"Measured in this run (Findings (b)): {measured[:1].lower()}{measured[1:]}"
+        )
+    elif only or mixed:
+        sentences.append(
+            "Whether the cost comes from the frames being consecutive, rather than from batch "
             "statistics as such, is what the iid-vs-video scenario measures (sampling: iid "
             "draws the same number of frames from many drives)."
         )
@@ -176,5 +184,7 @@ def clean_cost(data: RunData, heads: list[Headline]) -> str | None:
 def explain(data: RunData, tables: dict[str, Any]) -> list[str]:
     """The sentences shown under the headline table."""
     heads, fixed = tables["heads"], tables["fixed"]
-    out = [clean_vs_stated(data, heads, fixed), clean_cost(data, heads)]
+    tested = tables["findings"][0] if "findings" in tables else []
+    video = next((f.evidence for f in tested if f.key == "b"), None)
+    out = [clean_vs_stated(data, heads, fixed), clean_cost(data, heads, video)]
     return [s for s in out if s]

@@ -119,22 +119,28 @@ def _protocol_result(data: RunData, proto: str, cells: list[dict[str, Any]]) -> 
         streams = max(streams, len(mine))
         overall[method] = Stat.of(c.get("miou") for c in mine)
         round_vals: dict[int, list[float | None]] = defaultdict(list)
-        shift_vals: dict[str, list[float]] = defaultdict(list)
-        sev_vals: dict[float, list[float]] = defaultdict(list)
+        shift_vals: dict[str, list[float | None]] = defaultdict(list)
+        sev_vals: dict[float, list[float | None]] = defaultdict(list)
         firsts, lasts = [], []
         for c in mine:
             segs = data.segments.get(c["cell_id"], [])
             by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            by_shift: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            by_sev: dict[float, list[dict[str, Any]]] = defaultdict(list)
             for s in segs:
                 by_round[int(s.get("round") or 0)].append(s)
                 key = shift_key(s)
                 if key not in shifts:
                     shifts.append(key)
-                v, sev = _num(s.get("miou")), _num(s.get("severity"))
-                if v is not None:
-                    shift_vals[key].append(v)
-                    if sev is not None:
-                        sev_vals[sev].append(v)
+                by_shift[key].append(s)
+                sev = _num(s.get("severity"))
+                if sev is not None:
+                    by_sev[sev].append(s)
+            # one value per stream (frame-weighted over its rounds), then spread over streams
+            for key, rows in by_shift.items():
+                shift_vals[key].append(_weighted(rows))
+            for sev, rows in by_sev.items():
+                sev_vals[sev].append(_weighted(rows))
             if by_round:
                 n_rounds = max(n_rounds, max(by_round) + 1)
             for r, rows in by_round.items():

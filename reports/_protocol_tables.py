@@ -172,17 +172,28 @@ def recovery_table(rows: list[Recovery], meta: dict[str, Any]) -> Table | None:
     rec, col = meta.get("recovery") or {}, meta.get("collapse") or {}
     parts = ["Recovery: frames after a shift until the segment's mIoU settles"]
     if isinstance(rec, dict) and rec:
+        band = rec.get("band")
         parts.append(
-            " (running mean over "
-            f"{rec.get('window', '?')} frames within ±{rec.get('band', '?')} of the level of the "
-            f"segment's last {rec.get('final_fraction', '?')} and staying there)"
+            f": its per-frame mIoU, smoothed by a trailing mean over {rec.get('window', '?')} "
+            "frames, stays from then on within "
+            + (f"{100 * band:g} points" if isinstance(band, (int, float)) else "a band")
+            + " of the segment's final level (the mean over its last "
+            + (
+                f"{100 * rec['final_fraction']:g} %"
+                if isinstance(rec.get("final_fraction"), (int, float))
+                else "part"
+            )
+            + " of frames)"
         )
-    parts.append("; unsettled segments have no value.")
+    parts.append(
+        ". Segments too short or not contiguous (mixed) have none; a method that does not adapt "
+        "also 'recovers' as the scene changes, so compare with the source row."
+    )
     if isinstance(col, dict) and col:
         parts.append(
-            f" Collapse: the segment predicts fewer than {col.get('class_ratio', '?')} × the "
-            f"ground truth's classes per frame, or its mean entropy falls below "
-            f"{col.get('entropy', '?')}."
+            f" Collapse: averaged over the segment, the classes predicted per frame fall below "
+            f"{col.get('class_ratio', '?')} × those in the ground truth, or the mean softmax "
+            f"entropy below {col.get('entropy', '?')} nats."
         )
     t = Table(
         "Recovery and collapse",

@@ -41,7 +41,8 @@ class Table:
 def pct(v: float | None, signed: bool = False) -> str:
     if v is None:
         return DASH
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+    v = round(100 * v, 1) + 0.0  # + 0.0: no "-0.0"
+    return f"{v:+.1f}" if signed else f"{v:.1f}"
 
 
 def stat(s: Stat, signed: bool = False) -> str:
