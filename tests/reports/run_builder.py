@@ -105,6 +105,12 @@ class RunBuilder:
         cell["cell_id"] = extra.pop("cell_id", None) or make_cell_id(
             method, corruption, severity, seed
         )
+        if "confusion" in extra and "per_class_iou" not in extra:  # as the runner stores both
+            m = np.asarray(extra["confusion"], float)
+            union = m.sum(0) + m.sum(1) - np.diag(m)
+            extra["per_class_iou"] = [
+                float(m[c, c] / union[c]) if union[c] > 0 else None for c in range(len(m))
+            ]
         cell.update(extra)
         base = {k: v for k, v in cell.items() if k in self.columns["cells"]}
         rest = {k: v for k, v in cell.items() if k not in self.columns["cells"]}
