@@ -354,9 +354,13 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
     carried = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind in kinds]
     scheduled = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in kinds]
     content: list[Section] = []
+    label_shift = [b for t in tables["label_shift"] for b in tab(t)]
     for res in tables["protocols"]:
-        blocks = tab(tables["round_tables"][res.protocol]) + pic(f"rounds_{res.protocol}")
-        blocks += tab(tables["shift_tables"][res.protocol])
+        # a label-shift stream's domains are what it measures: they lead its section
+        blocks, label_shift = label_shift, []
+        blocks += tab(tables["round_tables"][res.protocol]) + pic(f"rounds_{res.protocol}")
+        if len(res.shifts) > 1:  # one shift: its mean is the stream's mIoU, shown above
+            blocks += tab(tables["shift_tables"][res.protocol])
         for k, s, _t in carried:  # the round and shift tables above hold its numbers
             if s.kind == res.protocol:
                 blocks += pic(f"timeline_{k}")
@@ -364,9 +368,8 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         if res.rounds > 1:
             title += f": {res.rounds} rounds"
         content.append(Section(f"protocol-{res.protocol}", title, blocks))
-    if tables["label_shift"]:
-        blocks = [b for t in tables["label_shift"] for b in tab(t)]
-        content.append(Section("label-shift", "Label shift", blocks))
+    if label_shift:  # a label-shift stream outside a carried protocol
+        content.append(Section("label-shift", "Label shift", label_shift))
     if tables["online"] is not None:
         content.append(
             Section("online-section", "Compute-aware (online) evaluation", tab(tables["online"]))

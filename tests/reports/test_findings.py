@@ -278,3 +278,33 @@ def test_a_protocol_report_is_deterministic(runs, tmp_path):
     assert (run["dir"] / "report.html").read_bytes() == first
     assert {p.name: p.read_bytes() for p in (run["dir"] / "figures").glob("*.png")} == figs
     assert "rounds_continual.png" in figs
+
+
+def test_label_shift_tables_show_miou_and_class_priors_per_domain(tmp_path):
+    domains = ("town=urban", "town=highway", "town=rural")
+    priors = {  # share of labelled pixels: road, building, vegetation, car
+        "town=urban": {0: 0.40, 2: 0.35, 8: 0.05, 13: 0.20},
+        "town=highway": {0: 0.60, 2: 0.05, 8: 0.15, 13: 0.20},
+        "town=rural": {0: 0.30, 2: 0.02, 8: 0.63, 13: 0.05},
+    }
+    b = RunBuilder(tmp_path, {"source": ("source", {}), "tent": ("tent", {})},
+                   meta={"protocol": "continual"})  # fmt: skip
+    values = {"source": (0.6, 0.4, 0.3), "tent": (0.62, 0.45, 0.2)}
+    for m, vals in values.items():
+        segs = [
+            dict(segment=k, start_frame=8 * k, stop_frame=8 * (k + 1), label=d, corruption="fog",
+                 severity=2.0, miou=v, round=0, order=0, domain=d, frames=8,
+                 class_prior=[priors[d].get(c, 0.0) for c in range(19)])
+            for k, (d, v) in enumerate(zip(domains, vals, strict=True))
+        ]  # fmt: skip
+        b.cell(m, "continual", 2.0, mean(vals), schedule="continual", segments=segs,
+               protocol="continual")  # fmt: skip
+    md = Path(build_report(b.finish(), quiet=True)["markdown"]).read_text(encoding="utf-8")
+    rows = md_table(md, "Label shift: mIoU per domain")
+    for k, d in enumerate(domains):
+        row = dict(zip(rows["domain"], rows[d], strict=True))
+        assert float(row["tent mIoU"]) == pytest.approx(100 * values["tent"][k])
+    prior = md_table(md, "Label shift: class priors per domain")
+    assert prior["domain"] == ["road", "building", "vegetation", "car"]  # absent classes left out
+    assert prior["town=rural"] == ["30.0", "2.0", "63.0", "5.0"]
+    assert [ln for ln in md.splitlines() if ln.startswith("## ")][1] == "## Continual protocol"
