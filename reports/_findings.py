@@ -103,11 +103,15 @@ def _stream_pairs(data: RunData, a: str, b: str) -> list[tuple[str, float, float
     seed and segment; first round only (later rounds repeat the same frames)."""
     segs: dict[str, dict[tuple, tuple[str, float]]] = {a: {}, b: {}}
     for c in data.done:
-        if c["method"] not in segs:
+        rows = data.segments.get(c["cell_id"], [])
+        if c["method"] not in segs or not rows:
             continue
-        for s in data.segments.get(c["cell_id"], []):
+        first = min(int(s.get("round") or 0) for s in rows)
+        for s in rows:
             sev, v = s.get("severity"), s.get("miou")
-            if sev is None or v is None or float(sev) < STRONG_SEVERITY or (s.get("round") or 0):
+            if sev is None or v is None or float(sev) < STRONG_SEVERITY:
+                continue
+            if int(s.get("round") or 0) != first:
                 continue
             key = (c.get("schedule"), c.get("corruption"), c.get("seed"), s.get("segment"))
             segs[c["method"]][key] = (str(s.get("corruption") or s.get("label")), float(v))

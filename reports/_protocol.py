@@ -107,8 +107,13 @@ def protocol_results(data: RunData) -> list[ProtocolResult]:
 
 
 def _protocol_result(data: RunData, proto: str, cells: list[dict[str, Any]]) -> ProtocolResult:
+    # rounds as stored (0- or 1-based alike), numbered 1.. in the order they ran
+    seen = sorted(
+        {int(sg.get("round") or 0) for c in cells for sg in data.segments.get(c["cell_id"], [])}
+    )
+    index = {r: k for k, r in enumerate(seen)}
+    n_rounds = max(len(seen), 1)
     shifts: list[str] = []
-    n_rounds = 1
     overall, per_round, per_shift, per_sev, first_last = {}, {}, {}, {}, {}
     orders = {int(c.get("order") or 0) for c in cells}
     streams = 0
@@ -123,28 +128,25 @@ def _protocol_result(data: RunData, proto: str, cells: list[dict[str, Any]]) -> 
         sev_vals: dict[float, list[float | None]] = defaultdict(list)
         firsts, lasts = [], []
         for c in mine:
-            segs = data.segments.get(c["cell_id"], [])
             by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
             by_shift: dict[str, list[dict[str, Any]]] = defaultdict(list)
             by_sev: dict[float, list[dict[str, Any]]] = defaultdict(list)
-            for s in segs:
-                by_round[int(s.get("round") or 0)].append(s)
-                key = shift_key(s)
+            for sg in data.segments.get(c["cell_id"], []):
+                by_round[index[int(sg.get("round") or 0)]].append(sg)
+                key = shift_key(sg)
                 if key not in shifts:
                     shifts.append(key)
-                by_shift[key].append(s)
-                sev = _num(s.get("severity"))
+                by_shift[key].append(sg)
+                sev = _num(sg.get("severity"))
                 if sev is not None:
-                    by_sev[sev].append(s)
+                    by_sev[sev].append(sg)
+            for r, rows in by_round.items():
+                round_vals[r].append(_weighted(rows))
             # one value per stream (frame-weighted over its rounds), then spread over streams
             for key, rows in by_shift.items():
                 shift_vals[key].append(_weighted(rows))
             for sev, rows in by_sev.items():
                 sev_vals[sev].append(_weighted(rows))
-            if by_round:
-                n_rounds = max(n_rounds, max(by_round) + 1)
-            for r, rows in by_round.items():
-                round_vals[r].append(_weighted(rows))
             if len(by_round) > 1:
                 firsts.append(_weighted(by_round[min(by_round)]))
                 lasts.append(_weighted(by_round[max(by_round)]))
@@ -153,8 +155,6 @@ def _protocol_result(data: RunData, proto: str, cells: list[dict[str, Any]]) -> 
         per_sev[method] = {k: Stat.of(v) for k, v in sorted(sev_vals.items())}
         if firsts:
             first_last[method] = (Stat.of(firsts), Stat.of(lasts))
-    for stats in per_round.values():  # methods with fewer rounds: pad with empties
-        stats += [Stat(None, None, 0)] * (n_rounds - len(stats))
     return ProtocolResult(
         protocol=proto,
         rounds=n_rounds,
@@ -169,12 +169,33 @@ def _protocol_result(data: RunData, proto: str, cells: list[dict[str, Any]]) -> 
     )
 
 
+def measured_cells(data: RunData, key: str) -> list[dict[str, Any]]:
+    """The done cells that carry ``key``, without the clean reference cells when shifted ones
+    carry it too (a clean stream has nothing to recover from or forget with)."""
+    rows = [c for c in data.done if _num(c.get(key)) is not None]
+    shifted = [c for c in rows if c.get("corruption") != "clean"]
+    return shifted or rows
+
+
+def per_stream(rows: Iterable[dict[str, Any]], value) -> Stat:
+    """``value(cell)`` averaged within each stream (seed, order), then summarised over them:
+    the spread is over seeds and orders, never over different shifts."""
+    groups: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for c in rows:
+        v = value(c)
+        if v is not None:
+            groups[(int(c.get("seed") or 0), int(c.get("order") or 0))].append(v)
+    return Stat.of(float(np.mean(v)) for _, v in sorted(groups.items()))
+
+
 @dataclass(frozen=True)
 class LabelShift:
     """A label-shift stream: mIoU and ground-truth class priors per domain (town/traffic)."""
 
     domains: list[str]
-    miou: dict[str, dict[str, Stat]]  # method -> domain -> Stat
+    # (method, stream) -> domain -> Stat over seeds × orders; stream: "clean" for the clean
+    # reference stream (a fresh adapter through the same domains), "shifted" for the others
+    miou: dict[tuple[str, str], dict[str, Stat]]
     prior: dict[str, list[float]]  # domain -> mean class frequencies (fractions)
 
 
@@ -197,37 +218,54 @@ def _prior_vector(value: Any, names: tuple[str, ...]) -> list[float] | None:
 def label_shift(data: RunData) -> LabelShift | None:
     """Segments that name a domain, grouped by it; None when the run has none."""
     domains: list[str] = []
-    miou: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(list)
     priors: dict[str, list[list[float]]] = defaultdict(list)
-    done = {c["cell_id"]: c for c in data.done}
-    for cid, segs in data.segments.items():
-        cell = done.get(cid)
-        if cell is None:
-            continue
-        for s in segs:
-            dom = s.get("domain")
-            if not dom:
+    for c in data.done:
+        stream = "clean" if c.get("corruption") == "clean" else "shifted"
+        for sg in data.segments.get(c["cell_id"], []):
+            if not sg.get("domain"):
                 continue
-            dom = str(dom)
+            dom = str(sg["domain"])
             if dom not in domains:
                 domains.append(dom)
-            v = _num(s.get("miou"))
-            if v is not None:
-                miou[cell["method"]][dom].append(v)
-            vec = _prior_vector(s.get("class_prior"), data.class_names)
-            if vec is not None:
+            rows[(c["method"], stream)].append((c, sg))
+            vec = _prior_vector(sg.get("class_prior"), data.class_names)
+            if vec is not None and stream == "clean":  # the ground truth: any stream's is it
                 priors[dom].append(vec)
     if not domains:
         return None
+    if not priors:  # no clean stream: the shifted streams' ground truth is the same scene
+        for c in data.done:
+            for sg in data.segments.get(c["cell_id"], []):
+                vec = _prior_vector(sg.get("class_prior"), data.class_names)
+                if sg.get("domain") and vec is not None:
+                    priors[str(sg["domain"])].append(vec)
+    miou = {}
+    for m in method_order(data):
+        for stream in ("clean", "shifted"):
+            pairs = rows.get((m, stream))
+            if pairs:
+                miou[(m, stream)] = {
+                    d: per_stream(
+                        [c for c, sg in pairs if sg["domain"] == d],
+                        _segment_value(pairs, d),
+                    )
+                    for d in domains
+                }
     return LabelShift(
         domains=domains,
-        miou={
-            m: {d: Stat.of(miou[m].get(d, [])) for d in domains}
-            for m in method_order(data)
-            if m in miou
-        },
+        miou=miou,
         prior={d: [float(x) for x in np.mean(v, axis=0)] for d, v in priors.items() if v},
     )
+
+
+def _segment_value(pairs, domain: str):
+    """cell -> frame-weighted mIoU of its segments in ``domain`` (for :func:`per_stream`)."""
+    by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c, sg in pairs:
+        if sg["domain"] == domain:
+            by_cell[c["cell_id"]].append(sg)
+    return lambda c: _weighted(by_cell.get(c["cell_id"], []))
 
 
 @dataclass(frozen=True)
@@ -240,24 +278,22 @@ class Forgetting:
 
 
 def forgetting(data: RunData) -> list[Forgetting]:
-    """Clean source-domain mIoU with a fresh adapter and after the adapted stream, per method."""
+    """Clean source-domain mIoU with a fresh adapter and after the adapted stream, per method
+    (the shifted streams' cells; the clean reference cells only when nothing else has it)."""
+    cells = [
+        c for c in measured_cells(data, "clean_after") if _num(c.get("clean_before")) is not None
+    ]
     out = []
     for method in method_order(data):
-        rows = [
-            c
-            for c in data.done
-            if c["method"] == method
-            and _num(c.get("clean_before")) is not None
-            and _num(c.get("clean_after")) is not None
-        ]
+        rows = [c for c in cells if c["method"] == method]
         if not rows:
             continue
         out.append(
             Forgetting(
                 method,
-                Stat.of(c["clean_before"] for c in rows),
-                Stat.of(c["clean_after"] for c in rows),
-                Stat.of(float(c["clean_after"]) - float(c["clean_before"]) for c in rows),
+                per_stream(rows, lambda c: float(c["clean_before"])),
+                per_stream(rows, lambda c: float(c["clean_after"])),
+                per_stream(rows, lambda c: float(c["clean_after"]) - float(c["clean_before"])),
                 len(rows),
             )
         )
@@ -279,6 +315,8 @@ def recovery(data: RunData) -> list[Recovery]:
     """Per method: how many frames segments need to settle after a shift, and collapses."""
     out = []
     done = {c["cell_id"]: c for c in data.done}
+    if any(c.get("corruption") != "clean" for c in done.values()):
+        done = {k: c for k, c in done.items() if c.get("corruption") != "clean"}
     for method in method_order(data):
         frames: list[float] = []
         counted = collapsed = 0
@@ -327,28 +365,24 @@ class Online:
 
 
 def online(data: RunData) -> list[Online]:
-    """Offline and compute-aware mIoU of the same cells, per method (cells with both)."""
+    """Offline and compute-aware mIoU of the same cells, per method: the shifted cells that
+    have both (the clean reference cells only when nothing else has), averaged per stream."""
     meta = data.meta.get("online") if isinstance(data.meta.get("online"), dict) else {}
     ratios = meta.get("cost_ratio") if isinstance(meta.get("cost_ratio"), dict) else {}
     skips = meta.get("skipped_batches") if isinstance(meta.get("skipped_batches"), dict) else {}
+    cells = [c for c in measured_cells(data, "online_miou") if _num(c.get("miou")) is not None]
     out = []
     for method in method_order(data):
-        rows = [
-            c
-            for c in data.done
-            if c["method"] == method
-            and _num(c.get("online_miou")) is not None
-            and _num(c.get("miou")) is not None
-        ]
+        rows = [c for c in cells if c["method"] == method]
         if not rows:
             continue
         skip = skips.get(method)
         out.append(
             Online(
                 method,
-                Stat.of(c["miou"] for c in rows),
-                Stat.of(c["online_miou"] for c in rows),
-                Stat.of(float(c["online_miou"]) - float(c["miou"]) for c in rows),
+                per_stream(rows, lambda c: float(c["miou"])),
+                per_stream(rows, lambda c: float(c["online_miou"])),
+                per_stream(rows, lambda c: float(c["online_miou"]) - float(c["miou"])),
                 sum(int(c.get("skipped_frames") or 0) for c in rows),
                 sum(int(c.get("frames") or 0) for c in rows),
                 _num(ratios.get(method)),

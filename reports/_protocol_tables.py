@@ -108,18 +108,26 @@ def shift_table(res: ProtocolResult, grid: Grid) -> Table | None:
 
 def label_shift_tables(ls: LabelShift, class_names: tuple[str, ...]) -> list[Table]:
     """mIoU per domain, and the ground-truth class priors that drift between domains."""
-    methods = list(ls.miou)
+    keys = list(ls.miou)
+    both = len({stream for _, stream in keys}) > 1
     out = [
         Table(
             "Label shift: mIoU per domain",
             "label-shift-miou",
-            ["domain", *[f"{m} mIoU" for m in methods]],
+            ["domain", *[f"{m}, {stream}" if both else f"{m} mIoU" for m, stream in keys]],
             [
-                [d, *[stat(ls.miou[m].get(d, Stat(None, None, 0))) for m in methods]]
+                [d, *[stat(ls.miou[k].get(d, Stat(None, None, 0))) for k in keys]]
                 for d in ls.domains
             ],
-            "mIoU in %, mean over the domain's segments (every round, seed and order); one "
-            "adapter carried through the domains in stream order.",
+            "mIoU in %, frame-weighted over the domain's segments of each stream (every round), "
+            "then averaged over seeds and orders; one adapter is carried through the domains in "
+            "stream order."
+            + (
+                " clean: the clean stream through the same domains (a fresh adapter); shifted: "
+                "the corrupted stream."
+                if both
+                else ""
+            ),
         )
     ]
     if ls.prior:
