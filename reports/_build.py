@@ -286,8 +286,9 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
             (
                 f"rounds_{res.protocol}",
                 f"{res.protocol}: mIoU per round",
-                "mIoU per round and method (error bars: spread over streams); below, each "
-                f"method minus {data.baseline or 'the first method'}, in points.",
+                "mIoU per round and method (error bars: spread over seeds and orders; methods "
+                "offset sideways so coincident curves stay visible); below, each method minus "
+                f"{data.baseline or 'the first method'}, in points.",
                 sfigs.round_curves(res, colors, data.baseline),
             )
         )

@@ -168,8 +168,5 @@ def round_curves(
     ax.legend(fontsize=8, ncols=min(len(methods), 4))
     (dax or ax).set_xlabel("round")
     (dax or ax).set_xticks(rounds if res.rounds <= 20 else rounds[:: max(1, res.rounds // 10)])
-    ax.set_title(
-        f"{_esc(res.protocol)}: mIoU per round (same frames every round; methods offset "
-        "sideways so coincident curves stay visible)"
-    )
+    ax.set_title(f"{_esc(res.protocol)}: mIoU per round (the same frames every round)")
     return fig

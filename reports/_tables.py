@@ -374,8 +374,17 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
     clean_row = ["clean"]
     for m in shown:
         clean_row.append(stat(Stat.of(grid.clean(m, s) for s in grid.seeds(m))))
-    t.rows.append(clean_row + [DASH] * len(gain_methods))
-    t.classes.append([""] * (1 + len(shown) + len(gain_methods)))
+    base = data.baseline
+    clean_gain = {
+        m: Stat.of(
+            grid.clean(m, s) - grid.clean(base, s)
+            for s in grid.seeds(m)
+            if grid.clean(m, s) is not None and grid.clean(base, s) is not None
+        )
+        for m in gain_methods
+    }
+    t.rows.append(clean_row + [stat(clean_gain[m], True) for m in gain_methods])
+    t.classes.append(["", *[""] * len(shown), *[_sign_class(clean_gain[m]) for m in gain_methods]])
     for s in shifts:
         t.rows.append(
             [
