@@ -44,8 +44,8 @@ class FigureRef:
 @dataclass
 class Block:
     """One piece of a section, rendered alike in HTML and Markdown: ``kind`` is table, figure,
-    text (a paragraph of explanation), h3 (a sub-heading: ``value`` = (anchor, title)) or
-    emphasis (``value`` = (lead-in, bold text))."""
+    text (a paragraph of explanation), emphasis (``value`` = (lead-in, bold text)), findings
+    (the tested ones) or omitted (what each untested finding needs)."""
 
     kind: str
     value: Any
@@ -385,19 +385,14 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         for name in ("heatmap_miou", "heatmap_gain", "severity_curves"):
             blocks += pic(name)
         blocks += tab(tables["per_corruption"])
-        classes = pic("class_iou") + tab(tables["per_class"]) + tab(tables["safety"])
-        if classes:
-            blocks.append(Block("h3", ("classes", "Which classes fail")))
-            if tables["collapsing"]:
-                blocks.append(
-                    Block(
-                        "emphasis",
-                        ("Largest drops under corruption:", ", ".join(tables["collapsing"])),
-                    )
-                )
-            blocks += classes
         title = "Robustness under corruption" if tables["corrupted"] else "Clean frames"
         content.append(Section("robustness", title, blocks))
+        classes = pic("class_iou") + tab(tables["per_class"]) + tab(tables["safety"])
+        if classes:
+            if tables["collapsing"]:
+                lead = ("Largest drops under corruption:", ", ".join(tables["collapsing"]))
+                classes.insert(0, Block("emphasis", lead))
+            content.append(Section("classes", "Which classes fail", classes))
     if tables["world"] is not None:
         blocks = tab(tables["world"])
         if not tables["corrupted"]:
