@@ -102,15 +102,7 @@ class Grid:
     """Done static cells indexed as method -> seed -> corruption -> severity -> cell."""
 
     def __init__(self, data: RunData) -> None:
-        # cells of the run's own sampling only: a cell that records another (an i.i.d. control
-        # beside video streams) is compared by the Findings, never mixed into the grid
-        self.cells = [
-            c
-            for c in data.done
-            if is_grid_cell(c)
-            and c.get("miou") is not None
-            and data.sampling_of(c) == data.sampling
-        ]
+        self.cells = [c for c in data.done if is_grid_cell(c) and c.get("miou") is not None]
         self.idx: dict[str, dict[int, dict[str, dict[float, dict]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(dict))
         )
@@ -301,7 +293,7 @@ class Compute:
 def compute(data: RunData) -> list[Compute]:
     out = []
     for method in method_order(data):
-        cells = [c for c in data.done if c["method"] == method]
+        cells = [c for c in data.all_done if c["method"] == method]  # every sampling's cost
         if not cells:
             continue
         frames = sum(int(c.get("frames") or 0) for c in cells)

@@ -217,7 +217,7 @@ def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[s
             else f"{frame_counts[0]}–{frame_counts[-1]}"
         )
     versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
-    n_expected = len(data.expected) or len(data.cells)
+    n_expected = len(data.expected) + len(data.expected_controls) or len(data.cells)
     return {
         "scenario": str(sc.get("name") or meta.get("scenario_name") or data.run_dir.name),
         "description": str(sc.get("description") or ""),
@@ -240,7 +240,7 @@ def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[s
             ("wall time", _fmt_seconds(meta.get("wall_seconds"))),
             (
                 "cells",
-                f"{len(data.done)} done, {len(data.failed)} failed, "
+                f"{len(data.all_done)} done, {len(data.all_failed)} failed, "
                 f"{len(data.missing)} missing of {n_expected} expected",
             ),
         ],
@@ -329,6 +329,8 @@ def _protocol_tables(data: RunData, tables: dict[str, Any]) -> None:
         proto.forgetting(data), forget if isinstance(forget, dict) else None
     )
     tables["recovery"] = ptables.recovery_table(proto.recovery(data), data.meta)
+    cmp = proto.sampling_comparison(data)
+    tables["sampling"] = ptables.sampling_table(cmp, method_order(data)) if cmp else None
     online = data.meta.get("online")
     tables["online"] = ptables.online_table(
         proto.online(data), online if isinstance(online, dict) else None
@@ -369,6 +371,10 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         if res.rounds > 1:
             title += f": {res.rounds} rounds"
         content.append(Section(f"protocol-{res.protocol}", title, blocks))
+    if tables["sampling"] is not None:  # an i.i.d. control beside the video streams
+        content.append(
+            Section("sampling-section", tables["sampling"].title, tab(tables["sampling"]))
+        )
     if label_shift:  # a label-shift stream outside a carried protocol
         content.append(Section("label-shift", "Label shift", label_shift))
     if tables["online"] is not None:
@@ -469,8 +475,8 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
         "unfinished": not data.meta.get("finished_at"),
         "missing": missing[:MAX_MISSING_LISTED],
         "missing_more": max(len(missing) - MAX_MISSING_LISTED, 0),
-        "n_done": len(data.done),
-        "n_failed": len(data.failed),
+        "n_done": len(data.all_done),
+        "n_failed": len(data.all_failed),
         "sections": _sections(data, tables, by_name),
         "colors": colors,
         # the generator, not the wall clock: the same run folder always gives the same bytes
@@ -483,8 +489,8 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     if not quiet:
         missing_note = f", {len(missing)} cells missing" if missing else ""
         print(
-            f"roadshift report: {len(by_name)} figures, {len(data.done)} cells done, "
-            f"{len(data.failed)} failed{missing_note}{', partial run' if data.partial else ''} "
+            f"roadshift report: {len(by_name)} figures, {len(data.all_done)} cells done, "
+            f"{len(data.all_failed)} failed{missing_note}{', partial run' if data.partial else ''} "
             f"({time.perf_counter() - t0:.1f} s)",
             file=sys.stderr,
         )

@@ -396,3 +396,54 @@ def ranks(values: dict[str, float]) -> dict[str, int]:
     """1 = best; ties share the better rank."""
     ordered = sorted(values.values(), reverse=True)
     return {m: 1 + ordered.index(v) for m, v in values.items()}
+
+
+@dataclass(frozen=True)
+class SamplingComparison:
+    """The same shifts run with two samplings (``sampling: [video, iid]``): per shift and method,
+    mIoU under each, summarised over seeds."""
+
+    samplings: tuple[str, str]  # (the run's own, the control's)
+    shifts: list[tuple[str, float]]  # (shift label, severity) in run order
+    miou: dict[tuple[str, tuple[str, float], str], Stat]  # (method, shift, sampling) -> Stat
+    paired: dict[tuple[str, tuple[str, float]], dict[int, dict[str, float]]]  # per seed
+
+
+def shift_of(data: RunData, cell: dict[str, Any]) -> tuple[str, float]:
+    """A cell's shift without its sampling's suffix: ``("fog", 4.0)`` for ``fog.iid``."""
+    label = str(cell.get("corruption"))
+    sampling = data.sampling_of(cell)
+    if sampling != data.sampling:
+        label = label.removesuffix(f".{sampling}")
+    return label, float(cell.get("severity") or 0.0)
+
+
+def sampling_comparison(data: RunData) -> SamplingComparison | None:
+    """Cells of the run's sampling paired with the control sampling's by method, shift and
+    seed; None without a control."""
+    controls = [c for c in data.controls if c.get("status") == "done" and c.get("miou") is not None]
+    if not controls:
+        return None
+    other = data.sampling_of(controls[0])
+    paired: dict[tuple[str, tuple[str, float]], dict[int, dict[str, float]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    shifts: list[tuple[str, float]] = []
+    for c in [*data.done, *controls]:
+        if c.get("miou") is None:
+            continue
+        key = shift_of(data, c)
+        paired[(c["method"], key)][int(c.get("seed") or 0)][data.sampling_of(c)] = float(c["miou"])
+        if key not in shifts:
+            shifts.append(key)
+    both = {
+        k: {seed: v for seed, v in by_seed.items() if len(v) == 2} for k, by_seed in paired.items()
+    }
+    both = {k: v for k, v in both.items() if v}
+    shifts = [s for s in shifts if any(k[1] == s for k in both)]
+    miou = {
+        (m, s, mode): Stat.of(v[mode] for v in by_seed.values())
+        for (m, s), by_seed in both.items()
+        for mode in (data.sampling, other)
+    }
+    return SamplingComparison((data.sampling, other), shifts, miou, both)

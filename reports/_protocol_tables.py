@@ -11,6 +11,7 @@ from ._protocol import (
     Online,
     ProtocolResult,
     Recovery,
+    SamplingComparison,
     ranks,
 )
 from ._tables import DASH, Table, pct, stat
@@ -279,4 +280,43 @@ def online_table(rows: list[Online], meta: dict[str, Any] | None) -> Table | Non
             ]
         )
         t.classes.append(["", "", "", "", "", _sign(r.change), "", ""])
+    return t
+
+
+def sampling_table(cmp: SamplingComparison, methods: list[str]) -> Table | None:
+    """Per shift, each method's mIoU under both samplings and the difference."""
+    own, other = cmp.samplings
+    shown = [m for m in methods if any((m, s, own) in cmp.miou for s in cmp.shifts)]
+    if not shown:
+        return None
+    cols = ["shift"]
+    for m in shown:
+        cols += [f"{m} {own}", f"{m} {other}", f"{m} {own} − {other} (pp)"]
+    t = Table(
+        f"{own.capitalize()} vs {other} frames",
+        "sampling",
+        cols,
+        [],
+        f"mIoU in %, the same shifts and number of frames per cell; {own}: "
+        + (
+            "consecutive frames of one drive per seed"
+            if own == "video"
+            else "frames from many drives"
+        )
+        + f"; {other}: "
+        + ("frames drawn from many drives and shuffled" if other == "iid" else "consecutive frames")
+        + ". Paired by seed; mean over seeds.",
+    )
+    for s in cmp.shifts:
+        label = s[0] if not s[1] else f"{s[0]} s{s[1]:g}"
+        row, cls = [label], [""]
+        for m in shown:
+            a = cmp.miou.get((m, s, own), Stat(None, None, 0))
+            b = cmp.miou.get((m, s, other), Stat(None, None, 0))
+            by_seed = cmp.paired.get((m, s), {})
+            d = Stat.of(v[own] - v[other] for v in by_seed.values())
+            row += [stat(a), stat(b), stat(d, True)]
+            cls += ["", "", _sign(d)]
+        t.rows.append(row)
+        t.classes.append(cls)
     return t

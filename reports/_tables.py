@@ -404,7 +404,7 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
 
 
 def failed_table(data: RunData) -> Table | None:
-    failed = data.failed
+    failed = data.all_failed
     if not failed:
         return None
     t = Table(
@@ -455,7 +455,7 @@ def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dic
     out["corrupted"] = any(h.n_cells for h in heads)
     if not out["corrupted"]:  # nothing under corruption: per-class and safety would be empty
         out["per_class"], out["collapsing"], out["safety"] = None, [], None
-    out["compute"] = compute_table(data) if data.done else None
+    out["compute"] = compute_table(data) if data.all_done else None
     out["streams"] = stream_tables(data, grid)
     out["world"] = world_table(data, grid, methods)
     out["failed"] = failed_table(data)

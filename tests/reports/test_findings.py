@@ -60,7 +60,11 @@ def _meta() -> dict:
             "shifts": [{"label": f"{s} s5", "corruption": s, "severity": 5} for s in SHIFTS],
             "stream_frames": ROUNDS * len(SHIFTS) * SEG_FRAMES,
         },
-        "stream": {"sampling": "video", "frames_per_segment": SEG_FRAMES, "batch_size": 4},
+        "stream": {
+            "sampling": ["video", "iid"],
+            "frames_per_segment": SEG_FRAMES,
+            "batch_size": 4,
+        },
         "online": {
             "eta": 1.0,
             "fallback": "last",
@@ -91,8 +95,9 @@ def _folder(tmp: Path, positive: bool) -> dict:
     }
     _grid(b, grid)
     # i.i.d. controls of the clean cells: the video stream costs bn d more than i.i.d. frames
+    # (as the runner labels a second sampling's cells: ``clean.iid``)
     for method, v in (("source", 0.72), ("bn", 0.70 - (0.10 - d))):
-        b.cell(method, "clean", 0, v, cell_id=f"{method}__clean__s0__seed0__iid", sampling="iid")
+        b.cell(method, "clean.iid", 0, v, sampling="iid")
     tent_rounds = [(0.45, 0.55), (0.30, 0.40), (0.25, 0.35)] if positive else [(0.30, 0.40)] * 3
     _continual(b, "source", [(0.10, 0.20)] * 3, online_miou=0.15, skipped_frames=0,
                clean_before=0.70, clean_after=0.70)  # fmt: skip
@@ -127,10 +132,11 @@ def _cells(run, **match) -> list[dict]:
 
 
 def _miou(run, method, corr, sev, sampling=None) -> float:
+    label = corr if sampling is None else f"{corr}.{sampling}"
     (c,) = [
         c
-        for c in _cells(run, method=method, corruption=corr, severity=float(sev))
-        if c.get("sampling") == sampling and c["schedule"] == "static"
+        for c in _cells(run, method=method, corruption=label, severity=float(sev))
+        if c["schedule"] == "static"
     ]
     return c["miou"]
 
@@ -162,6 +168,20 @@ def test_video_vs_iid_compares_the_clean_cost_of_both_samplings(runs, key):
     assert f"{100 * video:.1f} points of mIoU to source on video frames" in line
     assert f"{100 * iid:.1f} on i.i.d. frames" in line
     assert ("does not hold here" not in line) == (video - iid >= 0.01) == (key == "pos")
+
+
+def test_the_iid_control_gets_its_own_table_and_stays_out_of_the_grid(runs):
+    md = runs["pos"]["md"]
+    rows = md_table(md, "Video vs iid frames")
+    row = dict(zip(rows["shift"], rows["clean"], strict=True))
+    video, iid = _miou(runs["pos"], "bn", "clean", 0), _miou(runs["pos"], "bn", "clean", 0, "iid")
+    assert float(row["bn video"]) == pytest.approx(100 * video, abs=0.051)
+    assert float(row["bn iid"]) == pytest.approx(100 * iid, abs=0.051)
+    assert float(row["bn video − iid (pp)"]) == pytest.approx(100 * (video - iid), abs=0.051)
+    assert "clean.iid" not in md  # neither a world shift nor a grid row
+    headline = md_table(md, "Headline: robustness per method")
+    bn = dict(zip(headline["method"], headline["bn"], strict=True))
+    assert float(bn["clean mIoU"]) == pytest.approx(100 * video, abs=0.051)
 
 
 @pytest.mark.parametrize("key", ["pos", "neg"])
