@@ -357,7 +357,8 @@ def streams(data: RunData) -> list[Stream]:
             fr_acc: dict[int, list[float]] = defaultdict(list)
             for c in mine:
                 for s in data.segments.get(c["cell_id"], []):
-                    if s.get("miou") is None:
+                    # a mixed stream's segments are scattered frames: no place on a timeline
+                    if s.get("miou") is None or s.get("start_frame") is None:
                         continue
                     seg_acc[int(s["segment"])].append(float(s["miou"]))
                     seg_info.setdefault(

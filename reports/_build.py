@@ -137,19 +137,20 @@ def _stream_rows(data: RunData) -> list[tuple[str, str]]:
     stream = meta.get("stream") if isinstance(meta.get("stream"), dict) else {}
     sampling = stream.get("sampling") or data.scenario.get("sampling")
     rows: list[tuple[str, str]] = []
-    if sampling:
-        if sampling == "iid":
-            iid = stream.get("iid") if isinstance(stream.get("iid"), dict) else {}
-            detail = ", ".join(f"{k} {v}" for k, v in iid.items() if v is not None)
-            rows.append(
-                (
-                    "sampling",
-                    "iid: frames drawn from many drives and shuffled"
-                    + (f" ({detail})" if detail else ""),
-                )
-            )
-        else:
-            rows.append(("sampling", f"{sampling}: consecutive frames of one drive per seed"))
+    iid = stream.get("iid") if isinstance(stream.get("iid"), dict) else {}
+    detail = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in iid.items() if v is not None)
+    words = {
+        "video": "consecutive frames of one drive per seed",
+        "iid": "frames drawn from many drives and shuffled" + (f" ({detail})" if detail else ""),
+    }
+    if isinstance(sampling, list) and sampling:
+        first, *rest = (str(x) for x in sampling)
+        text = f"{first}: {words.get(first, first)}; " + "; ".join(
+            f"{x}: {words.get(x, x)}, cells labelled <shift>.{x}" for x in rest
+        )
+        rows.append(("sampling", text))
+    elif sampling:
+        rows.append(("sampling", f"{sampling}: {words.get(str(sampling), sampling)}"))
     if stream.get("window"):
         rows.append(("window", f"batch size 1, the last {stream['window']} frames as the batch"))
     parts = stream.get("label_shift")
@@ -297,9 +298,14 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
             (
                 f"timeline_{k}",
                 f"Timeline: {stream.label}",
-                "mIoU per segment along the stream (markers at segment centres); shaded bands "
-                "and labels mark the shifts; below, each method minus "
-                f"{data.baseline or 'the first method'} per segment, in points.",
+                (
+                    "mIoU per segment along the stream (markers at segment centres); shaded "
+                    "bands and labels mark the shifts; below, each method minus "
+                    f"{data.baseline or 'the first method'} per segment, in points."
+                    if stream.traces
+                    else "Per-frame mIoU along the stream, smoothed (its shifts are mixed "
+                    "frame by frame, so there are no segments to mark)."
+                ),
                 sfigs.timeline(stream, colors, data.baseline),
             )
         )

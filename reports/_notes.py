@@ -56,14 +56,21 @@ def batch_statistics(data: RunData, label: str) -> float | None:
     return None
 
 
+def _drives(data: RunData) -> str:
+    stream = data.meta.get("stream") if isinstance(data.meta.get("stream"), dict) else {}
+    iid = stream.get("iid") if isinstance(stream.get("iid"), dict) else {}
+    n = iid.get("drives")
+    return f"{n} drives" if isinstance(n, int) else "several drives"
+
+
 def stream_words(data: RunData) -> str:
     """What one cell scores, in words: '32 consecutive frames of one drive per seed'."""
     sc = data.scenario
     frames = sc.get("frames")
-    sampling = sc.get("sampling") or "video"
+    sampling = data.sampling
     what = f"{frames} " if frames else ""
     if sampling == "iid":
-        return f"{what}frames drawn from several drives per seed (sampling: iid)"
+        return f"{what}frames drawn from {_drives(data)} per seed (sampling: iid)"
     return f"{what}consecutive frames of one drive per seed"
 
 
@@ -86,7 +93,7 @@ def clean_vs_stated(data: RunData, heads: list[Headline], fixed: FixedClasses) -
     cm = clean_confusion(data, src)
     fixed_text = (
         f"over the {fixed.size_label()} present it reads {_p(head.clean_fixed.mean)}"
-        if head.clean_fixed.mean is not None
+        if head.clean_fixed.mean is not None and abs(head.clean_fixed.mean - clean) >= 0.0005
         else ""
     )
     if cm is not None:
@@ -111,7 +118,7 @@ def clean_vs_stated(data: RunData, heads: list[Headline], fixed: FixedClasses) -
             )
     text = (
         f"The {who}'s stated clean mIoU, {_p(stated)}, is over its held-out validation frames; "
-        f"the clean row reads {_p(clean)} because it scores {stream_words(data)}"
+        f"this run's clean row ({_p(clean)}) scores {stream_words(data)}"
     )
     if why:
         text += ", where " + " and ".join(why)
@@ -143,7 +150,10 @@ def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None
     bs = data.scenario.get("batch_size")
     unit = f"{bs} " if bs else ""
     if data.sampling == "iid":
-        batch = f"a batch here is {unit}frames drawn from several drives"
+        batch = (
+            f"a batch here is {unit}frames of {_drives(data)} shuffled together, so the loss "
+            "does not come from consecutive frames"
+        )
     else:
         batch = (
             f"a batch here is {unit}consecutive frames of one drive, so its statistics describe "
@@ -167,7 +177,7 @@ def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None
         sentences.append(
             f"Measured in this run (Findings (b)): {measured[:1].lower()}{measured[1:]}"
         )
-    elif only or mixed:
+    elif (only or mixed) and data.sampling != "iid":
         sentences.append(
             "Whether the cost comes from the frames being consecutive, rather than from batch "
             "statistics as such, is what the iid-vs-video scenario measures (sampling: iid "

@@ -92,11 +92,13 @@ def shift_table(res: ProtocolResult, grid: Grid) -> Table | None:
         "mIoU in %, mean over every segment of that "
         + ("severity (all corruption types" if gradual else "shift (all rounds")
         + (", seeds and orders)." if res.orders > 1 else " and seeds).")
-        + " clean: the clean stream with a fresh adapter (the reference cells).",
+        + " clean: the clean stream with a fresh adapter (the reference cells); whole stream: "
+        "the adapted stream's mIoU over all its frames.",
     )
     clean = [Stat.of(grid.clean(m, s) for s in grid.seeds(m)) for m in methods]
     if any(c.n for c in clean):
         t.rows.append(["clean", *[stat(c) for c in clean]])
+    t.rows.append(["whole stream", *[stat(res.overall[m]) for m in methods]])
     for k in keys:
         src = (
             [res.per_severity[m].get(k, Stat(None, None, 0)) for m in methods]
