@@ -139,6 +139,7 @@ def bn_beats_source(data: RunData, grid: Grid) -> Finding | str:
         pairs, what = _stream_pairs(data, bn, src), "stream segments"
     if not pairs:
         return need
+    counted = f"{len(pairs)} {what}" if len(pairs) > 1 else f"1 {what[:-1]}"
     diff = _mean(a - b for _, a, b in pairs)
     ahead = sum(a > b for _, a, b in pairs)
     names = sorted({c for c, _, _ in pairs})
@@ -150,7 +151,7 @@ def bn_beats_source(data: RunData, grid: Grid) -> Finding | str:
         + (", first round" if what == "stream segments" else "")
         + ").",
         diff >= POINT,
-        f"Over {len(pairs)} {what} at severity ≥ {STRONG_SEVERITY:g} ({', '.join(names)}): "
+        f"Over {counted} at severity ≥ {STRONG_SEVERITY:g} ({', '.join(names)}): "
         f"{bn} {_p(_mean(a for _, a, _ in pairs))} vs {src} "
         f"{_p(_mean(b for _, _, b in pairs))} mIoU, {_pp(diff)} points; {bn} ahead in "
         f"{ahead} of {len(pairs)}.",
