@@ -8,12 +8,12 @@ threshold; they test the report's arithmetic and logic, not any method.
 from __future__ import annotations
 
 from pathlib import Path
-from statistics import mean
+from statistics import mean, stdev
 
 import pytest
 
 from reports import build_report
-from tests.reports.markdown import md_table
+from tests.reports.markdown import md_table, parse
 from tests.reports.run_builder import RunBuilder
 
 METHODS = {
@@ -328,3 +328,45 @@ def test_label_shift_tables_show_miou_and_class_priors_per_domain(tmp_path):
     assert prior["domain"] == ["road", "building", "vegetation", "car"]  # absent classes left out
     assert prior["town=rural"] == ["30.0", "2.0", "63.0", "5.0"]
     assert [ln for ln in md.splitlines() if ln.startswith("## ")][1] == "## Continual protocol"
+
+
+def test_orders_are_averaged_with_their_spread(tmp_path):
+    """Two orders of the shift list: each round's value is the mean over the orders' streams,
+    with their sample standard deviation; each order keeps its own timeline."""
+    b = RunBuilder(tmp_path, {"source": ("source", {}), "tent": ("tent", {})},
+                   meta={"protocol": "continual"})  # fmt: skip
+    per_order = {0: [(0.40, 0.50), (0.30, 0.40)], 1: [(0.20, 0.30), (0.10, 0.20)]}
+    for order, rounds in per_order.items():
+        for m in ("source", "tent"):
+            segs, k = [], 0
+            for r, vals in enumerate(rounds):
+                for shift, v in zip(SHIFTS, vals, strict=True):
+                    segs.append(
+                        dict(
+                            segment=k,
+                            start_frame=8 * k,
+                            stop_frame=8 * (k + 1),
+                            label=f"{shift} s5 r{r + 1}",
+                            corruption=shift,
+                            severity=5.0,
+                            miou=v,
+                            round=r + 1,
+                            order=order,
+                            frames=8,
+                        )
+                    )
+                    k += 1  # fmt: skip
+            label = f"continual.o{order}"
+            b.cell(m, label, 5.0, mean(v for vs in rounds for v in vs), schedule="continual",
+                   segments=segs, protocol="continual", order=order)  # fmt: skip
+    paths = build_report(b.finish(), quiet=True)
+    md = paths["markdown"].read_text(encoding="utf-8")
+    rows = md_table(md, "continual: mIoU per round")
+    row = dict(zip(rows["method"], rows["tent"], strict=True))
+    first = [mean(per_order[o][0]) for o in (0, 1)]
+    got, spread = parse(row["round 1"])
+    assert got == pytest.approx(100 * mean(first), abs=0.051)
+    assert spread == pytest.approx(100 * stdev(first), abs=0.051)
+    assert "over the 2 streams (seeds × orders)" in md
+    timelines = sorted(p.stem for p in paths["figures"].glob("timeline_*.png"))
+    assert timelines == ["timeline_0", "timeline_1"]
