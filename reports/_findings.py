@@ -93,10 +93,6 @@ def _batch_only_bn(data: RunData) -> str | None:
     return found[0] if found else None
 
 
-def _has_cells(data: RunData, method: str) -> bool:
-    return any(c["method"] == method for c in data.done)
-
-
 # ---------------------------------------------------------------- (a)
 def _stream_pairs(data: RunData, a: str, b: str) -> list[tuple[str, float, float]]:
     """(shift, mIoU of a, mIoU of b) of stream segments at a strong severity, paired by stream,

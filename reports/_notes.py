@@ -69,6 +69,10 @@ def stream_words(data: RunData) -> str:
     frames = sc.get("frames")
     sampling = data.sampling
     what = f"{frames} " if frames else ""
+    stream = data.meta.get("stream") if isinstance(data.meta.get("stream"), dict) else {}
+    parts = stream.get("label_shift")
+    if isinstance(parts, list) and parts:
+        return f"{what}frames of each of {len(parts)} domains in turn per seed (a label shift)"
     if sampling == "iid":
         return f"{what}frames drawn from {_drives(data)} per seed (sampling: iid)"
     return f"{what}consecutive frames of one drive per seed"
