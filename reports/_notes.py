@@ -159,10 +159,7 @@ def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None
             "does not come from consecutive frames"
         )
     else:
-        batch = (
-            f"a batch here is {unit}consecutive frames of one drive, so its statistics describe "
-            "one stretch of one scene rather than the training set"
-        )
+        batch = f"a batch here is {unit}consecutive frames of one drive"
     if only:
         one = len(only) == 1
         sentences.append(
