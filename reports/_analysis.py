@@ -339,11 +339,27 @@ class Stream:
     frame_traces: dict[str, list[tuple[int, float]]]
 
 
+#: The kind of a label-shift stream: a cell of the grid whose segments are town parts.
+LABEL_SHIFT = "label shift"
+
+
+def _is_label_shift_stream(data: RunData, cell: dict[str, Any]) -> bool:
+    """A grid cell that ran through several domains (``label_shift``): a stream to draw."""
+    segs = data.segments.get(cell["cell_id"], [])
+    return len(segs) > 1 and any(s.get("domain") for s in segs)
+
+
 def streams(data: RunData) -> list[Stream]:
+    """Schedule streams and label-shift streams (a grid cell through several domains), one
+    per (kind, label), each method's trace averaged over seeds."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in data.done:
         if is_schedule_cell(c):
             groups[(str(c.get("schedule")), str(c.get("corruption")))].append(c)
+        elif _is_label_shift_stream(data, c):
+            sev = float(c.get("severity") or 0.0)
+            label = str(c.get("corruption")) + (f" s{sev:g}" if sev else "")
+            groups[(LABEL_SHIFT, label)].append(c)
     out = []
     for (kind, label), cells in groups.items():
         traces, overall, ftraces = {}, {}, {}

@@ -20,7 +20,7 @@ from . import _figures as figs
 from . import _figures_streams as sfigs
 from . import _protocol as proto
 from . import _protocol_tables as ptables
-from ._analysis import corruption_order, method_order, severity_order
+from ._analysis import LABEL_SHIFT, corruption_order, method_order, severity_order
 from ._findings import INTRO as FINDINGS_INTRO
 from ._findings import findings
 from ._header import header
@@ -203,9 +203,15 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
     streams = tables["streams"]
     kinds = {r.protocol for r in tables["protocols"]}  # streams of a carried protocol
     carried = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind in kinds]
-    scheduled = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in kinds]
+    scheduled = [
+        (k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in (*kinds, LABEL_SHIFT)
+    ]
     content: list[Section] = []
     label_shift = [b for t in tables["label_shift"] for b in tab(t)]
+    # a label-shift stream's timelines: its domain tables above hold the numbers
+    for k, (s, _t) in enumerate(streams):
+        if s.kind == LABEL_SHIFT:
+            label_shift += pic(f"timeline_{k}")
     for res in tables["protocols"]:
         # a label-shift stream's domains are what it measures: they lead its section
         blocks, label_shift = label_shift, []

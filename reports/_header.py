@@ -130,13 +130,26 @@ def header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[st
     cells = data.cells + data.expected
     seeds = sorted({int(c["seed"]) for c in cells if c.get("seed") is not None})
     frame_counts = sorted({int(c["frames"]) for c in data.done if c.get("frames")})
+    stream = meta.get("stream") if isinstance(meta.get("stream"), dict) else {}
     frames = sc.get("frames")
+    if frames is None and isinstance(stream.get("frames_per_segment"), int):
+        frames = stream["frames_per_segment"]
     if frames is None and frame_counts:
         frames = (
             str(frame_counts[0])
             if len(frame_counts) == 1
             else f"{frame_counts[0]}–{frame_counts[-1]}"
         )
+    # a carried protocol or a label-shift stream counts ``frames`` per segment, not per cell
+    plan = meta.get("protocol_plan") if isinstance(meta.get("protocol_plan"), dict) else {}
+    per_segment = data.protocol != "reset_each_shift" or bool(stream.get("label_shift"))
+    frames_text = DASH if frames is None else str(frames)
+    if per_segment and frames is not None and isinstance(plan.get("stream_frames"), int):
+        frames_text += f"; each adapted stream {plan['stream_frames']} frames"
+    # a protocol run has no grid: its shifts are the scenario's corruptions all the same
+    if not corruptions:
+        listed = sc.get("corruptions")
+        corruptions = [str(x) for x in listed] if isinstance(listed, list) else []
     versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
     n_expected = len(data.expected) + len(data.expected_controls) or len(data.cells)
     return {
@@ -154,7 +167,7 @@ def header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[st
                 f"{len(corruptions)}: " + ", ".join(corruptions) if corruptions else DASH,
             ),
             ("seeds", ", ".join(map(str, seeds)) or DASH),
-            ("frames per cell", DASH if frames is None else str(frames)),
+            ("frames per segment" if per_segment else "frames per cell", frames_text),
             ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or DASH),
             ("started", str(meta.get("started_at") or DASH)),
             ("finished", str(meta.get("finished_at") or "not finished")),

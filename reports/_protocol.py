@@ -304,7 +304,7 @@ def forgetting(data: RunData) -> list[Forgetting]:
 class Recovery:
     method: str
     segments: int  # segments with a recovery value or a collapse flag
-    settled: int  # segments whose mIoU settled
+    settled: int  # segments with a recovery value (long and contiguous enough to measure)
     frames: Stat  # frames to settle over settled segments
     worst: float | None
     collapsed: int

@@ -196,9 +196,12 @@ def recovery_table(rows: list[Recovery], meta: dict[str, Any]) -> Table | None:
             )
             + " of frames)"
         )
+    window = rec.get("window") if isinstance(rec, dict) else None
+    short = f"shorter than {2 * window} frames" if isinstance(window, int) else "too short"
     parts.append(
-        ". Segments too short or not contiguous (mixed) have none; a method that does not adapt "
-        "also 'recovers' as the scene changes, so compare with the source row."
+        f". Segments {short} or not contiguous (mixed) have no recovery value ('recovery "
+        "measured' counts those that have one); a method that does not adapt also 'recovers' as "
+        "the scene changes, so compare with the source row."
     )
     if isinstance(col, dict) and col:
         parts.append(
@@ -209,7 +212,15 @@ def recovery_table(rows: list[Recovery], meta: dict[str, Any]) -> Table | None:
     t = Table(
         "Recovery and collapse",
         "recovery",
-        ["method", "segments", "settled", "frames to settle", "slowest", "collapsed", "where"],
+        [
+            "method",
+            "segments",
+            "recovery measured",
+            "frames to settle",
+            "slowest",
+            "collapsed",
+            "where",
+        ],
         [],
         "".join(parts),
     )

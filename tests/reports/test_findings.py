@@ -287,7 +287,16 @@ def test_forgetting_online_and_recovery_tables_match(runs):
     row = dict(zip(recovery["method"], recovery["tent"], strict=True))
     recs = [s["recovery_frames"] for s in run["segments"][tent["cell_id"]]]
     assert float(row["frames to settle"]) == pytest.approx(mean(recs), abs=0.051)
+    assert row["recovery measured"] == str(sum(r is not None for r in recs))
     assert row["collapsed"] == "1" and row["where"] == "fog s5 r3"
+
+
+def test_the_header_counts_a_carried_runs_frames_per_segment(runs):
+    # ``frames`` of a carried protocol is one segment's length; the stream is rounds × shifts
+    md = runs["pos"]["md"]
+    stream = ROUNDS * len(SHIFTS) * SEG_FRAMES
+    assert f"| frames per segment | {SEG_FRAMES}; each adapted stream {stream} frames |" in md
+    assert "| frames per cell |" not in md
 
 
 def test_a_protocol_report_is_deterministic(runs, tmp_path):
@@ -328,6 +337,32 @@ def test_label_shift_tables_show_miou_and_class_priors_per_domain(tmp_path):
     assert prior["domain"] == ["road", "building", "vegetation", "car"]  # absent classes left out
     assert prior["town=rural"] == ["30.0", "2.0", "63.0", "5.0"]
     assert [ln for ln in md.splitlines() if ln.startswith("## ")][1] == "## Continual protocol"
+
+
+def test_a_label_shift_stream_of_fresh_adapters_has_its_timeline_in_its_section(tmp_path):
+    # label_shift under reset_each_shift: grid cells whose segments are the town parts; the
+    # stream is drawn beside the domain tables, not as a 'schedule', and no empty grid leads
+    domains = ("town=urban", "town=highway")
+    stream = {"sampling": "video", "frames_per_segment": 8,
+              "label_shift": [{"label": d} for d in domains]}  # fmt: skip
+    b = RunBuilder(tmp_path, {"source": ("source", {}), "bn": ("bn", {})},
+                   scenario={"corruptions": ["fog"], "frames": 8},
+                   meta={"stream": stream, "protocol_plan": {"stream_frames": 16}})  # fmt: skip
+    for m, vals in {"source": (0.5, 0.3), "bn": (0.55, 0.25)}.items():
+        for corr, sev, d in (("clean", 0.0, 0.2), ("fog", 3.0, 0.0)):
+            segs = [
+                dict(segment=k, start_frame=8 * k, stop_frame=8 * (k + 1), label=f"{corr} {dom}",
+                     corruption=corr, severity=sev, miou=v + d, round=1, order=0, domain=dom,
+                     frames=8)
+                for k, (dom, v) in enumerate(zip(domains, vals, strict=True))
+            ]  # fmt: skip
+            b.cell(m, corr, sev, mean(vals) + d, segments=segs, frames=16)
+    md = Path(build_report(b.finish(), quiet=True)["markdown"]).read_text(encoding="utf-8")
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[1] == "## Label shift" and "## Shift schedules" not in heads
+    section = md.split("\n## Label shift\n")[1].split("\n## ")[0]
+    assert "![Timeline: fog s3]" in section and "![Timeline: clean]" in section
+    assert "| frames per segment | 8; each adapted stream 16 frames |" in md
 
 
 def test_orders_are_averaged_with_their_spread(tmp_path):
