@@ -78,20 +78,28 @@ def timeline(stream: Stream, colors: dict[str, str], baseline: str | None) -> Fi
                 style = method_style(k)
                 dax.plot(*zip(*pts, strict=True), color=colors.get(m, "black"), lw=1.2, **style)
         _diff_axis(dax, ref)
-    for m, ftrace in stream.frame_traces.items():
+    n_frame_traces = len(stream.frame_traces)
+    for k, (m, ftrace) in enumerate(stream.frame_traces.items()):
         fx = np.array([f for f, _ in ftrace])
         fy = 100 * np.array([v for _, v in ftrace])
         win = max(1, len(fy) // 40)
         if win > 1:  # moving average, renormalised at the ends so the edges do not sag
             kernel = np.ones(win)
             fy = np.convolve(fy, kernel, "same") / np.convolve(np.ones_like(fy), kernel, "same")
+        style: dict = {}
+        if not stream.traces:
+            # the per-frame lines are the whole figure: each method's own dash, and markers
+            # staggered along the line, so a method on top of another stays visible
+            every = max(1, len(fx) // 12)
+            style = dict(method_style(k), markevery=((k * every) // n_frame_traces, every))
         ax.plot(
             fx,
             fy,
             color=colors.get(m, "black"),
-            lw=0.8,
+            lw=0.8 if stream.traces else 1.2,
             alpha=0.35 if stream.traces else 1.0,
             label=None if stream.traces else f"{_esc(m)} (per frame, smoothed)",
+            **style,
         )
     if not segs:
         segs = _segments_from_frames(stream)

@@ -106,8 +106,9 @@ def clean_vs_stated(data: RunData, heads: list[Headline], fixed: FixedClasses) -
         phantom = [i for i in range(len(gt)) if gt[i] == 0 and pred[i] > 0]
         if phantom:
             why.append(
-                f"{_and([names[i] for i in phantom])} never appear in the ground truth yet "
-                f"{'is' if len(phantom) == 1 else 'are'} predicted on "
+                f"{_and([names[i] for i in phantom])} "
+                f"{'never appears' if len(phantom) == 1 else 'never appear'} in the ground truth "
+                f"yet {'is' if len(phantom) == 1 else 'are'} predicted on "
                 f"{_and([f'{int(pred[i]):,}' for i in phantom])} pixels (IoU 0 under the "
                 "per-cell rule" + (f"; {fixed_text})" if fixed_text else ")")
             )
@@ -153,11 +154,14 @@ def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None
     sentences = []
     bs = data.scenario.get("batch_size")
     unit = f"{bs} " if bs else ""
+    stream = data.meta.get("stream") if isinstance(data.meta.get("stream"), dict) else {}
     if data.sampling == "iid":
         batch = (
             f"a batch here is {unit}frames of {_drives(data)} shuffled together, so the loss "
             "does not come from consecutive frames"
         )
+    elif isinstance(stream.get("label_shift"), list) and stream["label_shift"]:
+        batch = f"a batch here is {unit}consecutive frames of one stream through several towns"
     else:
         batch = f"a batch here is {unit}consecutive frames of one drive"
     if only:

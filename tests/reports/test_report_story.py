@@ -5,13 +5,14 @@ leads for each kind of run. Numbers are made up (report arithmetic only)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from statistics import mean
 
 import numpy as np
 import pytest
 
-from reports import build_report
+from reports import build_report, make_cell_id
 from tests.reports.demo_store import make_demo_store
 from tests.reports.markdown import md_table, parse
 from tests.reports.run_builder import RunBuilder, confusion, miou_of
@@ -202,3 +203,34 @@ def test_a_method_drawn_on_top_of_another_stays_visible(tmp_path):
     # drawn exactly under tent's line, as before, bn showed 15 such pixels (its legend entry)
     legend_only = 15
     assert shown > 10 * legend_only, f"bn's curve is hidden ({shown} blue pixels)"
+
+
+def test_a_mixed_streams_per_frame_lines_keep_a_coincident_method_visible(tmp_path):
+    """A mixed stream has no contiguous segments: its timeline is per-frame lines only. BN and
+    TENT with identical per-frame numbers: BN's marks must still show beside TENT's."""
+    b = RunBuilder(tmp_path, {m: (m, {}) for m in ("source", "bn", "tent")},
+                   meta={"protocol": "mixed"})  # fmt: skip
+    per_frame = {"source": [0.1 + 0.01 * (f % 5) for f in range(48)]}
+    per_frame["bn"] = per_frame["tent"] = [0.4 + 0.02 * (f % 7) for f in range(48)]
+    for m, values in per_frame.items():
+        segs = [
+            dict(segment=k, start_frame=None, stop_frame=None, label=f"{c} s5", corruption=c,
+                 severity=5.0, miou=mean(values), round=1, order=0, frames=24)
+            for k, c in enumerate(("fog", "night"))
+        ]  # fmt: skip
+        b.cell(m, "mixed", 5.0, mean(values), schedule="mixed", protocol="mixed",
+               segments=segs, frames=48)  # fmt: skip
+    b.finish()
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    with con:
+        for m, values in per_frame.items():
+            con.executemany(
+                "INSERT INTO frames(cell_id, frame, corruption, severity, miou, entropy) "
+                "VALUES (?, ?, 'mixed', 5.0, ?, 0.5)",
+                [(make_cell_id(m, "mixed", 5.0, 0), f, v) for f, v in enumerate(values)],
+            )
+    con.close()
+    figures = build_report(tmp_path, quiet=True)["figures"]
+    shown = _pixels_near(figures / "timeline_0.png", (31, 119, 180))
+    # drawn exactly under tent's line, bn showed only its legend entry (under 40 such pixels)
+    assert shown > 150, f"bn's per-frame line is hidden ({shown} blue pixels)"
