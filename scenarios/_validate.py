@@ -51,6 +51,14 @@ def check_names(sc: Scenario, src: str) -> Scenario:
     _check_world(src, "world", sc.world, sc)
     for i, ws in enumerate(sc.world_shifts):
         _check_world(src, f"world_shifts[{i}]", {**sc.world, **ws.world}, sc)
+    for i, part in enumerate(sc.label_shift):
+        _check_world(src, f"label_shift[{i}]", {**sc.world, **part.world}, sc)
+    parts = [
+        p.model_copy(update={"label": p.label or _world_label(p.world)}) for p in sc.label_shift
+    ]
+    part_labels = [p.label for p in parts]
+    if len(set(part_labels)) != len(part_labels):
+        raise ScenarioError(f"{src}: label_shift: parts repeat a label: {', '.join(part_labels)}")
 
     # schedules
     labels: list[str] = []
@@ -60,6 +68,12 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             sched = sim.make_schedule(spec.spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
+        in_sim = any(sched.state(k, sc.frames).world is not None for k in (0, sc.frames - 1))
+        if in_sim and (sc.sampling != "video" or sc.label_shift):
+            raise ScenarioError(
+                f"{src}: schedule[{i}]: an in-sim schedule ({sched.kind}) changes one drive "
+                "as it renders; it needs sampling: video and no label_shift"
+            )
         label = spec.label or _schedule_label(sched)
         schedules.append(spec.model_copy(update={"label": label}))
         labels.append(label)
@@ -86,6 +100,7 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             "schedule": schedules,
             "world_shifts": shifts,
             "baseline": baseline,
+            "label_shift": parts,
         }
     )
 

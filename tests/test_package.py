@@ -26,7 +26,8 @@ PUBLIC = {
     "register_adapter register_model save_checkpoint train",
     "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
     "load_scenario run_scenario scenario_names",
-    "reports": "META_VERSION NoResultsError ResultsStore RunMeta build_report make_cell_id",
+    "reports": "META_VERSION PROTOCOLS NoResultsError ResultsStore RunMeta build_report "
+    "make_cell_id",
 }
 
 #: Third-party packages a package's modules must not import (anywhere in the module, function-level
