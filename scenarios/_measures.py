@@ -67,7 +67,7 @@ def recovery_frames(per_frame_miou: Sequence[float | None]) -> int | None:
     idx = np.arange(n)
     lo = np.maximum(idx - RECOVERY_WINDOW + 1, 0)
     smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
-    outside = np.abs(smoothed - final) > RECOVERY_BAND
+    outside = np.abs(smoothed - final) > RECOVERY_BAND + 1e-9  # the band edge is inside
     if not outside.any():
         return 0
     return int(np.nonzero(outside)[0][-1]) + 1
