@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -89,7 +90,7 @@ def test_one_adapter_is_carried_through_rounds_and_reset_per_cell(continual):
                 and c["protocol"] == "continual")  # fmt: skip
     ent = [f["entropy"] for f in cont.frames(cell["cell_id"])]
     per_batch = [ent[i] for i in range(0, 24, 3)]
-    assert all(a > b for a, b in zip(per_batch, per_batch[1:], strict=False))  # never reset
+    assert all(a > b for a, b in itertools.pairwise(per_batch))  # never reset
     for c in reset.cells():  # reset_each_shift: every cell starts from a fresh adapter
         if c["method"] == COUNTING:
             assert [round(f["entropy"], 6) for f in reset.frames(c["cell_id"])][::3] == [
