@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS cells(
     online_miou REAL,
     skipped_frames INTEGER,
     clean_before REAL,
-    clean_after REAL
+    clean_after REAL,
+    sampling TEXT
 );
 CREATE TABLE IF NOT EXISTS segments(
     cell_id TEXT NOT NULL,
@@ -115,7 +116,7 @@ CELL_COLUMNS = (
     "frames", "miou", "pixel_acc", "ece", "entropy", "ms_per_frame", "forward_passes",
     "backward_passes", "per_class_iou", "safety_recall", "confusion", "finished_at", "batches",
     "protocol", "order", "rounds", "miou_fixed", "online_miou", "skipped_frames", "clean_before",
-    "clean_after",
+    "clean_after", "sampling",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "cell_id", "segment", "start_frame", "stop_frame", "label", "corruption", "severity",

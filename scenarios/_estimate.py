@@ -99,7 +99,7 @@ def describe_plan(units: list[Unit], sc: Scenario, model_name: str, workers: int
         f"{sc.name}: protocol {sc.protocol}"
         + (f", {sc.rounds} rounds" if sc.rounds > 1 else "")
         + (f", {sc.orders} orders" if sc.orders > 1 else "")
-        + f", sampling {sc.sampling}, batch {sc.batch_size}"
+        + f", sampling {' and '.join(sc.samplings)}, batch {sc.batch_size}"
         + (f", window {sc.window}" if sc.window else "")
         + (", label shift" if sc.label_shift else "")
         + (", online" if sc.online else "")

@@ -16,7 +16,8 @@ __all__ = ["EXPORT_COLUMNS", "SEGMENT_EXPORT_COLUMNS", "export_csv", "export_seg
 EXPORT_COLUMNS = (
     "scenario", "method", "corruption", "severity", "seed", "frames", "miou", "pixel_acc", "ece",
     "status", "error", "ms_per_frame", "entropy", "schedule", "forward_passes", "backward_passes",
-    "batches", "cell_id",
+    "batches", "cell_id", "protocol", "order", "rounds", "sampling", "miou_fixed", "online_miou",
+    "skipped_frames", "clean_before", "clean_after",
 )  # fmt: skip
 
 
@@ -25,8 +26,8 @@ SEGMENT_EXPORT_COLUMNS = (
     "method", "protocol", "order", "round", "corruption", "severity", "frames", "miou",
     "online_miou", "skipped_frames", "entropy",
     "seed", "segment", "label", "domain", "start_frame", "stop_frame", "miou_fixed", "pixel_acc",
-    "pred_classes", "gt_classes", "recovery_frames", "collapse", "stream", "cell_status",
-    "cell_id", "scenario",
+    "pred_classes", "gt_classes", "recovery_frames", "collapse", "stream", "sampling",
+    "cell_status", "cell_id", "scenario",
 )  # fmt: skip
 
 
@@ -86,6 +87,7 @@ def export_segments_csv(run_dir: str | Path, path: str | Path) -> Path:
             "order": seg.get("order") if seg.get("order") is not None else cell.get("order"),
             "seed": cell.get("seed"),
             "stream": cell.get("corruption"),
+            "sampling": cell.get("sampling") or "video",
             "cell_status": status,
             "scenario": scenario,
         }

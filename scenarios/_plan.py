@@ -55,12 +55,13 @@ class Unit:
 
     @property
     def label(self) -> str:
+        name = self.cells[0]["corruption"]  # the cells' label (with a sampling's suffix)
         if self.carried:
             methods = ", ".join(c["method"] for c in self.cells)
-            return f"{self.stream.label} seed {self.seed} ({methods})"
+            return f"{name} seed {self.seed} ({methods})"
         shift = self.stream.segments[0].shift
         sev = "" if shift.kind in ("clean", "world") else f" s{shift.severity:g}"
-        return f"{shift.label}{sev} seed {self.seed}"
+        return f"{name}{sev} seed {self.seed}"
 
 
 def _schedule_shift(spec: Any, label: str, frames: int) -> tuple[Shift, dict[str, Any] | None]:
@@ -92,7 +93,7 @@ def _ordered(sc: Scenario, order: int) -> list[Shift]:
 
 
 def _cell(method: str, label: str, severity: float, seed: int, schedule: str, protocol: str,
-          order: int = 0, rounds: int = 1) -> dict[str, Any]:  # fmt: skip
+          order: int = 0, rounds: int = 1, sampling: str = "video") -> dict[str, Any]:  # fmt: skip
     return {
         "cell_id": make_cell_id(method, label, severity, seed),
         "method": method,
@@ -103,42 +104,45 @@ def _cell(method: str, label: str, severity: float, seed: int, schedule: str, pr
         "protocol": protocol,
         "order": order,
         "rounds": rounds,
+        "sampling": sampling,
     }
 
 
-def _clean(sc: Scenario, seed: int, world: dict[str, Any],
+def _clean(sc: Scenario, seed: int, world: dict[str, Any], sampling: str,
            conditions: dict[str, Any] | None = None) -> CleanStream:  # fmt: skip
     parts = [(p.label, dict(p.world)) for p in sc.label_shift]
-    return clean_stream(world, seed, sc.frames, sc.height, sc.width, sampling=sc.sampling,
+    return clean_stream(world, seed, sc.frames, sc.height, sc.width, sampling=sampling,
                         parts=parts, conditions=conditions)  # fmt: skip
 
 
-def _reset_units(sc: Scenario, seed: int) -> list[tuple[Shift, CleanStream, AdaptedStream]]:
+def _reset_units(
+    sc: Scenario, seed: int, sampling: str
+) -> list[tuple[Shift, CleanStream, AdaptedStream]]:
     import sim
 
     out = []
-    n = _clean(sc, seed, dict(sc.world)).frames
+    n = _clean(sc, seed, dict(sc.world), sampling).frames
     if sc.include_clean:
         shift = Shift(kind="clean", label="clean")
-        clean = _clean(sc, seed, dict(sc.world))
+        clean = _clean(sc, seed, dict(sc.world), sampling)
         out.append((shift, clean, reset_stream(shift, clean)))
     if sc.protocol != RESET:
         return out
     for c in sc.corruptions:
         for s in sc.severities:
             shift = Shift(kind="static", label=c, severity=float(s), corruption=c)
-            clean = _clean(sc, seed, dict(sc.world))
+            clean = _clean(sc, seed, dict(sc.world), sampling)
             out.append((shift, clean, reset_stream(shift, clean)))
     for spec in sc.schedule:
         shift, world_sched = _schedule_shift(spec.spec, spec.label or "schedule", n)
-        clean = _clean(sc, seed, dict(sc.world), world_sched)
+        clean = _clean(sc, seed, dict(sc.world), sampling, world_sched)
         sched = sim.make_schedule(spec.spec)
         pieces = [(int(a), int(b), str(lbl)) for a, b, lbl in sched.segments(clean.frames)]
         out.append((shift, clean, reset_stream(shift, clean, pieces, bool(sched.continual))))
     for ws in sc.world_shifts:
         shift = Shift(kind="world", label=ws.label or "world", world=dict(ws.world),
                       schedule_kind="world")  # fmt: skip
-        clean = _clean(sc, seed, {**sc.world, **ws.world})
+        clean = _clean(sc, seed, {**sc.world, **ws.world}, sampling)
         out.append((shift, clean, reset_stream(shift, clean)))
     return out
 
@@ -165,27 +169,32 @@ def plan_units(sc: Scenario) -> list[Unit]:
     units: list[Unit] = []
     methods = sc.method_keys()
     for seed in sc.seeds:
-        reset = _reset_units(sc, seed)
-        sample_labels = _sample_labels(sc, [s for s, _, _ in reset])
-        for shift, clean, stream in reset:
-            cells = tuple(
-                _cell(m, shift.label, shift.severity, seed, shift.schedule_kind, RESET)
-                for m in methods
-            )
-            sample = seed == sc.seeds[0] and (shift.label, shift.severity) in sample_labels
-            units.append(Unit(len(units), seed, clean, stream, cells, sample,
-                              shift.schedule if shift.kind == "schedule" else None))  # fmt: skip
-        if sc.protocol == RESET:
-            continue
-        clean = _clean(sc, seed, dict(sc.world))
-        for order in range(sc.orders):
-            stream = _carried(sc, seed, order, clean)
-            severity = _mean_severity(stream)
-            sample = seed == sc.seeds[0] and order == 0 and sc.samples > 0
-            for m in methods:
-                cell = _cell(m, stream.label, severity, seed, sc.protocol, sc.protocol, order,
-                             sc.rounds)  # fmt: skip
-                units.append(Unit(len(units), seed, clean, stream, (cell,), sample))
+        for k, sampling in enumerate(sc.samplings):
+            # a second sampling's cells are told apart by their label: ``clean.iid``
+            suffix = "" if k == 0 else f".{sampling}"
+            first = seed == sc.seeds[0] and k == 0
+            reset = _reset_units(sc, seed, sampling)
+            sample_labels = _sample_labels(sc, [s for s, _, _ in reset])
+            for shift, clean, stream in reset:
+                label, kind = shift.label + suffix, shift.schedule_kind
+                cells = tuple(
+                    _cell(m, label, shift.severity, seed, kind, RESET, sampling=sampling)
+                    for m in methods
+                )
+                sample = first and (shift.label, shift.severity) in sample_labels
+                spec = shift.schedule if shift.kind == "schedule" else None
+                units.append(Unit(len(units), seed, clean, stream, cells, sample, spec))
+            if sc.protocol == RESET:
+                continue
+            clean = _clean(sc, seed, dict(sc.world), sampling)
+            for order in range(sc.orders):
+                stream = _carried(sc, seed, order, clean)
+                severity = _mean_severity(stream)
+                sample = first and order == 0 and sc.samples > 0
+                for m in methods:
+                    cell = _cell(m, stream.label + suffix, severity, seed, sc.protocol,
+                                 sc.protocol, order, sc.rounds, sampling)  # fmt: skip
+                    units.append(Unit(len(units), seed, clean, stream, (cell,), sample))
     return units
 
 
@@ -243,6 +252,6 @@ def stream_meta(sc: Scenario) -> dict[str, Any]:
         "frames_per_segment": sc.frames,
         "batch_size": sc.batch_size,
         "window": sc.window,
-        "iid": iid_description(sc.frames) if sc.sampling == "iid" else None,
+        "iid": iid_description(sc.frames) if "iid" in sc.samplings else None,
         "label_shift": [{"label": p.label, "world": dict(p.world)} for p in sc.label_shift] or None,
     }

@@ -146,7 +146,8 @@ class Scenario(_Strict):
     - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
       get qualitative sample images (plus clean).
     - ``protocol`` (``reset_each_shift``, ``continual``, ``gradual``, ``mixed``), ``rounds``,
-      ``orders``, ``sampling`` (``video``/``iid``), ``label_shift``, ``window``,
+      ``orders``, ``sampling`` (``video``/``iid``, or both as a list: the second one's
+      cells are labelled ``<shift>.iid``), ``label_shift``, ``window``,
       ``forgetting``, ``online`` (with ``fallback``): how shifts become adapted streams and
       how they are scored (docs/architecture.md, "Protocols"). ``frames`` counts the frames of
       one segment (one shift, one label-shift part).
@@ -173,7 +174,7 @@ class Scenario(_Strict):
     protocol: Literal["reset_each_shift", "continual", "gradual", "mixed"] = "reset_each_shift"
     rounds: int = Field(default=1, ge=1, le=1000)
     orders: int = Field(default=1, ge=1, le=1000)
-    sampling: Literal["video", "iid"] = "video"
+    sampling: Literal["video", "iid"] | list[Literal["video", "iid"]] = "video"
     label_shift: list[LabelShiftPart] = Field(default_factory=list)
     window: int | None = Field(default=None, ge=2, le=256)
     forgetting: bool = False
@@ -194,6 +195,18 @@ class Scenario(_Strict):
             raise ValueError("fallback: given twice (top level and online.fallback), differently")
         data["online"] = {**online, "fallback": fallback}
         return data
+
+    @field_validator("sampling")
+    @classmethod
+    def _sampling(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("a list of samplings needs distinct items: [video, iid]")
+        return v
+
+    @property
+    def samplings(self) -> list[str]:
+        """The samplings run, the first one primary (its cells keep plain labels)."""
+        return list(self.sampling) if isinstance(self.sampling, list) else [self.sampling]
 
     @field_validator("label_shift", mode="before")
     @classmethod

@@ -70,7 +70,7 @@ def check_names(sc: Scenario, src: str) -> Scenario:
         except (ValueError, TypeError, KeyError) as exc:
             raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
         in_sim = any(sched.state(k, sc.frames).world is not None for k in (0, sc.frames - 1))
-        if in_sim and (sc.sampling != "video" or sc.label_shift):
+        if in_sim and (sc.samplings != ["video"] or sc.label_shift):
             raise ScenarioError(
                 f"{src}: schedule[{i}]: an in-sim schedule ({sched.kind}) changes one drive "
                 "as it renders; it needs sampling: video and no label_shift"
