@@ -147,6 +147,9 @@ class MethodRun:
         self.traceback: str | None = None
         self.adapter: Any = None
         self.online: OnlinePass | None = None
+        #: under online evaluation, a method that misses no batch: online = offline, exactly
+        #: (the same adapter on the same batches), so no second pass runs
+        self.online_mirror = False
         self.scores = _Scores()
         self.seconds = 0.0
         self.frames = 0
@@ -237,6 +240,7 @@ def segment_row(stream: AdaptedStream, index: int, r: MethodRun, fixed: np.ndarr
     gt = float(np.mean(acc.gt_classes)) if acc.gt_classes else 0.0
     entropy = finite(s["entropy"])
     online = r.online.scores.segments.get(index) if r.online is not None else None
+    mirror = r.online_mirror
     return {
         "segment": index,
         "start_frame": positions.start if positions is not None else None,
@@ -252,8 +256,10 @@ def segment_row(stream: AdaptedStream, index: int, r: MethodRun, fixed: np.ndarr
         "domain": seg.domain,
         "frames": acc.metrics.frames,
         "miou_fixed": miou_over(acc.metrics.confusion, fixed),
-        "online_miou": finite(online.metrics.compute()["miou"]) if online else None,
-        "skipped_frames": online.skipped if online else None,
+        "online_miou": finite(online.metrics.compute()["miou"])
+        if online
+        else (finite(s["miou"]) if mirror else None),
+        "skipped_frames": online.skipped if online else (0 if mirror else None),
         "pred_classes": round(pred, 4),
         "gt_classes": round(gt, 4),
         "recovery_frames": recovery_frames(acc.miou) if positions is not None else None,

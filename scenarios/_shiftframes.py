@@ -57,7 +57,7 @@ class ShiftFrames:
         self._file: Any = None
         self._shape: tuple[int, int] | None = None
         if keep:
-            fd, name = tempfile.mkstemp(prefix=".shift-", suffix=".bin", dir=folder)
+            fd, name = tempfile.mkstemp(prefix=".shift-", suffix=".tmp", dir=folder)
             self._file = os.fdopen(fd, "w+b")
             self._path = Path(name)
 

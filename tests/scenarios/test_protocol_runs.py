@@ -185,6 +185,8 @@ def test_online_ratios_are_measured_once_and_reused_on_resume(tmp_path, monkeypa
     online, before = first.meta()["online"], comparable(first)
     assert online["cost_ratio"]["source"] == 1.0 and online["cost_ratio"]["tent"] > 0
     assert online["skipped_batches"]["tent"] == max(0, -(-online["cost_ratio"]["tent"] // 1) - 1)
+    src = next(c for c in first.cells() if c["method"] == "source")
+    assert src["online_miou"] == src["miou"] and src["skipped_frames"] == 0  # r = 1: no miss
     first.close()
     con = sqlite3.connect(out / "results.sqlite")
     with con:
