@@ -295,6 +295,29 @@ class Adapter:
             self.end_step()
         return logits
 
+    def infer(self, x: Tensor) -> Tensor:
+        """Predict the batch ``x`` with the adapter's current state, without adapting.
+
+        No gradient, no optimiser step, and every buffer of the model is left as it was (a
+        forward pass in train mode may move running statistics: they are restored), so scoring
+        an adapted model (forgetting, held-out checks) never changes it. Normalisation layers
+        behave as in ``predict`` (batch statistics where the method uses them). Methods whose
+        prediction is not the adapted model's output — a teacher's, an output-space
+        correction — override this. Not counted in ``stats``."""
+        x = self._check_input(x)
+        saved = {k: b.detach().clone() for k, b in self.model.named_buffers()}
+        try:
+            with torch.no_grad():
+                out = self.model(x)
+        finally:
+            with torch.no_grad():
+                for k, b in self.model.named_buffers():
+                    if k in saved:
+                        b.copy_(saved[k])
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{type(self).__name__}: the model must return a Tensor of logits")
+        return out.detach()
+
     # -- helpers for methods ------------------------------------------------------------
     def forward(self, x: Tensor, model: nn.Module | None = None) -> Tensor:
         """One counted forward pass of the adapted model (or of ``model``, e.g. a teacher)."""

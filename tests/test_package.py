@@ -28,7 +28,8 @@ PUBLIC = {
     "train use_batch_statistics",
     "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
     "load_scenario run_scenario scenario_names",
-    "reports": "META_VERSION NoResultsError ResultsStore RunMeta build_report make_cell_id",
+    "reports": "META_VERSION PROTOCOLS NoResultsError ResultsStore RunMeta build_report "
+    "make_cell_id",
 }
 
 #: Third-party packages a package's modules must not import (anywhere in the module, function-level

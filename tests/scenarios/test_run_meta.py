@@ -33,7 +33,11 @@ def run(tmp_path_factory) -> Path:
 
 def test_the_runner_writes_the_whole_contract(run):
     meta = ResultsStore(run).meta()
-    assert meta["meta_version"] == META_VERSION == 2
+    assert meta["meta_version"] == META_VERSION == 3
+    # meta_version 3: the protocol's plan, the stream's shape and the protocol measures' settings
+    assert meta["stream"]["sampling"] == "video" and meta["stream"]["window"] is None
+    assert meta["online"] is None and meta["forgetting"] is None
+    assert {"recovery", "collapse", "protocol_plan"} <= meta.keys()
     assert meta["protocol"] == "reset_each_shift"
     assert meta["baseline"] == "src"  # the first method named source, under its label
     assert meta["methods"] == [

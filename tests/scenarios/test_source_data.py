@@ -10,8 +10,8 @@ import perception
 from scenarios import ResultsStore, run_scenario
 from scenarios import _source_data as source_data
 from scenarios._schema import ScenarioError
-from scenarios._validate import validate_scenario
 from scenarios._train_data import SOURCE_TOWNS, TRAIN_SEED_BASE, VAL_SEED_BASE, render_frames
+from scenarios._validate import validate_scenario
 
 from .conftest import tiny
 
