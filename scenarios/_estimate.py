@@ -1,9 +1,11 @@
 """``roadshift run --dry-run``: the cells, frames and an estimated wall time, nothing written.
 
-The estimate is arithmetic, not a measurement: each unit costs its frames × Σ over its methods of
-(forward passes + 2 × backward passes per frame) × the model's cost per frame, times an overhead
-factor for everything around the model (rendering, corrupting, metrics), scaled by pixels from
-128×256; units are then scheduled longest-first on the workers.
+The estimate is arithmetic, not a measurement, and a lower bound (it leaves out worker start-up,
+source-data and forgetting renders, and machine load; the bundled protocol scenarios used 3-6x
+their estimate in CPU time on a loaded 2-core machine): each unit costs its frames × Σ over its
+methods of (forward passes + 2 × backward passes per frame) × the model's cost per frame, times an
+overhead factor for the metrics around the model, plus making its frames (below), scaled by pixels
+from 128×256; units are then scheduled longest-first on the workers.
 
 - The model's cost per frame is the bundled model's measured figure (:data:`MODEL_MS_PER_FRAME`:
   ``benchmarks/bench_models.py``, batch 16 at 128×256, one torch thread, on a loaded 2-core
@@ -12,6 +14,9 @@ factor for everything around the model (rendering, corrupting, metrics), scaled 
   ``forward_per_frame``, ``backward_per_frame``): the first number in each ("3 (9 when
   unsure)" → 3; "65 for the first 80 frames, then 1" → 65 for those frames, then 1); a method
   without traits counts 1 forward pass, plus 1 backward pass if it trains parameters.
+- Rendering and corrupting: each distinct clean frame a unit shows costs
+  :data:`RENDER_MS_PER_FRAME` and each distinct corrupted frame :data:`CORRUPT_MS_PER_FRAME`
+  (frames a protocol shows again, e.g. in later rounds, are made once).
 - Overhead :data:`OVERHEAD` is ``benchmarks/bench_runner.py``'s grid wall time over the
   model-only time (1.36-1.52 measured). A sliding window multiplies the passes by its width;
   online evaluation adds a second pass of each method (counted in full: the skips are not known
@@ -27,7 +32,15 @@ from scenarios._forgetting import FORGETTING_FRAMES
 from scenarios._plan import Unit
 from scenarios._schema import Scenario
 
-__all__ = ["MODEL_MS_PER_FRAME", "OVERHEAD", "describe_plan", "estimate_seconds", "passes"]
+__all__ = [
+    "CORRUPT_MS_PER_FRAME",
+    "MODEL_MS_PER_FRAME",
+    "OVERHEAD",
+    "RENDER_MS_PER_FRAME",
+    "describe_plan",
+    "estimate_seconds",
+    "passes",
+]
 
 #: Forward ms per frame at 128×256, batch 16, one thread (loaded 2-core machine; bench_models).
 MODEL_MS_PER_FRAME = {"roadseg_s": 4.0, "roadseg_m": 6.0}
@@ -35,6 +48,10 @@ DEFAULT_MODEL_MS = 4.0
 #: A backward pass costs about two forward passes.
 BACKWARD_COST = 2.0
 OVERHEAD = 1.45
+#: One world frame at 128×256 on one core (benchmarks/bench_world.py: 106-146 frames/s).
+RENDER_MS_PER_FRAME = 8.0
+#: One corruption of a 128×256 frame (benchmarks/bench_corruptions.py: most take 1-5 ms).
+CORRUPT_MS_PER_FRAME = 3.0
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WARMUP = re.compile(r"(\d+(?:\.\d+)?)\s+for the first\s+(\d+)\s+frames?,\s*then\s+(\d+(?:\.\d+)?)")
@@ -79,7 +96,16 @@ def _unit_seconds(unit: Unit, sc: Scenario, ms: float, names: dict[str, str]) ->
         if sc.forgetting:
             cost += 2 * FORGETTING_FRAMES
     scale = sc.height * sc.width / (128 * 256)
-    return cost * ms * scale * OVERHEAD / 1000.0
+    segments = unit.stream.segments
+    rendered = len({natural for _, natural in unit.stream.steps})
+    corrupted = len(
+        {
+            (segments[seg].shift.label, segments[seg].shift.severity, n)
+            for seg, n in unit.stream.steps
+        }
+    )
+    making = rendered * RENDER_MS_PER_FRAME + corrupted * CORRUPT_MS_PER_FRAME
+    return (cost * ms * OVERHEAD + making) * scale / 1000.0
 
 
 def estimate_seconds(units: list[Unit], sc: Scenario, model_name: str, workers: int) -> float:
@@ -114,8 +140,10 @@ def describe_plan(units: list[Unit], sc: Scenario, model_name: str, workers: int
     basis = "the bundled model's" if model_name in MODEL_MS_PER_FRAME else "the default model's"
     lines += [
         f"frames through adapters: {through}",
-        f"estimated time: {_duration(seconds)} with {workers} worker(s) (from {basis} measured "
-        "cost per frame and each method's passes per frame; see roadshift run --help)",
+        f"estimated time: {_duration(seconds)} with {workers} worker(s), a lower bound: "
+        f"{basis} measured cost per frame times each method's passes per frame, plus rendering "
+        "and corrupting; worker start-up and a loaded machine come on top (the bundled protocol "
+        "scenarios used 3-6x this in CPU time on a loaded 2-core machine)",
         "dry run: nothing was written",
     ]
     return lines
