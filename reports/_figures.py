@@ -10,6 +10,7 @@ import io
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -105,6 +106,16 @@ def _grid_axes(fig: Figure, n: int, ncols: int):
     return flat[:n]
 
 
+def _heatmap_panels(panels: int, rows: int) -> tuple[Figure, list[Any]]:
+    """A figure of ``panels`` corruption × severity heatmaps (``rows`` corruptions), 3 a row."""
+    ncols = min(panels, 3)
+    nrows = (panels + ncols - 1) // ncols
+    fig = Figure(
+        figsize=(1.2 + 3.6 * ncols, 0.8 + (0.26 * rows + 0.9) * nrows), layout="constrained"
+    )
+    return fig, _grid_axes(fig, panels, ncols)
+
+
 def heatmaps(
     grid: Grid, methods: list[str], corruptions: list[str], severities: list[float]
 ) -> Figure | None:
@@ -119,13 +130,7 @@ def heatmaps(
             mats[m] = mat
     if not mats or not severities:
         return None
-    ncols = min(len(mats), 3)
-    nrows = (len(mats) + ncols - 1) // ncols
-    fig = Figure(
-        figsize=(1.2 + 3.6 * ncols, 0.8 + (0.26 * len(corruptions) + 0.9) * nrows),
-        layout="constrained",
-    )
-    axes = _grid_axes(fig, len(mats), ncols)
+    fig, axes = _heatmap_panels(len(mats), len(corruptions))
     im = None
     for ax, (m, mat) in zip(axes, mats.items(), strict=False):
         im = ax.imshow(100 * mat, cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -167,13 +172,7 @@ def delta_heatmaps(
     if not mats:
         return None
     lim = max(float(np.nanmax(np.abs(np.stack(list(mats.values()))))), 1.0)
-    ncols = min(len(mats), 3)
-    nrows = (len(mats) + ncols - 1) // ncols
-    fig = Figure(
-        figsize=(1.2 + 3.6 * ncols, 0.8 + (0.26 * len(corruptions) + 0.9) * nrows),
-        layout="constrained",
-    )
-    axes = _grid_axes(fig, len(mats), ncols)
+    fig, axes = _heatmap_panels(len(mats), len(corruptions))
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
     im = None
     for ax, (m, mat) in zip(axes, mats.items(), strict=False):
