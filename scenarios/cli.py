@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from scenarios._train_augment import AUGMENT_NAMES
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -101,6 +103,9 @@ def _parser() -> _Parser:
     t.add_argument("--frames-per-stream", type=_positive_int, default=None)
     t.add_argument("--val-streams", type=_positive_int, default=None)
     t.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
+    t.add_argument("--augment", choices=AUGMENT_NAMES, default=None,
+                   help="pixel-level augmentation after the crop and flip (default: none; "
+                        "photometric trained roadseg_s_photo)")  # fmt: skip
     t.add_argument("--quiet", action="store_true")
     return p
 
@@ -265,7 +270,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     result = train_default(
         out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
         streams=a.streams, towns=a.towns, frames_per_stream=a.frames_per_stream,
-        val_streams=a.val_streams, threads=a.threads, quiet=a.quiet,
+        val_streams=a.val_streams, threads=a.threads, augment=a.augment, quiet=a.quiet,
     )  # fmt: skip
     miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
     tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""
