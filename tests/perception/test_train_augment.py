@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageOps
 
 import perception
 from scenarios import _augmix as am
@@ -205,3 +208,132 @@ def test_bad_augment_output_is_a_one_line_error():
     floats = [(perception.images_to_tensor(batches[0][0]), batches[0][1])]
     with pytest.raises(ValueError, match="augment needs uint8"):
         perception.train("test_bn", floats, cfg, progress=False, augment=lambda f, rng: f)
+
+
+# --------------------------------------------------------------------------- AugMix
+def _pil_op(name: str, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The reference's operation through Pillow, levels drawn as the reference draws them."""
+    pil = Image.fromarray(image)
+    if name == "autocontrast":
+        return np.asarray(ImageOps.autocontrast(pil))
+    if name == "equalize":
+        return np.asarray(ImageOps.equalize(pil))
+    level = rng.uniform(0.1, 3.0)
+    if name == "posterize":
+        return np.asarray(ImageOps.posterize(pil, 4 - int(level * 4 / 10)))
+    return np.asarray(ImageOps.solarize(pil, 256 - int(level * 256 / 10)))
+
+
+@pytest.mark.parametrize("name", sorted(am.AUGMIX_OPS))
+def test_augmix_ops_equal_pillow(name):
+    rng = np.random.default_rng(11)
+    for trial in range(20):
+        lo, hi = sorted(rng.integers(0, 256, 2))
+        image = rng.integers(lo, hi + 1, (9, 13, 3), dtype=np.uint8)
+        if trial % 4 == 0:  # few distinct levels: the histogram edge cases
+            image = image // 64 * 64
+        ours_rng, ref_rng = copy.deepcopy(rng), copy.deepcopy(rng)
+        ours = am.AUGMIX_OPS[name](image, 3.0, ours_rng)
+        assert ours.dtype == np.uint8
+        assert np.array_equal(ours, _pil_op(name, image, ref_rng)), (name, trial)
+        rng = ours_rng
+
+
+def test_augmix_mixture_equals_a_hand_computation():
+    # Draw order as in the reference's aug(): Dirichlet weights, Beta skip weight, then per chain
+    # its depth (1-3) and per step the operation and its level.
+    aug = am.AugMix(ops=("autocontrast", "equalize", "posterize", "solarize"))
+    image = _frames(1, seed=4, h=16, w=20)[0]
+    rng = np.random.default_rng(21)
+    got = aug.augment(image, copy.deepcopy(rng))
+    weights = rng.dirichlet([1.0] * 3).astype(np.float32)
+    m = np.float32(rng.beta(1.0, 1.0))
+    mix = np.zeros(image.shape, np.float32)
+    for w in weights:
+        chain = image
+        for _ in range(int(rng.integers(1, 4))):
+            chain = _pil_op(aug.ops[int(rng.integers(4))], chain, rng)
+        mix += w * chain
+    expected = np.clip(np.rint((1 - m) * image + m * mix), 0, 255).astype(np.uint8)
+    assert np.array_equal(got, expected)
+
+
+def test_augmix_views_are_seeded_uint8_and_keep_the_clean_frames():
+    frames = _frames(3, seed=2)
+    aug = am.AugMix()
+    a = aug(frames, np.random.default_rng(5))
+    b = aug(frames, np.random.default_rng(5))
+    assert len(a) == 3 and a[0] is frames  # clean first, as the reference's (x, aug, aug)
+    for va, vb in zip(a, b, strict=True):
+        assert va.dtype == np.uint8 and va.shape == frames.shape and np.array_equal(va, vb)
+    assert not np.array_equal(a[1], a[2]) and not np.array_equal(a[1], frames)
+    single = am.AugMix(jsd=False)(frames, np.random.default_rng(5))
+    assert isinstance(single, np.ndarray) and single.shape == frames.shape
+    assert am.AugMix().config["ops"] == ["autocontrast", "equalize", "solarize"]
+    with pytest.raises(ValueError, match="unknown"):
+        am.AugMix(ops=("rotate",))
+
+
+def test_jensen_shannon_term_equals_a_hand_computation():
+    from perception._train import _jensen_shannon
+
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(2, 19, 3, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+    views[2][0, :, 0, 0] = torch.tensor([60.0] + [-60.0] * 18)  # a near one-hot: the clamp acts
+    p = [v.softmax(1).permute(0, 2, 3, 1).reshape(-1, 19).numpy() for v in views]
+    total = 0.0
+    for row in range(p[0].shape[0]):
+        mixture = np.clip(sum(q[row] for q in p) / 3, 1e-7, 1)
+        for q in p:
+            nz = q[row] > 0
+            total += float(np.sum(q[row][nz] * (np.log(q[row][nz]) - np.log(mixture[nz]))))
+    expected = total / (3 * p[0].shape[0])  # mean over views, then over pixels of all images
+    assert _jensen_shannon(views).item() == pytest.approx(expected, rel=1e-9)
+    same = [views[0]] * 3
+    assert _jensen_shannon(same).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_augmix_training_step_is_clean_cross_entropy_plus_12_jsd():
+    from perception._train import _jensen_shannon, _loss
+
+    captured = []
+
+    def spy(frames, rng):
+        views = am.AugMix()(frames, rng)
+        captured.append([torch.from_numpy(v).permute(0, 3, 1, 2).float() / 255 for v in views])
+        return views
+
+    images, labels = _toy_batches(1, seed=9)[0]
+    cfg = perception.TrainConfig(steps=1, crop=None, hflip=False, seed=6)
+    res = perception.train("test_bn", [(images, labels)], cfg, progress=False, augment=spy)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(6)
+        fresh = perception.create_model("test_bn").train()  # BatchNorm over all views at once
+    logits = fresh(torch.cat(captured[0])).split(4)
+    y = torch.from_numpy(labels).long()
+    ce = _loss(logits[0], y, None, cfg.hard_fraction)
+    assert torch.equal(captured[0][0], perception.images_to_tensor(images))
+    expected = ce + 12.0 * _jensen_shannon(logits)
+    assert res.history[0]["loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert res.meta["augment"].endswith("spy")  # a plain function: its name is recorded
+    assert res.meta["train_config"]["consistency_weight"] == 12.0
+
+
+# --------------------------------------------------------------------------- the command line
+def test_cli_train_with_an_augment_records_the_recipe(tmp_path, capsys):
+    from scenarios.cli import main
+
+    out = tmp_path / "m.pt"
+    code = main(["train", "--model", "test_bn", "-o", str(out), "--steps", "2",
+                 "--batch-size", "2", "--streams", "1", "--towns", "urban",
+                 "--frames-per-stream", "6", "--val-streams", "1", "--threads", "1",
+                 "--augment", "augmix", "--quiet"])  # fmt: skip
+    assert code == 0 and out.is_file()
+    meta = perception.read_checkpoint(out)["meta"]
+    assert meta["augment"] == am.AugMix().config
+    assert meta["train_config"]["steps"] == 2 and meta["train_config"]["seed"] == 0
+    assert meta["threads"] == 1 and meta["steps_done"] == 2
+    assert main(["train", "-o", str(tmp_path / "x.pt"), "--augment", "noise"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "invalid choice: 'noise'" in err
+    assert "photometric" in err and not (tmp_path / "x.pt").exists()
