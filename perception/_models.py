@@ -102,6 +102,13 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
         "description": "tiny GroupNorm model for fast tests",
     },
 }
+# The second bundled model: roadseg_s's architecture under its own name, so that a scenario's
+# ``model: roadseg_s_photo``, ``load_pretrained("roadseg_s_photo")`` and its checkpoint all say
+# which weights they are.
+MODEL_CFGS["roadseg_s_photo"] = {
+    **MODEL_CFGS["roadseg_s"],
+    "description": "roadseg_s trained with photometric augmentation (brightness, contrast, colour)",
+}
 
 
 class _GroupNorm(nn.GroupNorm):
@@ -288,6 +295,12 @@ def _build(name: str, **overrides: Any) -> nn.Module:
 def roadseg_s(**kw: Any) -> nn.Module:
     """The default: small BatchNorm encoder–decoder, ~175k parameters, 3–4 ms per 128×256 frame."""
     return _build("roadseg_s", **kw)
+
+
+@register_model
+def roadseg_s_photo(**kw: Any) -> nn.Module:
+    """``roadseg_s`` trained with photometric jitter (brightness, contrast, saturation, hue)."""
+    return _build("roadseg_s_photo", **kw)
 
 
 @register_model

@@ -3,15 +3,21 @@
 ``perception`` never imports the simulator: the caller feeds batches (``scenarios._train_data``
 renders them from the world). Training is deterministic for a given ``TrainConfig.seed`` and batch
 stream: the model (when given by name) is initialised and augmented from generators seeded by it.
-Augmentation is geometric only (random crop, horizontal flip): photometric augmentation (noise,
-blur, colour jitter) would immunise the source model against the very shifts the suite measures.
+
+The built-in augmentation is geometric (random crop, horizontal flip), the recipe of the bundled
+``roadseg_s``: photometric augmentation would immunise the source model against some of the very
+shifts the suite measures. A caller may add a pixel-level augmentation (``augment``): a callable
+that maps the cropped and flipped uint8 frames, with a seeded ``numpy.random.Generator``, to new
+frames (``roadshift train --augment photometric``) or to several views of them, trained with a
+Jensen–Shannon consistency term as in AugMix (``--augment augmix``). ``perception`` only runs the
+callable; the pipelines themselves live with the data (``scenarios``), which may use albumentations.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,17 @@ from ._models_classes import CLASS_NAMES, IGNORE_INDEX
 from ._models_io import save_checkpoint
 
 Batch = tuple[Any, Any]
+#: A pixel-level training augmentation: ``augment(frames, rng)`` gets the cropped and flipped uint8
+#: (N, H, W, 3) frames of a batch and a seeded generator and returns uint8 frames of the same shape
+#: to train on instead, or a tuple of such views: the first carries the cross-entropy, and the
+#: Jensen–Shannon divergence among all of them, weighted by ``TrainConfig.consistency_weight``, is
+#: added (AugMix: the clean frames and two augmented ones). Labels never pass through it: it may
+#: change pixels, never their positions. A ``config`` attribute (JSON-like) is recorded in the
+#: checkpoint's metadata.
+BatchAugment = Callable[[np.ndarray, np.random.Generator], "np.ndarray | tuple[np.ndarray, ...]"]
+#: Spawn key of the augmentation's generator, so its draws never coincide with other streams seeded
+#: by the same ``TrainConfig.seed`` (the data order, the crops).
+_AUGMENT_STREAM = 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,9 @@ class TrainConfig:
     #: Online hard-example mining: average the loss over this fraction of the hardest labelled
     #: pixels only (1.0: all pixels). Helps thin and small classes that plain averaging drowns.
     hard_fraction: float = 0.5
+    #: Weight of the Jensen–Shannon consistency term when the augmentation returns several views
+    #: (AugMix's published 12); unused otherwise.
+    consistency_weight: float = 12.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "warmup_steps", "val_every", "seed"):
@@ -54,7 +74,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative int; got {v!r}")
         if self.steps < 1:
             raise ValueError(f"TrainConfig.steps must be >= 1; got {self.steps}")
-        for name in ("lr", "weight_decay"):
+        for name in ("lr", "weight_decay", "consistency_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0 or (name == "lr" and v == 0):
                 kind = "positive" if name == "lr" else "non-negative"
@@ -159,6 +179,53 @@ def _loss(
     return valid.topk(k, sorted=False).values.mean()
 
 
+def _jensen_shannon(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """AugMix's consistency term: the Jensen–Shannon divergence among the views' predictions.
+
+    As in the reference (google-research/augmix, ``cifar.py``): the mixture of the softmaxes is
+    clamped to [1e-7, 1] before its log, and the mean over views of KL(p_view ‖ mixture) is taken.
+    The reference averages the class-summed KL over images (``batchmean``); for dense prediction it
+    is averaged over every pixel of every image (consistency needs no label, so ignored pixels
+    count too).
+    """
+    probs = [z.softmax(1) for z in logits]
+    log_mixture = torch.clamp(sum(probs) / len(probs), 1e-7, 1.0).log()
+    kls = [F.kl_div(log_mixture, p, reduction="none").sum(1).mean() for p in probs]
+    return sum(kls) / len(kls)
+
+
+def _augmented_views(
+    augment: BatchAugment, x: torch.Tensor, rng: np.random.Generator
+) -> list[torch.Tensor]:
+    """Run ``augment`` on the uint8 NCHW batch; its view(s) as uint8 NCHW tensors."""
+    if x.dtype != torch.uint8:
+        raise ValueError(
+            f"augment needs uint8 (N, H, W, 3) frames; the batches hold {x.dtype} images"
+        )
+    frames = x.permute(0, 2, 3, 1).contiguous().numpy()
+    out = augment(frames, rng)
+    views = list(out) if isinstance(out, (tuple, list)) else [out]
+    for v in views:
+        if not isinstance(v, np.ndarray) or v.dtype != np.uint8 or v.shape != frames.shape:
+            got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+            raise ValueError(
+                f"augment must return uint8 frames of shape {frames.shape} (or a tuple of them); "
+                f"got {got}"
+            )
+    return [
+        torch.from_numpy(np.ascontiguousarray(v)).permute(0, 3, 1, 2).contiguous() for v in views
+    ]
+
+
+def _describe_augment(augment: BatchAugment | None) -> Any:
+    if augment is None:
+        return None
+    config = getattr(augment, "config", None)
+    if config is not None:
+        return config
+    return getattr(augment, "__qualname__", None) or type(augment).__qualname__
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, batches: Iterable[Batch], num_classes: int | None = None) -> dict:
     """Run ``model`` in eval mode over ``(images, labels)`` batches; the metrics summary."""
@@ -187,6 +254,7 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     meta: dict[str, Any] | None = None,
+    augment: BatchAugment | None = None,
 ) -> TrainResult:
     """Train ``model`` (a module or a registered name) on ``config.steps`` batches from ``batches``.
 
@@ -194,6 +262,9 @@ def train(
     (N, H, W) trainIds (255 ignored). ``val_batches`` (re-iterable, or a callable returning an
     iterable) gives the held-out clean validation metrics stored with the checkpoint at ``out``.
     ``meta`` (e.g. a description of the data) is merged into the checkpoint metadata.
+    ``augment`` (see :data:`BatchAugment`) adds a pixel-level augmentation after the crop and flip,
+    drawing from its own generator seeded by ``config.seed``; without it, training is exactly the
+    geometric-only recipe of the bundled ``roadseg_s``.
     """
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -208,6 +279,7 @@ def train(
             f"model must be an nn.Module or a registered name, got {type(model).__name__}"
         )
     gen = torch.Generator().manual_seed(cfg.seed)
+    aug_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(_AUGMENT_STREAM,)))
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW(
@@ -254,8 +326,17 @@ def train(
         if input_size is None:
             input_size = [int(x.shape[-2]), int(x.shape[-1])]
         x, y = _augment(x, y, cfg, gen)
-        x, y = _to_float(x), y.long()
-        loss = _loss(model(x), y, weight, cfg.hard_fraction)
+        if augment is None:
+            x, y = _to_float(x), y.long()
+            loss = _loss(model(x), y, weight, cfg.hard_fraction)
+        else:
+            views, y = _augmented_views(augment, x, aug_rng), y.long()
+            if len(views) == 1:
+                loss = _loss(model(_to_float(views[0])), y, weight, cfg.hard_fraction)
+            else:  # AugMix: one forward over all views (BatchNorm sees them together, as there)
+                logits = model(torch.cat([_to_float(v) for v in views])).split(len(y))
+                loss = _loss(logits[0], y, weight, cfg.hard_fraction)
+                loss = loss + cfg.consistency_weight * _jensen_shannon(logits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -285,6 +366,7 @@ def train(
             "crop": list(cfg.crop) if cfg.crop else None,
             "class_weights": list(cfg.class_weights) if cfg.class_weights else None,
         },
+        "augment": _describe_augment(augment),
         "steps_done": len(history),
         "train_seconds": round(seconds, 1),
         "final_loss": history[-1]["loss"] if history else None,

@@ -12,10 +12,15 @@ about 23 at its undisturbed rate: 50 s rendering 2880 training + 576 validation 
 
     roadshift train --model roadseg_s --out roadseg_s.pt --threads 2
 
-which calls :func:`train_default` with its defaults. The same seed and thread count give the same
-bits; across thread counts results match to float rounding only. On a busy machine, one thread
-is the robust choice (two threads fighting other processes for two cores run several times
-slower).
+which calls :func:`train_default` with its defaults. The second bundled model, ``roadseg_s_photo``,
+is the same recipe plus photometric augmentation (``scenarios._train_augment``)::
+
+    roadshift train --model roadseg_s_photo --augment photometric \
+        --out roadseg_s_photo.pt --threads 2
+
+The same seed and thread count give the same bits; across thread counts results match to float
+rounding only. On a busy machine, one thread is the robust choice (two threads fighting other
+processes for two cores run several times slower).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._train_augment import make_augment
 
 #: Towns and conditions of the source domain.
 SOURCE_TOWNS: tuple[str, ...] = ("urban", "suburban")
@@ -173,6 +180,7 @@ def train_default(
     frames_per_stream: int | None = None,
     val_streams: int | None = None,
     threads: int | None = None,
+    augment: str | None = None,
     quiet: bool = False,
 ) -> Any:
     """Render the source domain, train ``model`` on it and write the checkpoint to ``out``.
@@ -180,8 +188,10 @@ def train_default(
     Every argument left ``None`` takes the documented default (the settings of the bundled
     weights): model ``perception.DEFAULT_MODEL``, 12000 steps of batch 16 on random 96×192 crops
     (a smaller batch when fewer frames are asked for), seed 0, 60 drives per town in urban and
-    suburban; torch's thread count is left alone (the bundled weights used 2). Every option is
-    checked before rendering starts. Returns
+    suburban, no pixel-level augmentation (``augment``: one of
+    ``scenarios._train_augment.AUGMENT_NAMES``; ``photometric`` trained the bundled
+    ``roadseg_s_photo``); torch's thread count is left alone (the bundled weights used 2). Every
+    option is checked before rendering starts. Returns
     ``perception.TrainResult``; the checkpoint's metadata holds the clean validation metrics.
     """
     import torch
@@ -211,6 +221,7 @@ def train_default(
     perception.TrainConfig(steps=steps, seed=seed)
     perception.create_model(model)  # an unknown name lists the valid ones
     _check_towns(data.towns, data.height, data.width)
+    pixel_augment = make_augment("none" if augment is None else augment)
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -258,6 +269,7 @@ def train_default(
         out=out,
         progress=not quiet,
         meta=meta,
+        augment=pixel_augment,
     )
     result.meta["total_seconds"] = round(time.perf_counter() - start, 1)
     perception.save_checkpoint(result.model, out, result.meta)

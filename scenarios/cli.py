@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
+from scenarios._train_augment import AUGMENT_NAMES
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -168,6 +170,9 @@ def _parser() -> _Parser:
                    help=f"held-out drives per town (default: {data.val_streams})")  # fmt: skip
     t.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads (default: torch's own choice)")  # fmt: skip
+    t.add_argument("--augment", choices=AUGMENT_NAMES, default=None,
+                   help="pixel-level augmentation after the crop and flip (default: none; "
+                   "photometric trained roadseg_s_photo)")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -361,7 +366,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     result = train_default(
         out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
         streams=a.streams, towns=a.towns, frames_per_stream=a.frames_per_stream,
-        val_streams=a.val_streams, threads=a.threads, quiet=a.quiet,
+        val_streams=a.val_streams, threads=a.threads, augment=a.augment, quiet=a.quiet,
     )  # fmt: skip
     miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
     tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""
