@@ -276,8 +276,9 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
     closing = []
     if "samples" in fig:
         closing.append(Section("qualitative", "Qualitative examples", pic("samples")))
-    if tables["compute"] is not None:
-        closing.append(Section("compute-section", "Compute cost", tab(tables["compute"])))
+    if tables["compute"] is not None or tables["traits"] is not None:
+        blocks = tab(tables["compute"]) + tab(tables["traits"])
+        closing.append(Section("compute-section", "Compute cost", blocks))
     if tables["failed"] is not None or data.partial:
         closing.append(Section("problems", "Problems", tab(tables["failed"])))
     return content + closing

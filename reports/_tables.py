@@ -300,6 +300,24 @@ def compute_table(data: RunData) -> Table:
     return t
 
 
+def traits_table(data: RunData) -> Table | None:
+    """What each method does (its traits as the run recorded them), beside its compute cost."""
+    methods = [m for m in data.meta.get("methods") or [] if isinstance(m, dict)]
+    rows = [[str(m.get("label")), str(m.get("name")), str(m["traits"])]
+            for m in methods if m.get("traits")]  # fmt: skip
+    if not rows:  # runs before traits were recorded
+        return None
+    return Table(
+        "What each method does",
+        "traits",
+        ["method", "implementation", "traits"],
+        rows,
+        "As the method describes itself (roadshift list methods): the data it needs, augmented "
+        "views, what it updates, the normalisation it requires, when it resets, and the images "
+        "through the network per frame it expects (the compute table counts the real ones).",
+    )
+
+
 def _conditions(compute: dict[str, Any]) -> str:
     """The conditions the times were measured in, so they compare with other measurements."""
     threads, workers = compute.get("torch_threads"), compute.get("workers")
@@ -456,6 +474,7 @@ def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dic
     if not out["corrupted"]:  # nothing under corruption: per-class and safety would be empty
         out["per_class"], out["collapsing"], out["safety"] = None, [], None
     out["compute"] = compute_table(data) if data.all_done else None
+    out["traits"] = traits_table(data)
     out["streams"] = stream_tables(data, grid)
     out["world"] = world_table(data, grid, methods)
     out["failed"] = failed_table(data)

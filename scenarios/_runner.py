@@ -436,7 +436,8 @@ def _run_meta(sc: Scenario, executor: str, workers: int,
 
     return RunMeta(
         methods=tuple(
-            {"label": m.key, "name": m.name, "options": dict(m.options)} for m in sc.methods
+            {"label": m.key, "name": m.name, "options": dict(m.options), "traits": _traits(m.name)}
+            for m in sc.methods
         ),
         class_names=tuple(sim.CLASS_NAMES),
         palette=tuple(tuple(int(v) for v in rgb) for rgb in sim.PALETTE),
@@ -453,6 +454,15 @@ def _run_meta(sc: Scenario, executor: str, workers: int,
         recovery=recovery_meta(),
         collapse=collapse_meta(),
     )
+
+
+def _traits(name: str) -> str:
+    """What the method does, in words (``AdapterInfo.summary``), for the report's compute
+    section: stored so that the report never asks the installed library."""
+    import perception
+
+    info = perception.adapter_info(name)
+    return "" if info.error else info.summary()
 
 
 def _families(sc: Scenario) -> dict[str, str]:

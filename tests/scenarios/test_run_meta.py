@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import perception
 import sim
 from reports import META_VERSION, ResultsStore, RunMeta, build_report, make_cell_id
 from scenarios import ScenarioError, run_scenario
@@ -40,9 +41,12 @@ def test_the_runner_writes_the_whole_contract(run):
     assert {"recovery", "collapse", "protocol_plan"} <= meta.keys()
     assert meta["protocol"] == "reset_each_shift"
     assert meta["baseline"] == "src"  # the first method named source, under its label
+    # each method's traits in words, as `roadshift list methods` prints them
+    traits = {n: perception.adapter_info(n).summary() for n in ("source", "bn")}
+    assert "updates: nothing" in traits["source"] and "BatchNorm" in traits["bn"]
     assert meta["methods"] == [
-        {"label": "src", "name": "source", "options": {}},
-        {"label": "bn", "name": "bn", "options": {}},
+        {"label": "src", "name": "source", "options": {}, "traits": traits["source"]},
+        {"label": "bn", "name": "bn", "options": {}, "traits": traits["bn"]},
     ]
     assert meta["class_names"] == list(sim.CLASS_NAMES)
     assert meta["palette"] == [list(map(int, rgb)) for rgb in sim.PALETTE]
@@ -61,6 +65,15 @@ def _report_bytes(run_dir: Path) -> dict[str, bytes]:
     out = {"html": paths["html"].read_bytes(), "md": paths["markdown"].read_bytes()}
     out.update({p.name: p.read_bytes() for p in sorted(paths["figures"].glob("*.png"))})
     return out
+
+
+def test_the_compute_section_says_what_each_method_does_from_the_folder(run, monkeypatch):
+    monkeypatch.setattr(perception, "adapter_info", None)  # the report must not ask the library
+    text = build_report(run, quiet=True)["markdown"].read_text(encoding="utf-8")
+    stored = {m["label"]: m["traits"] for m in ResultsStore(run).meta()["methods"]}
+    section = text.split("What each method does", 1)[1]
+    for label, traits in stored.items():
+        assert f"| {label} |" in section and traits in section
 
 
 def test_a_report_depends_on_the_folder_only_not_on_the_installed_library(run, monkeypatch):
