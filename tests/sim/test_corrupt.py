@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.corruptions.blur import shuffle_pixels
 from sim.corruptions.kernels import motion_kernel
 
 H, W = 64, 128
@@ -267,7 +266,7 @@ def test_saturate_matches_hsv_saturation_scale(sev):
     assert np.abs(run("saturate", sev).astype(np.float64) - ref).max() <= 1.5
 
 
-@pytest.mark.parametrize("sev", [1, 2, 5])
+@pytest.mark.parametrize("sev", [1, 2, 3, 4, 5])
 def test_pixelate_matches_pil_box_then_nearest(sev):
     from PIL import Image
 
@@ -276,13 +275,10 @@ def test_pixelate_matches_pil_box_then_nearest(sev):
     small = pil.resize((int(W * c), int(H * c)), Image.Resampling.BOX)
     ref = np.asarray(small.resize((W, H), Image.Resampling.NEAREST))
     ours = run("pixelate", sev)
-    # OpenCV's area filter and PIL's box filter weigh partially covered pixels slightly
-    # differently; integer factors (0.5, 0.25) agree almost exactly.
-    diff = np.abs(ours.astype(int) - ref.astype(int))
-    if c in (0.5, 0.25):
-        assert diff.max() <= 1  # rounding only
-    assert diff.mean() < 2.5
-    assert psnr(ours, ref) > 33
+    # Pillow's box filter counts a pixel fully or not at all; ours does the same (an area
+    # filter would differ by up to 40 levels at .6). Pillow rounds between its two passes
+    # in its own way: one level at most.
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("sev", [1, 3, 5])
@@ -325,20 +321,6 @@ def test_motion_kernel_equals_shift_and_add(angle):
         ref += w[i] * pad[width - dy : width - dy + 40, width - dx : width - dx + 50]
     ours = cv2.filter2D(x, -1, motion_kernel(radius, sigma, angle), borderType=cv2.BORDER_REPLICATE)
     assert np.abs(ours - ref).max() < 1e-4
-
-
-def test_glass_shuffle_is_a_local_permutation():
-    img = np.arange(60 * 80, dtype=np.int64).reshape(60, 80, 1)
-    out = shuffle_pixels(img, 3, 2, np.random.default_rng(0))
-    assert np.array_equal(np.sort(out.ravel()), np.sort(img.ravel()))  # nothing lost or doubled
-    assert (out != img).mean() > 0.5
-    ys, xs = np.divmod(out[..., 0], 80)
-    yy, xx = np.mgrid[:60, :80]
-    # Pixels move locally (chains of swaps, as in the published sweep, can carry a few further).
-    dist = np.hypot(ys - yy, xs - xx)
-    assert np.median(dist) <= 2 * 3 and np.percentile(dist, 90) <= 6 * 3
-    # Border rows/columns outside the sweep's source range are only reached as swap targets.
-    assert np.array_equal(shuffle_pixels(img, 3, 2, np.random.default_rng(0)), out)
 
 
 def test_fog_depth_is_koschmieder():
