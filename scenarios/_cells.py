@@ -10,6 +10,7 @@ it (see ``scenarios._streams``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -56,10 +57,11 @@ class Shift:
     kind: str  # "clean" | "static" | "schedule" | "world"
     label: str  # the cells' ``corruption`` column
     severity: float = 0.0  # the cells' ``severity`` column (mean severity for schedules)
-    corruption: str | None = None  # static shifts
+    corruption: str | dict[str, Any] | None = None  # static: a name or an albumentations spec
     schedule: dict[str, Any] | str | None = None  # schedule shifts: the spec for make_schedule
     schedule_kind: str = "static"
     world: dict[str, Any] = field(default_factory=dict)  # world shifts: overrides of the world
+    scaling: str = "relative"  # how spatial constants follow the frame size (sim.corrupt)
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,14 @@ def _shifts(sc: Scenario) -> list[tuple[Shift, dict[str, Any] | None]]:
     if sc.include_clean:
         out.append((Shift(kind="clean", label="clean"), None))
     for c in sc.corruptions:
+        label = c if isinstance(c, str) else c["label"]  # albumentations shifts by label
         for s in sc.severities:
-            out.append((Shift(kind="static", label=c, severity=float(s), corruption=c), None))
+            shift = Shift(kind="static", label=label, severity=float(s), corruption=c,
+                          scaling=sc.scaling)  # fmt: skip
+            out.append((shift, None))
     for spec in sc.schedule:
-        out.append(_schedule_shift(spec.spec, spec.label or "schedule", sc.frames))
+        shift, world_sched = _schedule_shift(spec.spec, spec.label or "schedule", sc.frames)
+        out.append((dataclasses.replace(shift, scaling=sc.scaling), world_sched))
     for ws in sc.world_shifts:
         shift = Shift(kind="world", label=ws.label or "world", world=dict(ws.world),
                       schedule_kind="world")  # fmt: skip

@@ -184,6 +184,7 @@ def run_unit(
         np.random.SeedSequence([unit.seed, stable_int(shift.label, shift.severity)])
     )
     previous: np.ndarray | None = None
+    memory: dict[str, Any] = {}  # what stateful corruptions remember along this stream
     pattern_seed = stable_int("pattern", unit.seed)  # one camera per seed: same dirt pattern
     sample: dict[str, np.ndarray] = {}
     shared_error: str | None = None
@@ -215,7 +216,8 @@ def run_unit(
                 try:
                     for j in range(stop - start):
                         corr, sev = _state(shift, schedule, start + j, n)
-                        states.append((corr, sev))
+                        # rows name an albumentations shift by its label
+                        states.append((shift.label if isinstance(corr, dict) else corr, sev))
                         if corr is None or sev <= 0:
                             observed[j], targets[j] = images[j], labels[j]
                         else:
@@ -223,6 +225,7 @@ def run_unit(
                             img, sem, _ = sim.corrupt_frame(
                                 images[j], labels[j], depths[j], corr, sev, rng,
                                 previous=previous, pattern_seed=pattern_seed,
+                                scaling=shift.scaling, state=memory,
                             )  # fmt: skip
                             observed[j], targets[j] = img, sem
                         previous = observed[j]

@@ -7,7 +7,12 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from sim.corruptions.catalogue import check_severity, corrupt_frame, corruption_info
+from sim.corruptions.catalogue import (
+    check_severity,
+    corrupt_frame,
+    corruption_info,
+    resolve_scale,
+)
 from sim.corruptions.schedules import Schedule, make_schedule
 
 DEFAULT_STREAM_FRAMES = 1000
@@ -44,9 +49,17 @@ class CorruptionWrapper(
       unwrapped env's ``set_conditions`` before each step.
     - ``n_frames``: the stream length the schedule is laid out on (default: the env spec's
       ``max_episode_steps``, else 1000). Frames past the end keep the last state.
+    - ``scaling``: ``relative`` (default: spatial constants times ``min(H, W) / 224``) or
+      ``absolute`` (the published constants in pixels, as Cityscapes-C).
+
+    ## Memory
+    Temporal corruptions see the previous observation (``frame_drop``); stateful ones
+    (``auto_exposure_lag``, ``camera_crash``) keep their state for the episode; ``reset``
+    clears both.
 
     ## Version History
     - v0: initial version.
+    - v0 (0.2): ``scaling``; stateful corruptions keep their state through an episode.
     """
 
     def __init__(
@@ -56,9 +69,15 @@ class CorruptionWrapper(
         severity: float = 3,
         schedule: dict | str | Schedule | None = None,
         n_frames: int | None = None,
+        scaling: str = "relative",
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
-            self, corruption=corruption, severity=severity, schedule=schedule, n_frames=n_frames
+            self,
+            corruption=corruption,
+            severity=severity,
+            schedule=schedule,
+            n_frames=n_frames,
+            scaling=scaling,
         )
         gym.ObservationWrapper.__init__(self, env)
         space = env.observation_space
@@ -87,6 +106,9 @@ class CorruptionWrapper(
         if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
         self.n_frames = n_frames
+        resolve_scale(scaling, (1, 1))  # raises for anything but relative / absolute
+        self.scaling = scaling
+        self._state: dict[str, Any] = {}
         self._world_schedule = self.schedule.state(0, n_frames).world is not None
         if self._world_schedule and _world_setter(env) is None:
             raise ValueError(
@@ -125,6 +147,7 @@ class CorruptionWrapper(
             obs, semantic, depth = corrupt_frame(
                 obs, semantic, depth, state.corruption, state.severity, self._rng,
                 previous=self._previous, pattern_seed=self._pattern_seed,
+                scaling=self.scaling, state=self._state,
             )  # fmt: skip
             if "semantic" in info:
                 info["semantic"] = semantic
@@ -157,6 +180,7 @@ class CorruptionWrapper(
         self._seed(seed)
         self._frame = 0
         self._previous = None
+        self._state = {}
         obs, info = self.env.reset(seed=seed, options=options)
         if self._world_schedule:
             # The reset frame is rendered before we can act: set the start conditions and

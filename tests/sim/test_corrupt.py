@@ -429,21 +429,23 @@ def test_severity_out_of_range(sev):
         sim.corrupt(IMG, "fog", sev)
 
 
-@pytest.mark.parametrize("sev", ["3", None, True])
+@pytest.mark.parametrize("sev", ["3", [3], True])
 def test_severity_wrong_type(sev):
     with pytest.raises(TypeError, match="severity"):
         sim.corrupt(IMG, "fog", sev)
 
 
 def test_bad_images_and_side_inputs():
+    with pytest.raises(ValueError, match=r"float images must hold values in \[0, 1\]"):
+        sim.corrupt(IMG.astype(np.float32), "fog", 3)  # floats are [0, 1]; uint8 [0, 255]
     with pytest.raises(TypeError, match="uint8"):
-        sim.corrupt(IMG.astype(np.float32), "fog", 3)
+        sim.corrupt(IMG.astype(np.int32), "fog", 3)
     with pytest.raises(TypeError, match="numpy"):
         sim.corrupt(IMG.tolist(), "fog", 3)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        sim.corrupt(IMG[..., 0], "fog", 3)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         sim.corrupt(np.zeros((H, W, 4), np.uint8), "fog", 3)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        sim.corrupt_frame(IMG[..., 0], None, None, "fog", 3, 0)  # streams are RGB frames
     with pytest.raises(ValueError, match="depth"):
         sim.corrupt(IMG, "fog_depth", 3, depth=np.ones((H + 1, W), np.float32))
     with pytest.raises(TypeError, match="seed"):
