@@ -1,7 +1,8 @@
 """The corruption catalogue: names, groups and metadata, and the public entry points.
 
 Corruptions live one family per module (``noise``, ``blur``, ``weather``, ``digital``,
-``driving``) and register themselves in ``sim.corruptions.registry``; importing this module
+``driving``; the depth-aware optics in ``optics``, the faults that unfold over frames in
+``temporal``) and register themselves in ``sim.corruptions.registry``; importing this module
 imports them all. Severity: integers 1–5 select the published constants; a float in [0, 5]
 interpolates linearly between consecutive levels, level 0 being the identity parameters
 (``sim.corruptions.kernels.levels``). Corruptions whose parameters have no continuous identity
@@ -31,7 +32,16 @@ import numpy as np
 from sim.common.names import unknown_name
 
 # The family modules register their corruptions on import.
-from sim.corruptions import albu, blur, digital, driving, noise, weather  # noqa: F401
+from sim.corruptions import (  # noqa: F401
+    albu,
+    blur,
+    digital,
+    driving,
+    noise,
+    optics,
+    temporal,
+    weather,
+)
 from sim.corruptions.compat import (
     IMAGENET_C,
     IMAGENET_C_EXTRA,

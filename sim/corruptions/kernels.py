@@ -148,3 +148,18 @@ def poisson_table(lam: float) -> np.ndarray:
     for v in range(256):
         table[v] = np.repeat(values, counts[v])
     return table
+
+
+def poisson_gaussian(
+    x: np.ndarray, photons: float, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Sensor noise on a uint8 image: Poisson shot noise with ``photons`` at white, then
+    Gaussian read noise of ``sigma`` (on [0, 1] pixels), clipped; uint8 out."""
+    table = poisson_table(round(float(photons), 6)).ravel()
+    idx = x.astype(np.int32) << 16
+    idx |= uniform16(rng, x.shape)
+    steps = np.rint(normal_table() * np.float32(sigma * 255)).astype(np.int16)
+    out = steps[uniform16(rng, x.shape)]
+    out += table[idx]
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)

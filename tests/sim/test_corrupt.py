@@ -92,8 +92,13 @@ def test_catalogue_groups_and_metadata():
     } <= driving
     moving = {n for n in ALL if sim.corruption_info(n).moves_pixels}
     assert moving == {"elastic_transform", "camera_shake"}
-    assert [n for n in ALL if sim.corruption_info(n).needs_depth] == ["fog_depth"]
+    assert [n for n in ALL if sim.corruption_info(n).needs_depth] == [
+        "far_focus", "fog_depth", "forward_motion_blur", "lateral_motion_blur", "near_focus"
+    ]  # fmt: skip
     assert [n for n in ALL if sim.corruption_info(n).needs_previous] == ["frame_drop"]
+    assert [n for n in ALL if sim.corruption_info(n).stateful] == [
+        "auto_exposure_lag", "camera_crash"
+    ]  # fmt: skip
     info = sim.corruption_info("motion_blur")
     assert info.family == "blur" and info.description and info.name == "motion_blur"
     with pytest.raises(AttributeError):
@@ -159,7 +164,10 @@ def damage(name: str, sev: float) -> float:
     return float(np.mean(vals))
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("frame_drop", "saturate")])
+# frame drops and camera crashes hit a frame or leave it alone: their rates grow instead
+@pytest.mark.parametrize(
+    "name", [n for n in ALL if n not in ("frame_drop", "camera_crash", "saturate")]
+)
 def test_damage_grows_with_severity(name):
     d = [damage(name, s) for s in (1, 2, 3, 4, 5)]
     assert d[0] > 0
