@@ -1,13 +1,13 @@
 """The corruption catalogue: names, groups and metadata, and the public entry points.
 
 Corruptions live one family per module (``noise``, ``blur``, ``weather``, ``digital``,
-``driving``; the depth-aware optics in ``optics``, the faults that unfold over frames in
-``temporal``) and register themselves in ``sim.corruptions.registry``; importing this module
-imports them all. Severity: integers 1–5 select the published constants; a float in [0, 5]
-interpolates linearly between consecutive levels, level 0 being the identity parameters
-(``sim.corruptions.kernels.levels``). Corruptions whose parameters have no continuous identity
-(glass blur, fog, snow, spatter) blend linearly from the clean image to their level-1 result
-between severities 0 and 1.
+``driving``; the calibrated driving weather in ``driving_weather``, the depth-aware optics in
+``optics``, the faults that unfold over frames in ``temporal``) and register themselves in
+``sim.corruptions.registry``; importing this module imports them all. Severity: integers 1-5
+select the published constants; a float in [0, 5] interpolates linearly between consecutive
+levels, level 0 being the identity parameters (``sim.corruptions.kernels.levels``).
+Corruptions whose parameters have no continuous identity (glass blur, fog, snow, spatter)
+blend linearly from the clean image to their level-1 result between severities 0 and 1.
 
 Resolution rule: ImageNet-C constants were tuned for 224-px crops. Spatial constants (blur
 radii and sigmas, glass-blur shifts, snow flake size and streak length, camera-shake shift,
@@ -37,6 +37,7 @@ from sim.corruptions import (  # noqa: F401
     blur,
     digital,
     driving,
+    driving_weather,
     noise,
     optics,
     temporal,

@@ -42,6 +42,11 @@ def spatial_scale(shape: tuple[int, ...]) -> float:
     return min(shape[0], shape[1]) / REFERENCE_SIZE
 
 
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (x, y) coordinates of every pixel of an (h, w) frame."""
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Float [0, 1] image to uint8 with rounding and clipping."""
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)

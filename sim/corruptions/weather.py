@@ -125,15 +125,20 @@ def snow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
     )
     h, w = x.shape[:2]
     zoom = max(zoom * ctx.scale, 0.25)
-    # The published layer: N(loc, scale) noise zoomed by `zoom` (flake size), thresholded.
+    # The published layer: N(loc, scale) noise, its centre ceil(H/zoom) x ceil(W/zoom) zoomed
+    # by `zoom` (flake size) as scipy.ndimage.zoom does (order 1, corners to corners, output
+    # round(size * zoom)), thresholded, motion-blurred, then cropped to the frame top-left.
     sh, sw = max(2, math.ceil(h / zoom)), max(2, math.ceil(w / zoom))
     layer = rng.normal(loc, scale_, (sh, sw)).astype(np.float32)
-    layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
+    oh, ow = max(h, round(sh * zoom)), max(w, round(sw * zoom))
+    m = np.float32([[(sw - 1) / max(ow - 1, 1), 0, 0], [0, (sh - 1) / max(oh - 1, 1), 0]])
+    layer = cv2.warpAffine(layer, m, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     layer[layer < thresh] = 0
     np.clip(layer, 0, 1, out=layer)
     angle = rng.uniform(-135, -45)
     layer = apply_kernel(layer, motion_kernel(radius * ctx.scale, sigma * ctx.scale, angle))
-    layer = np.round(np.clip(layer, 0, 1) * 255) * np.float32(1 / 255)
+    layer = np.round(np.clip(layer, 0, 1) * 255)[:h, :w] * np.float32(1 / 255)
     gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
     x = keep * x + (1 - keep) * np.maximum(x, gray * 1.5 + 0.5)
     flakes = layer + layer[::-1, ::-1]

@@ -331,43 +331,6 @@ def test_motion_kernel_equals_shift_and_add(angle):
     assert np.abs(ours - ref).max() < 1e-4
 
 
-def test_fog_depth_is_koschmieder():
-    depth = np.full((H, W), 50.0, np.float32)
-    depth[:10] = np.inf  # sky
-    out = sim.corrupt(IMG, "fog_depth", 3, seed=0, depth=depth).astype(np.float64) / 255
-    t = np.exp(-0.02 * 50.0)  # severity 3: beta = 0.02 / m (visibility ~150 m)
-    ref = (IMG.astype(np.float64) / 255) * t + 0.82 * (1 - t)
-    assert np.abs(out[10:] - ref[10:]).max() <= 1 / 255 + 1e-9
-    assert np.abs(out[:10] - 0.82).max() <= 1 / 255 + 1e-9  # infinite depth: pure airlight
-    with pytest.raises(ValueError, match="depth"):
-        sim.corrupt(IMG, "fog_depth", 3)
-
-
-def test_fog_depth_uses_published_betas():
-    for sev, beta in ((1, 0.005), (2, 0.01), (3, 0.02)):
-        depth = np.full((H, W), 100.0, np.float32)
-        black = np.zeros((H, W, 3), np.uint8)
-        out = sim.corrupt(black, "fog_depth", sev, seed=0, depth=depth).astype(np.float64) / 255
-        assert out.mean() == pytest.approx(0.82 * (1 - np.exp(-beta * 100)), abs=1 / 255)
-
-
-def test_rain_uses_depth_when_given():
-    far = np.full((H, W), 500.0, np.float32)
-    near = np.full((H, W), 2.0, np.float32)
-    a = sim.corrupt(IMG, "rain", 4, seed=0, depth=far)
-    b = sim.corrupt(IMG, "rain", 4, seed=0, depth=near)
-    assert psnr(a, IMG) < psnr(b, IMG) - 1  # distant scene veiled more
-
-
-def test_night_darkens_and_adds_noise():
-    out = run("night", 3, seed=0).astype(np.float64) / 255
-    x = IMG.astype(np.float64) / 255
-    assert out.mean() < 0.7 * x.mean()
-    expected = x ** (1 / 0.4)  # gamma darkening c = .4
-    assert abs(out.mean() - expected.mean()) < 0.02
-    assert (out - expected).std() > 0.01  # Poisson-Gaussian noise on top
-
-
 # --- ground truth for pixel-moving corruptions ---------------------------------------------------
 
 

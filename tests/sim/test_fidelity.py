@@ -83,6 +83,58 @@ def test_zoom_blur_uses_the_published_layers():
         assert np.abs(sim.corrupt(img, "zoom_blur", sev, seed=0) - ref).max() <= 0.5 + 1e-6
 
 
+class _Fixed:
+    """Hands the snow corruption a given normal field and angle."""
+
+    def __init__(self, field: np.ndarray, angle: float):
+        self.field, self.angle = field, angle
+
+    def normal(self, loc, scale, size):
+        assert size == self.field.shape
+        return self.field * scale + loc
+
+    def uniform(self, low, high):
+        return self.angle
+
+
+@pytest.mark.parametrize("sev", [1, 2, 4])
+def test_snow_layer_is_zoomed_as_scipy_does(sev):
+    from scipy.ndimage import zoom as scipy_zoom
+
+    from sim.corruptions.registry import Context
+    from sim.corruptions.weather import snow
+
+    loc, scale, z, thresh, radius, sigma, keep = (
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), None,
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+    )[sev - 1]  # fmt: skip
+    h, w, angle = 60, 90, -100.0
+    ch, cw = int(np.ceil(h / z)), int(np.ceil(w / z))
+    field = np.random.default_rng(sev).standard_normal((ch, cw))
+    img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    # the published layer, written out: scipy zoom, threshold, shift-and-add motion blur
+    layer = scipy_zoom(field * scale + loc, z, order=1)
+    layer[layer < thresh] = 0
+    layer = np.clip(layer, 0, 1)
+    width = 2 * radius + 1
+    weights = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
+    weights /= weights.sum()
+    pad = np.pad(layer, width, mode="edge")
+    blurred = np.zeros_like(layer)
+    for i, wgt in enumerate(weights):
+        dy = -int(np.ceil(i * np.sin(np.deg2rad(angle)) - 0.5))
+        dx = -int(np.ceil(i * np.cos(np.deg2rad(angle)) - 0.5))
+        blurred += wgt * pad[width - dy : width - dy + layer.shape[0],
+                             width - dx : width - dx + layer.shape[1]]  # fmt: skip
+    flakes = (np.round(np.clip(blurred, 0, 1) * 255) / 255)[:h, :w]
+    x = img / 255.0
+    grey = cv2.cvtColor(x.astype(np.float32), cv2.COLOR_RGB2GRAY)[..., None]
+    x = keep * x + (1 - keep) * np.maximum(x, grey * 1.5 + 0.5)
+    ref = np.clip(x + (flakes + flakes[::-1, ::-1])[..., None], 0, 1) * 255
+    ours = snow(img / np.float32(255), float(sev), _Fixed(field, angle), Context(scale=1.0))
+    assert np.abs(np.clip(ours, 0, 1) * 255 - ref).max() < 0.6
+
+
 def test_pixelate_box_filter_matches_pillow():
     from PIL import Image
 
