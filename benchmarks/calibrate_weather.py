@@ -38,7 +38,7 @@ TARGETS = {"fog_depth": 0.84, "rain": 0.72, "night": 0.49}
 ANCHORS = {
     "fog_depth": ("FOG_BETA", 2.0, np.geomspace(0.002, 0.08, 11)),
     "rain": ("RAIN_RATE", 2.0, np.geomspace(5.0, 400.0, 11)),
-    "night": ("NIGHT_LUX", 0.25, np.geomspace(0.3, 300.0, 11)),
+    "night": ("NIGHT_LUX", 0.25, np.geomspace(0.1, 300.0, 13)),
 }
 
 

@@ -8,8 +8,9 @@ severity-3 anchor (see ``docs/calibration.md``):
 - ``rain``: rain rate R (mm/h) doubling per level; the veil's extinction follows from the
   Marshall-Palmer drop sizes (sigma = 0.365 R^0.63 /km: geometric optics, extinction
   efficiency 2), streaks and dimming grow with R.
-- ``night``: scene illuminance E (lux) falling 4x (2 stops) per level; the camera gains up to
-  6 stops, the rest stays underexposed, and photon and amplified read noise follow.
+- ``night``: scene illuminance E (lux) falling 4x (2 stops) per level; the camera exposes up
+  to 5 stops longer, then gains up to 6 stops (photon and amplified read noise), and the rest
+  stays underexposed.
 - ``sun_flare``: veiling glare from a low sun in view (no real-data target; documented only).
 
 The severity-3 anchors were chosen so that the bundled photometrically trained model keeps
@@ -125,28 +126,30 @@ def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
 NIGHT_LUX_S3 = 10.0
 NIGHT_LUX = ladder(NIGHT_LUX_S3, 0.25)
 DAY_LUX = 10_000.0  # the clean frames' exposure
-MAX_GAIN_STOPS = 6.0  # the camera's gain range (64x)
-DAY_PHOTONS = 4000.0  # photons per pixel at white in the clean exposure
-READ_NOISE = 0.0015  # read noise at unit gain, on [0, 1] pixels
+MAX_EXPOSURE_STOPS = 5.0  # longer exposure: 1 ms by day up to 32 ms
+MAX_GAIN_STOPS = 6.0  # then analogue/digital gain (64x)
+DAY_PHOTONS = 10_000.0  # photons (electrons) per pixel at white: a small sensor's full well
+READ_NOISE = 0.001  # read noise at unit gain, on [0, 1] pixels (10 electrons)
 GAMMA = 2.2
 
 
 def night_exposure(lux: float) -> tuple[float, float, float]:
     """(underexposure in stops, photons at white, read noise) of a frame at ``lux``.
 
-    The light deficit D = log2(DAY_LUX / lux) stops; the camera gains g = min(D, 6) stops and
-    the rest, D - g, stays underexposed. The sensor collects 2^-D of the day's photons, so
-    at the output's white the photon count is DAY_PHOTONS / 2^g; read noise grows by 2^g.
+    The light deficit D = log2(DAY_LUX / lux) stops is met first by a longer exposure (up to
+    5 stops: more photons, no extra noise), then by gain (up to 6 stops: fewer photons per
+    output level, read noise amplified), and what is left stays underexposed.
     """
     deficit = max(0.0, math.log2(DAY_LUX / lux))
-    gain = min(deficit, MAX_GAIN_STOPS)
-    return deficit - gain, DAY_PHOTONS / 2**gain, READ_NOISE * 2**gain
+    exposure = min(deficit, MAX_EXPOSURE_STOPS)
+    gain = min(deficit - exposure, MAX_GAIN_STOPS)
+    return deficit - exposure - gain, DAY_PHOTONS / 2**gain, READ_NOISE * 2**gain
 
 
 @register("driving")
 def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Night: scene illuminance 160-0.6 lux (10 at severity 3); camera gain up to 6 stops,
-    the rest underexposed, photon and amplified read noise."""
+    """Night: scene illuminance 160-0.6 lux (10 at severity 3); longer exposure, then gain
+    (photon and amplified read noise), the rest underexposed."""
     lux = math.exp(levels(tuple(math.log(v) for v in NIGHT_LUX), s, math.log(DAY_LUX)))
     under, photons, read = night_exposure(lux)
     lin = np.power(x, np.float32(GAMMA)) * np.float32(2.0**-under)

@@ -82,3 +82,21 @@ def test_a_run_with_albumentations_shifts_and_absolute_scaling(tmp_path):
     assert np.array_equal(blur["corrupted"], expect)
     mirror = samples["mirror"]
     assert np.array_equal(mirror["corrupted"], mirror["clean"][:, ::-1])
+
+
+def test_the_documented_shift_examples_validate(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import albumentations as A
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "corruptions.md").read_text("utf-8")
+    block = re.search(r"```yaml\n(corruptions:.*?)```", doc, re.S)
+    assert block, "docs/corruptions.md has no corruptions: example"
+    items = yaml.safe_load(block.group(1))["corruptions"]
+    monkeypatch.chdir(tmp_path)  # the example's pipeline file, relative to the working dir
+    A.save(A.Compose([A.ToGray(p=1.0)]), "my_pipeline.yaml", data_format="yaml")
+    sc = load_scenario(write_yaml(tmp_path / "doc.yaml", tiny(corruptions=items)))
+    labels = [c if isinstance(c, str) else c["label"] for c in sc.corruptions]
+    assert labels == ["fog", "albu-rain", "GaussNoise", "my_pipeline"]

@@ -57,10 +57,10 @@ def test_rain_uses_depth_when_given():
 def test_night_exposure_and_noise(sev):
     lux = dw.NIGHT_LUX[sev - 1]
     under, photons, read = dw.night_exposure(lux)
-    deficit = math.log2(10_000 / lux)
-    assert under == pytest.approx(max(0.0, deficit - 6)) and read == pytest.approx(
-        0.0015 * 2 ** min(deficit, 6)
-    )
+    deficit = math.log2(10_000 / lux)  # stops short of the day's light
+    gain = min(max(deficit - 5, 0), 6)  # after 5 stops of longer exposure
+    assert under == pytest.approx(max(0.0, deficit - 11))
+    assert photons == pytest.approx(10_000 / 2**gain) and read == pytest.approx(0.001 * 2**gain)
     grey = np.full((128, 128, 3), 180, np.uint8)
     out = sim.corrupt(grey, "night", sev, seed=0).astype(np.float64) / 255
     lin = (180 / 255) ** 2.2 * 2.0**-under
