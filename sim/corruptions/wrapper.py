@@ -41,8 +41,9 @@ class CorruptionWrapper(
 
     ## Arguments
     - ``env``: the environment to wrap.
-    - ``corruption``: a corruption name (``sim.corruption_names()``); may be ``None`` when a
-      ``schedule`` is given.
+    - ``corruption``: a corruption name (``sim.corruption_names()``) or an albumentations
+      shift spec (``{"albumentations": "RandomRain", "params": {...}}``, see
+      ``sim.corruptions.albu``); may be ``None`` when a ``schedule`` is given.
     - ``severity``: int 1-5 or float in [0, 5] for the fixed corruption.
     - ``schedule``: optional schedule spec (dict, kind name or ``sim.make_schedule`` result);
       overrides ``corruption``/``severity``. World schedules (day_to_night, ...) call the
@@ -59,7 +60,8 @@ class CorruptionWrapper(
 
     ## Version History
     - v0: initial version.
-    - v0 (0.2): ``scaling``; stateful corruptions keep their state through an episode.
+    - v0 (0.2): ``scaling``; albumentations shift specs; stateful corruptions keep their
+      state through an episode.
     """
 
     def __init__(
