@@ -13,9 +13,10 @@ severity-3 anchor (see ``docs/calibration.md``):
   stays underexposed.
 - ``sun_flare``: veiling glare from a low sun in view (no real-data target; documented only).
 
-The severity-3 anchors were chosen so that the bundled photometrically trained model keeps
-about the fraction of its clean mIoU that Cityscapes-trained models keep on ACDC for the
-condition; ``benchmarks/calibrate_weather.py`` measures it.
+The severity-3 anchors are the calibration knobs: the target is the fraction of clean mIoU
+that Cityscapes-trained models keep on ACDC for the condition, on the bundled photometrically
+trained model; ``benchmarks/calibrate_weather.py`` measures it (and ``--search`` finds the
+anchors), ``docs/calibration.md`` states what was measured on which model.
 """
 
 from __future__ import annotations
