@@ -22,14 +22,17 @@ BAND = 0.1
 STREAM_SEED = 710_000  # disjoint from training, validation and the calibration stream
 
 
-def _stream(frames: int):
+def _stream(drives: int, frames: int):
+    # Several short clear-day drives per source town: frames of one drive are alike, so one
+    # drive's fraction can sit 0.25 away from another's; 4 drives of 24 agree within 0.02.
     images, labels, depths = [], [], []
     for i, town in enumerate(("urban", "suburban")):
         config = sim.WorldConfig(height=128, width=256, town=town)
-        for f in sim.render_stream(config, STREAM_SEED + i, frames):
-            images.append(f.image)
-            labels.append(f.semantic)
-            depths.append(f.depth)
+        for k in range(drives):
+            for f in sim.render_stream(config, STREAM_SEED + 1000 * i + k, frames):
+                images.append(f.image)
+                labels.append(f.semantic)
+                depths.append(f.depth)
     return np.stack(images), np.stack(labels), np.stack(depths)
 
 
@@ -44,7 +47,7 @@ def test_photometric_model_keeps_the_acdc_fraction_at_severity_3():
         pytest.skip("needs the bundled photometrically trained model roadseg_s_photo")
     torch.set_num_threads(2)
     model = perception.load_pretrained("roadseg_s_photo")
-    images, labels, depths = _stream(24)
+    images, labels, depths = _stream(4, 24)
     clean = _miou(model, images, labels)
     for name, target in TARGETS.items():
         fractions = []
