@@ -7,9 +7,10 @@ Prints, per corruption, our ms/frame (mean over severities 1-5) at each size. Wh
 somewhere apart, e.g. ``pip install --target /tmp/ic imagecorruptions scikit-image`` and pass
 ``--reference /tmp/ic``), it also times the reference on the ImageNet-C corruptions, prints the
 speed ratio and the PSNR-to-clean of both per severity. The comparison runs ours with the
-published 224-px constants unscaled (``scale=1``), i.e. the same parameters the reference uses
-at any resolution; the "ours (native)" column is ours with the documented resolution scaling.
-The reference's global NumPy RNG is seeded per call so its runs are repeatable.
+published 224-px constants unscaled (``scaling="absolute"``), i.e. the same parameters the
+reference uses at any resolution; the "ours (native)" column is ours with the documented
+resolution scaling (relative). The reference's global NumPy RNG is seeded per call so its runs
+are repeatable.
 
 OpenCV is limited to one thread (the machine is shared); numbers are single-core.
 """
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 import sim
-from sim.corruptions.catalogue import IMAGENET_C, IMAGENET_C_EXTRA, _apply
+from sim.corruptions.catalogue import IMAGENET_C, IMAGENET_C_EXTRA
 
 
 def frame(h: int, w: int) -> np.ndarray:
@@ -144,7 +145,7 @@ def main() -> None:
         return
     h, w = sizes[-1]
     img = images[(h, w)]
-    print(f"\n## vs imagecorruptions 1.1.2 at {h}x{w} (same published constants, scale=1)\n")
+    print(f"\n## vs imagecorruptions 1.1.2 at {h}x{w} (published constants, absolute scaling)\n")
     print("| corruption | ours ms | ours (native) ms | reference ms | speed-up | "
           "PSNR s1-s5 ours | PSNR s1-s5 reference |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -153,10 +154,9 @@ def main() -> None:
         ours_ms, ref_ms, native_ms, p_ours, p_ref = [], [], [], [], []
         for s in range(1, 6):
             t, out = timed(
-                lambda s=s, name=name: _apply(img, None, None, name, s, 0, None, want_truth=False,
-                                   scale=1.0)[0],
+                lambda s=s, name=name: sim.corrupt(img, name, s, seed=0, scaling="absolute"),
                 args.repeats,
-            )  # fmt: skip
+            )
             ours_ms.append(t)
             p_ours.append(psnr(out, img))
             native_ms.append(timed(lambda s=s, name=name: sim.corrupt(img, name, s, seed=0), 1)[0])

@@ -51,7 +51,8 @@ class Shift:
     kind: str  # "clean" | "static" | "schedule" | "world"
     label: str  # the cells' ``corruption`` column
     severity: float = 0.0  # the cells' ``severity`` column (mean severity for schedules)
-    corruption: str | None = None  # static shifts
+    corruption: str | dict[str, Any] | None = None  # static: a name or an albumentations spec
     schedule: dict[str, Any] | str | None = None  # schedule shifts: the spec for make_schedule
     schedule_kind: str = "static"
     world: dict[str, Any] = field(default_factory=dict)  # world shifts: overrides of the world
+    scaling: str = "relative"  # how spatial constants follow the frame size (sim.corrupt)

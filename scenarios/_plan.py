@@ -13,6 +13,7 @@ order). A *work unit* is an adapted stream (``scenarios._protocols``) over a cle
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,18 +77,24 @@ def _schedule_shift(spec: Any, label: str, frames: int) -> tuple[Shift, dict[str
     return shift, world_sched
 
 
+def _static(sc: Scenario, corruption: str | dict[str, Any], severity: float) -> Shift:
+    """A static shift: a corruption name, or an albumentations spec named by its label."""
+    label = corruption if isinstance(corruption, str) else str(corruption["label"])
+    return Shift("static", label, float(severity), corruption, scaling=sc.scaling)
+
+
 def protocol_shifts(sc: Scenario) -> list[Shift]:
     """The shift list a carried protocol walks, in the listed order (gradual: its schedule)."""
     if sc.protocol == "gradual":
-        return [Shift("static", c, float(s), c) for c, s in gradual_schedule(sc.corruptions)]
-    return [Shift("static", c, float(s), c) for c in sc.corruptions for s in sc.severities]
+        return [_static(sc, c, s) for c, s in gradual_schedule(sc.corruptions)]
+    return [_static(sc, c, s) for c in sc.corruptions for s in sc.severities]
 
 
 def _ordered(sc: Scenario, order: int) -> list[Shift]:
     if sc.protocol == "gradual":  # an order permutes the corruption types, then the schedule
         perm = order_permutation(len(sc.corruptions), order)
         names = [sc.corruptions[i] for i in perm]
-        return [Shift("static", c, float(s), c) for c, s in gradual_schedule(names)]
+        return [_static(sc, c, s) for c, s in gradual_schedule(names)]
     shifts = protocol_shifts(sc)
     return [shifts[i] for i in order_permutation(len(shifts), order)]
 
@@ -130,11 +137,12 @@ def _reset_units(
         return out
     for c in sc.corruptions:
         for s in sc.severities:
-            shift = Shift(kind="static", label=c, severity=float(s), corruption=c)
+            shift = _static(sc, c, s)
             clean = _clean(sc, seed, dict(sc.world), sampling)
             out.append((shift, clean, reset_stream(shift, clean)))
     for spec in sc.schedule:
         shift, world_sched = _schedule_shift(spec.spec, spec.label or "schedule", n)
+        shift = dataclasses.replace(shift, scaling=sc.scaling)
         clean = _clean(sc, seed, dict(sc.world), sampling, world_sched)
         sched = sim.make_schedule(spec.spec)
         pieces = [(int(a), int(b), str(lbl)) for a, b, lbl in sched.segments(clean.frames)]
@@ -222,7 +230,7 @@ def expand_cells(sc: Scenario) -> list[dict[str, Any]]:
 def protocol_plan(sc: Scenario) -> dict[str, Any]:
     """``meta.protocol_plan``: rounds, the shift list of every order, the stream length."""
     if sc.protocol == RESET:
-        shifts = [Shift("static", c, float(s), c) for c in sc.corruptions for s in sc.severities]
+        shifts = [_static(sc, c, s) for c in sc.corruptions for s in sc.severities]
         orders = [[f"{s.label} s{s.severity:g}" for s in shifts]]
         frames = sc.frames * max(1, len(sc.label_shift))
     else:

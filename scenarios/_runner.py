@@ -469,8 +469,9 @@ def _families(sc: Scenario) -> dict[str, str]:
     """Corruption -> family of every corruption a cell or a schedule segment can show."""
     import sim
 
-    names = set(sc.corruptions)
+    items = list(sc.corruptions)  # names, or albumentations specs (named by their label)
     for spec in sc.schedule:
         data = sim.make_schedule(spec.spec).to_dict()
-        names |= {c for c in [data.get("corruption"), *(data.get("corruptions") or [])] if c}
-    return {n: sim.corruption_info(n).family for n in sorted(names)}
+        items += [c for c in [data.get("corruption"), *(data.get("corruptions") or [])] if c]
+    infos = [sim.corruption_info(c) for c in items]
+    return {i.name: i.family for i in sorted(infos, key=lambda i: i.name)}

@@ -129,7 +129,12 @@ class Scenario(_Strict):
     - ``methods``: names (``roadshift list methods``), ``module:Class`` paths, or
       ``{name, label, options}``; ``label`` tells two configurations of one method apart.
     - ``corruptions``: names or groups (``imagenet-c``, ``noise``, ``weather``, ``driving``,
-      ...); expanded in order without repeats. ``severities``: numbers in (0, 5].
+      ...), or albumentations shifts (``{albumentations: RandomRain, params: {...}}``,
+      ``{albumentations_file: pipeline.yaml}``, optional ``label``; see
+      ``sim.corruptions.albu``); expanded in order without repeats. ``severities``: numbers in
+      (0, 5].
+    - ``scaling``: ``relative`` (default: spatial constants times min(H, W) / 224) or
+      ``absolute`` (the published constants in pixels, as Cityscapes-C).
     - ``schedule``: ``static`` (default: the corruption x severity grid) or one or more
       ``sim.make_schedule`` specs (``{kind: continual, corruptions: [...]}``, ``gradual``,
       ``day_to_night``, ...), each run as one stream per method and seed with per-segment rows;
@@ -157,8 +162,9 @@ class Scenario(_Strict):
     description: str = ""
     methods: list[MethodSpec] = Field(min_length=1)
     baseline: str | None = None
-    corruptions: list[str] = Field(default_factory=list)
+    corruptions: list[str | dict[str, Any]] = Field(default_factory=list)
     severities: list[float] = Field(default_factory=lambda: [3.0])
+    scaling: Literal["relative", "absolute"] = "relative"
     schedule: list[ScheduleSpec] = Field(default_factory=list)
     world_shifts: list[WorldShiftSpec] = Field(default_factory=list)
     frames: int = Field(default=64, gt=0, le=1_000_000)
@@ -286,7 +292,8 @@ class Scenario(_Strict):
     @field_validator("corruptions", "seeds", "severities", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, (str, int, float)) and not isinstance(v, bool) else v
+        single = isinstance(v, (str, int, float, dict)) and not isinstance(v, bool)
+        return [v] if single else v
 
     @field_validator("severities")
     @classmethod

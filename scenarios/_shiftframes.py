@@ -52,6 +52,7 @@ class ShiftFrames:
         self._rng = corruption_rng(seed, shift)
         self._pattern_seed = stable_int("pattern", seed)  # one camera per seed: same dirt
         self._previous: np.ndarray | None = None
+        self._memory: dict[str, Any] = {}  # what stateful corruptions remember along the stream
         self._made = 0
         self._states: list[tuple[str | None, float]] = []
         self._file: Any = None
@@ -61,7 +62,7 @@ class ShiftFrames:
             self._file = os.fdopen(fd, "w+b")
             self._path = Path(name)
 
-    def state(self, i: int) -> tuple[str | None, float]:
+    def state(self, i: int) -> tuple[str | dict[str, Any] | None, float]:
         """The corruption and severity at natural frame ``i``."""
         if self.schedule is not None:
             st = self.schedule.state(i, self.n)
@@ -91,13 +92,14 @@ class ShiftFrames:
 
         image, labels, depth = self.reader.read(i)
         corr, sev = self.state(i)
-        self._states.append((corr, sev))
+        # rows name an albumentations shift by its label
+        self._states.append((self.shift.label if isinstance(corr, dict) else corr, sev))
         if corr is None or sev <= 0:
             observed, target = image, labels
         else:
             observed, target, _ = sim.corrupt_frame(
                 image, labels, depth, corr, sev, self._rng, previous=self._previous,
-                pattern_seed=self._pattern_seed,
+                pattern_seed=self._pattern_seed, scaling=self.shift.scaling, state=self._memory,
             )  # fmt: skip
         self._previous = observed
         return np.asarray(observed, np.uint8), np.asarray(target, np.uint8)

@@ -36,12 +36,14 @@ def check_names(sc: Scenario, src: str) -> Scenario:
     import sim
     from sim.corruptions.catalogue import expand_corruptions
 
-    # corruptions: names or groups, expanded in order, without repeats
+    # corruptions: names, groups or albumentations shifts, expanded in order, without repeats
     for i, c in enumerate(sc.corruptions):
         try:
             expand_corruptions([c])
         except ValueError as exc:
-            raise ScenarioError(f"{src}: corruptions[{i}]: {exc}") from None
+            # an albumentations spec's error names its field from "corruption." on
+            msg = _one_line(exc).removeprefix("corruption.").removeprefix("corruption: ")
+            raise ScenarioError(f"{src}: corruptions[{i}]: {msg}") from None
     expanded = expand_corruptions(sc.corruptions)
     if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
         raise ScenarioError(
@@ -83,7 +85,8 @@ def check_names(sc: Scenario, src: str) -> Scenario:
         for ws in sc.world_shifts
     ]
     labels += [ws.label for ws in shifts]
-    all_labels = labels + expanded + (["clean"] if sc.include_clean else [])
+    shift_names = [sim.corruption_info(c).name for c in expanded]  # an albumentations label
+    all_labels = labels + shift_names + (["clean"] if sc.include_clean else [])
     dup = sorted({x for x in all_labels if all_labels.count(x) > 1})
     if dup:
         raise ScenarioError(f"{src}: schedule/world_shifts: labels repeat: {', '.join(dup)}")

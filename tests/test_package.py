@@ -18,7 +18,8 @@ PUBLIC = {
     "sim": "CLASS_NAMES IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS WEATHER_PRESETS "
     "CorruptionInfo CorruptionWrapper DrivingStreamEnv Frame Schedule ShiftState Weather World "
     "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
-    "corruption_names make_schedule register_envs render_stream schedule_kinds",
+    "corruption_names get_corruption_names make_schedule register_envs render_stream "
+    "schedule_kinds",
     "perception": "CLASS_NAMES COTTA_JITTER DEFAULT_MODEL IGNORE_INDEX NORM_LAYERS NUM_CLASSES "
     "SAFETY_CLASSES Adapter AdapterInfo DenseAugment MethodTraits StreamMetrics TrainConfig "
     "TrainResult View adapter_info adapter_names augment configure_norm_layers confusion_matrix "

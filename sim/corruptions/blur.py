@@ -63,7 +63,9 @@ def zoom_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
     zmax, step = levels(
         ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)), s, (1.0, 0.01)
     )
-    zooms = np.arange(1.0, zmax - 1e-9, step)
+    # Exactly the published layers, np.arange(1, zmax, step): its float end point lands inside
+    # at severity 1, which has 12 layers (1.00 ... 1.11), not 11.
+    zooms = np.arange(1.0, zmax, step)
     h, w = x.shape[:2]
     acc = x.copy()
     for z in zooms:
@@ -86,9 +88,9 @@ def zoom_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -
 
 @register("blur")
 def glass_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Blur, local random pixel swaps, blur again (frosted glass)."""
+    """Blur, local pixel copies as the published code executes them, blur again (frosted glass)."""
     if s < 1:
-        # Pixel swaps do not shrink continuously to nothing: fade in the severity-1 result.
+        # Pixel moves do not shrink continuously to nothing: fade in the severity-1 result.
         return (1 - s) * x + s * glass_blur(x, 1.0, rng, ctx)
     sigma, delta, iters = levels(
         ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)), s, (0.0, 1, 1)
@@ -99,37 +101,62 @@ def glass_blur(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
     scaled = delta * ctx.scale
     delta = max(1, round(scaled))
     iters = max(1, round(round(iters) * (scaled / delta) ** 2))
-    # The published version quantises to uint8 between the two blurs.
-    img = np.floor(np.clip(gaussian(x, sigma), 0, 1) * 255).astype(np.uint8)
-    img = shuffle_pixels(img, delta, iters, rng)
+    # The published version truncates to uint8 between the two blurs.
+    img = (np.clip(gaussian(x, sigma), 0, 1) * 255).astype(np.uint8)
+    img = glass_copy(img, delta, iters, rng)
     return gaussian(img.astype(np.float32) * np.float32(1 / 255), sigma)
 
 
-def shuffle_pixels(img: np.ndarray, delta: int, iters: int, rng: np.random.Generator) -> np.ndarray:
-    """The glass-blur local shuffle, vectorised.
+def glass_sweep(h: int, w: int, delta: int) -> np.ndarray:
+    """Flat indices of the pixels the published sweep visits, in its order.
 
-    Published semantics: for every interior pixel (h, w) with delta < h <= H - delta (same for
-    w), visited bottom-right to top-left, swap it with (h + dy, w + dx), dy, dx uniform in
-    [-delta, delta - 1]. A swap touches a (2*delta)-wide window, so pixels on a lattice of
-    stride 2*delta never collide: each lattice class is swapped at once, classes are visited
-    in the same bottom-right to top-left order as the original sweep.
+    Rows ``h - delta`` down to ``delta + 1``, and in each row columns ``w - delta`` down to
+    ``delta + 1``: bottom-right to top-left, so the flat index strictly decreases.
     """
-    h, w = img.shape[:2]
-    stride = 2 * delta
     ys = np.arange(h - delta, delta, -1)
     xs = np.arange(w - delta, delta, -1)
-    if len(ys) == 0 or len(xs) == 0:
-        return img
-    flat = img.reshape(h * w, -1).copy()
+    return (ys[:, None] * w + xs[None, :]).ravel()
+
+
+def glass_copy(img: np.ndarray, delta: int, iters: int, rng: np.random.Generator) -> np.ndarray:
+    """The glass-blur pixel "swap" as the published code executes it, vectorised.
+
+    The published loop visits each pixel ``p`` of :func:`glass_sweep` and runs
+    ``x[p], x[q] = x[q], x[p]`` with ``q = p + (dy, dx)``, ``dx, dy`` uniform in
+    ``[-delta, delta - 1]``. On an RGB array ``x[q]`` is a view, so the first assignment
+    copies ``q`` into ``p`` and the second writes ``p``'s new value (``q``'s) back: a copy,
+    not a swap. Pixels are duplicated and content drifts by a pixel or two.
+
+    ``p`` takes the *current* value of ``q``: already overwritten when the sweep visited
+    ``q`` before ``p`` (``q`` in the sweep and later in flat order), otherwise the value the
+    iteration started with. Such chains run forwards in flat order, so each one ends at a
+    pixel that reads a start value; pointer doubling finds every chain's end at once.
+    Random draws: one ``(dx, dy)`` pair per visited pixel, in sweep order, per iteration
+    (``rng.integers(-delta, delta, size=(n, 2), dtype=np.int8)``), the order in which the
+    published loop draws them.
+    """
+    h, w = img.shape[:2]
+    n = h * w
+    sweep = glass_sweep(h, w, delta).astype(np.int32)
+    if sweep.size == 0:
+        return img.copy()
+    visited = np.zeros(n, bool)
+    visited[sweep] = True
+    # Compose the iterations as one index map (output pixel -> input pixel), gather once.
+    index = np.arange(n, dtype=np.int32)
     for _ in range(iters):
-        for oy in range(min(stride, len(ys))):
-            yy = ys[oy::stride]
-            for ox in range(min(stride, len(xs))):
-                xx = xs[ox::stride]
-                src = (yy[:, None] * w + xx[None, :]).ravel()
-                d = rng.integers(-delta, delta, size=(2, src.size))
-                dst = src + d[0] * w + d[1]
-                a = flat[src]
-                flat[src] = flat[dst]
-                flat[dst] = a
-    return flat.reshape(img.shape)
+        d = rng.integers(-delta, delta, size=(sweep.size, 2), dtype=np.int8)
+        src = sweep + d[:, 1].astype(np.int32) * w + d[:, 0]
+        follow = visited[src] & (src > sweep)
+        # read[p]: where p's value comes from if p ends a chain; link[p]: the next pixel.
+        read = np.arange(n, dtype=np.int32)
+        read[sweep] = src
+        link = np.arange(n, dtype=np.int32)
+        link[sweep[follow]] = src[follow]
+        while True:
+            nxt = link[link]
+            if np.array_equal(nxt, link):
+                break
+            link = nxt
+        index = index[read[link]]
+    return img.reshape(n, -1)[index].reshape(img.shape)

@@ -1,8 +1,8 @@
-"""Driving weather and camera faults, five severities each.
+"""Camera faults and lighting, five severities each.
 
-Modelled on the corruptions of driving robustness benchmarks (RoboBEV, MultiCorrupt, Foggy
-Cityscapes, RainCityscapes): physical fog with true depth, rain, low light, sun glare, shadows,
-lens dirt and sensor defects, frame drops, camera shake, optical and exposure faults.
+Modelled on the corruptions of driving robustness benchmarks (RoboBEV, MultiCorrupt): low
+light, shadows, lens dirt and sensor defects, frame drops, camera shake, optical and exposure
+faults. The calibrated weather (fog, rain, night, sun glare) lives in ``driving_weather``.
 """
 
 from __future__ import annotations
@@ -12,141 +12,26 @@ import math
 import cv2
 import numpy as np
 
-from sim.corruptions.kernels import (
-    apply_kernel,
-    gaussian,
-    levels,
-    normal_table,
-    poisson_table,
-    uniform16,
-)
+from sim.corruptions.kernels import gaussian, levels, pixel_grid, poisson_gaussian
 from sim.corruptions.registry import Context, Warp, register
-
-AIRLIGHT = np.float32(0.82)
-
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-
-
-def _line_kernel(length: float, angle_deg: float) -> np.ndarray:
-    """Un-normalised line of ones (a rain streak footprint), ``angle`` from the vertical."""
-    n = max(1, round(length))
-    size = 2 * n + 1
-    k = np.zeros((size, size), np.float32)
-    a = math.radians(angle_deg)
-    dx, dy = math.sin(a), math.cos(a)
-    for i in range(n + 1):
-        k[round(n - i * dy), round(n - i * dx)] = 1.0
-    return k
-
-
-@register("driving", needs_depth=True)
-def fog_depth(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    # beta 0.005 / 0.01 / 0.02 m^-1 are Foggy Cityscapes' levels (visibility ~600, 300, 150 m).
-    """Koschmieder fog with true depth: beta .005-.08 /m, airlight .82."""
-    beta = levels((0.005, 0.01, 0.02, 0.04, 0.08), s, 0.0)
-    d = np.asarray(ctx.depth, np.float32)
-    # Sky (inf) and undefined (NaN) depth get transmission exp(-inf) = 0: pure airlight.
-    t = np.exp(-np.float32(beta) * np.where(np.isnan(d), np.float32(np.inf), d))[..., None]
-    return x * t + AIRLIGHT * (1 - t)
-
-
-@register("driving")
-def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Rain streaks, veiling (depth-aware when depth is given), dimming."""
-    density, length, alpha, veil, beta, dim, blur = levels(
-        (
-            (0.002, 8, 0.25, 0.06, 0.003, 0.95, 0.0),
-            (0.004, 12, 0.3, 0.12, 0.006, 0.9, 0.3),
-            (0.007, 16, 0.35, 0.2, 0.012, 0.85, 0.5),
-            (0.011, 20, 0.4, 0.3, 0.02, 0.8, 0.7),
-            (0.016, 26, 0.45, 0.42, 0.035, 0.74, 1.0),
-        ),
-        s,
-        (0, 0, 0, 0, 0, 1.0, 0),
-    )
-    h, w = x.shape[:2]
-    k = ctx.scale
-    out = x * np.float32(dim)
-    if blur * k > 0.2:
-        out = gaussian(out, blur * k)
-    # Veiling by drops in the air: Koschmieder with the rain's extinction when depth is known,
-    # a uniform contrast loss otherwise.
-    if ctx.depth is not None:
-        d = np.nan_to_num(np.asarray(ctx.depth, np.float32), nan=np.inf)
-        t = np.exp(-np.float32(beta) * d)[..., None]
-    else:
-        t = np.float32(1 - veil)
-    out = out * t + np.float32(0.7 * dim) * (1 - t)
-    seeds = (rng.random((h, w), dtype=np.float32) < density).astype(np.float32)
-    seeds *= rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
-    angle = rng.uniform(-15, 15)
-    streaks = np.clip(apply_kernel(seeds, _line_kernel(length * k, angle)), 0, 1)
-    streaks = cv2.GaussianBlur(streaks, (3, 3), 0.6)[..., None] * np.float32(alpha * 2)
-    streaks = np.minimum(streaks, 1.0)
-    return out * (1 - streaks) + np.float32(0.85) * streaks
 
 
 @register("driving", uint8_input=True)
-def night(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Low light: gamma darkening c=.6-.2 then Poisson-Gaussian noise."""
-    c, photons, read = levels(
-        (
-            (0.6, 200, 0.005),
-            (0.5, 150, 0.008),
-            (0.4, 100, 0.012),
-            (0.3, 70, 0.016),
-            (0.2, 50, 0.02),
-        ),
+def low_light(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
+    """Low light as RoboBEV/RoboDepth: the image's range mapped to [0, c] with gamma 2,
+    c = .6-.2, then Poisson-Gaussian sensor noise."""
+    c, photons, sigma = levels(
+        ((0.6, 600, 0.008), (0.5, 250, 0.012), (0.4, 120, 0.018), (0.3, 50, 0.026),
+         (0.2, 30, 0.038)),
         s,
-        (1.0, 2000, 0.0),
-    )
-    # Gamma darkening x ** (1 / c) as a look-up table, then photon (Poisson) noise with
-    # `photons` at white and Gaussian read noise, both by table look-up (sim.corruptions.kernels).
-    lut = np.rint(np.power(np.arange(256) / 255, 1 / c) * 255).astype(np.uint8)
-    dark = cv2.LUT(x, lut)
-    table = poisson_table(round(float(photons), 6)).ravel()
-    idx = dark.astype(np.int32) << 16
-    idx |= uniform16(rng, x.shape)
-    steps = np.rint(normal_table() * np.float32(read * 255)).astype(np.int16)
-    out = steps[uniform16(rng, x.shape)]
-    out += table[idx]
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
-
-
-@register("driving")
-def sun_flare(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Low sun in view: glow, lens ghosts and veiling glare."""
-    strength, radius, glare = levels(
-        (
-            (0.35, 0.12, 0.04),
-            (0.5, 0.16, 0.08),
-            (0.65, 0.2, 0.12),
-            (0.8, 0.25, 0.17),
-            (0.95, 0.3, 0.24),
-        ),
-        s,
-        (0, 0.1, 0),
-    )
-    h, w = x.shape[:2]
-    diag = math.hypot(h, w)
-    sx, sy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.03, 0.35) * h
-    gx, gy = _grid(h, w)
-    light = np.zeros((h, w), np.float32)
-    r2 = (gx - sx) ** 2 + (gy - sy) ** 2
-    light += np.exp(-r2 / np.float32((radius * diag) ** 2))
-    # Ghosts: soft discs along the line from the sun through the image centre.
-    cx, cy = w / 2, h / 2
-    for pos in rng.uniform(-1.2, 0.9, 4):
-        gx0, gy0 = cx + pos * (cx - sx), cy + pos * (cy - sy)
-        rr = rng.uniform(0.02, 0.06) * diag
-        d2 = (gx - gx0) ** 2 + (gy - gy0) ** 2
-        light += np.float32(rng.uniform(0.15, 0.35)) * np.exp(-((d2 / np.float32(rr**2)) ** 2))
-    tint = np.float32([1.0, 0.93, 0.78])
-    add = np.clip(light * np.float32(strength), 0, 1)[..., None] * tint + np.float32(glare)
-    return 1 - (1 - x) * (1 - np.clip(add, 0, 1))  # screen blend
+        (1.0, 6000, 0.0),
+    )  # fmt: skip
+    # imadjust(x, min, max, 0, c, gamma=2) over the whole image, then Poisson with
+    # 10x ImageNet-C's shot-noise photon counts and Gaussian with 0.1x its sigmas.
+    lo, hi = int(x.min()), int(x.max())
+    v = np.clip((np.arange(256) - lo) / max(hi - lo, 1), 0, 1)
+    lut = np.rint(v**2 * c * 255).astype(np.uint8)
+    return poisson_gaussian(cv2.LUT(x, lut), photons, sigma, rng)
 
 
 @register("driving")
@@ -265,7 +150,7 @@ def camera_shake(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context
     mag = shift * ctx.scale * rng.uniform(0.7, 1.0)
     tx, ty = mag * math.cos(a), mag * math.sin(a)
     theta = math.radians(roll * rng.choice([-1.0, 1.0]) * rng.uniform(0.7, 1.0))
-    gx, gy = _grid(h, w)
+    gx, gy = pixel_grid(h, w)
     cx, cy = (w - 1) / 2, (h - 1) / 2
     # Inverse map: output pixel p samples R^-1 (p - c - t) + c.
     ct, st = math.cos(theta), math.sin(theta)
@@ -278,7 +163,7 @@ def vignetting(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) 
     """Radial light fall-off to 20-80% darker corners."""
     a = levels((0.2, 0.35, 0.5, 0.65, 0.8), s, 0.0)
     h, w = x.shape[:2]
-    gx, gy = _grid(h, w)
+    gx, gy = pixel_grid(h, w)
     r2 = ((gx - (w - 1) / 2) ** 2 + (gy - (h - 1) / 2) ** 2) / np.float32(
         (w / 2) ** 2 + (h / 2) ** 2
     )

@@ -42,6 +42,11 @@ def spatial_scale(shape: tuple[int, ...]) -> float:
     return min(shape[0], shape[1]) / REFERENCE_SIZE
 
 
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (x, y) coordinates of every pixel of an (h, w) frame."""
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Float [0, 1] image to uint8 with rounding and clipping."""
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -148,3 +153,18 @@ def poisson_table(lam: float) -> np.ndarray:
     for v in range(256):
         table[v] = np.repeat(values, counts[v])
     return table
+
+
+def poisson_gaussian(
+    x: np.ndarray, photons: float, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Sensor noise on a uint8 image: Poisson shot noise with ``photons`` at white, then
+    Gaussian read noise of ``sigma`` (on [0, 1] pixels), clipped; uint8 out."""
+    table = poisson_table(round(float(photons), 6)).ravel()
+    idx = x.astype(np.int32) << 16
+    idx |= uniform16(rng, x.shape)
+    steps = np.rint(normal_table() * np.float32(sigma * 255)).astype(np.int16)
+    out = steps[uniform16(rng, x.shape)]
+    out += table[idx]
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)

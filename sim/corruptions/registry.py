@@ -4,9 +4,9 @@ Every corruption is a function ``fn(image, severity, rng, ctx) -> array`` regist
 ``CORRUPTIONS`` with a :class:`CorruptionInfo`. ``image`` is float32 in [0, 1] (H, W, 3)
 (or the uint8 image itself for fast paths registered with ``uint8_input``), ``severity`` a
 float in (0, 5], ``rng`` a seeded ``numpy.random.Generator`` and ``ctx`` a :class:`Context`
-with the optional depth map, the previous frame and the spatial scale. Pixel-moving
-corruptions return a :class:`Warp` (sampling maps) that ``corrupt_frame`` applies to the
-image, the labels and the depth alike.
+with the optional depth map, the previous frame, the spatial scale and the stream's state.
+Pixel-moving corruptions return a :class:`Warp` (sampling maps) that ``corrupt_frame``
+applies to the image, the labels and the depth alike.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class CorruptionInfo:
     moves_pixels: bool = False
     needs_depth: bool = False
     needs_previous: bool = False
+    stateful: bool = False
     description: str = ""
 
 
@@ -43,6 +44,15 @@ class Context:
     previous: np.ndarray | None = None
     scale: float = 1.0
     pattern_seed: int | None = None
+    state: dict | None = None
+
+    def memory(self, key: str) -> dict:
+        """The dict a stateful corruption keeps between frames of one stream under ``key``
+        (a fresh one when the caller keeps no state: a single image is a stream's first
+        frame)."""
+        if self.state is None:
+            return {}
+        return self.state.setdefault(key, {})
 
     def pattern_rng(self, rng: np.random.Generator) -> np.random.Generator:
         """Generator for defects fixed to the camera (dead pixels, lens dirt).
@@ -82,6 +92,7 @@ def register(
     moves_pixels: bool = False,
     needs_depth: bool = False,
     needs_previous: bool = False,
+    stateful: bool = False,
     uint8_input: bool = False,
     override: bool = False,
 ) -> Callable[[CorruptionFn], CorruptionFn]:
@@ -89,8 +100,10 @@ def register(
 
     The function's docstring, first paragraph, is its description (``roadshift list
     corruptions``). ``uint8_input``: the function works on the uint8 image directly (a fast
-    path for look-up-table and OpenCV-native operations) instead of float32 in [0, 1]. A name
-    that is already registered raises ``ValueError`` unless ``override=True``.
+    path for look-up-table and OpenCV-native operations) instead of float32 in [0, 1].
+    ``stateful``: the function remembers across a stream's frames in ``ctx.memory(name)``
+    (the caller keeps the state dict; see ``corrupt_frame``). A name that is already
+    registered raises ``ValueError`` unless ``override=True``.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
@@ -99,7 +112,9 @@ def register(
         key = name or fn.__name__
         CORRUPTIONS.check_free(key, override)
         description = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0].split())
-        info = CorruptionInfo(key, family, moves_pixels, needs_depth, needs_previous, description)
+        info = CorruptionInfo(
+            key, family, moves_pixels, needs_depth, needs_previous, stateful, description
+        )
         UINT8_INPUT.discard(key)
         if uint8_input:
             UINT8_INPUT.add(key)

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sim.common.registry import Registry
+from sim.corruptions import albu
 from sim.corruptions.catalogue import IMAGENET_C, check_severity, corruption_names
 from sim.corruptions.registry import CORRUPTIONS
 
@@ -175,15 +176,22 @@ def _schedule(cls: type[Schedule]) -> type[Schedule]:
 class Static(Schedule):
     kind: ClassVar[str] = "static"
     continual: ClassVar[bool] = False
-    corruption: str = "gaussian_noise"
+    corruption: str | dict = "gaussian_noise"  # a name, or an albumentations shift spec
     severity: float = 3
 
     def __post_init__(self) -> None:
-        _check_corruption(self.corruption)
+        if albu.is_spec(self.corruption):
+            try:
+                object.__setattr__(self, "corruption", albu.resolved(self.corruption))
+            except ValueError as exc:
+                raise ValueError(f"schedule field 'corruption': {exc}") from None
+        else:
+            _check_corruption(self.corruption)
         object.__setattr__(self, "severity", _check_sev("severity", self.severity))
 
     def _at(self, frame, n):
-        return self.corruption, self.severity, f"{self.corruption} s{self.severity:g}", None
+        name = self.corruption["label"] if albu.is_spec(self.corruption) else self.corruption
+        return self.corruption, self.severity, f"{name} s{self.severity:g}", None
 
 
 @_schedule

@@ -1,7 +1,7 @@
 """ImageNet-C weather corruptions: snow, frost, fog, brightness, spatter.
 
-Frost uses a procedural, seeded ice texture instead of the published photographs (no image
-files ship with roadshift); its mean colour and contrast are matched to those photographs.
+Frost overlays crops of synthetic photographs instead of the published ones (no image files
+ship with roadshift), matched to the photographs' statistics (``frost_texture``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import cv2
 import numpy as np
 
+from sim.corruptions.frost_texture import frost_texture
 from sim.corruptions.kernels import apply_kernel, gaussian, levels, motion_kernel
 from sim.corruptions.registry import Context, register
 
@@ -124,15 +125,20 @@ def snow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
     )
     h, w = x.shape[:2]
     zoom = max(zoom * ctx.scale, 0.25)
-    # The published layer: N(loc, scale) noise zoomed by `zoom` (flake size), thresholded.
+    # The published layer: N(loc, scale) noise, its centre ceil(H/zoom) x ceil(W/zoom) zoomed
+    # by `zoom` (flake size) as scipy.ndimage.zoom does (order 1, corners to corners, output
+    # round(size * zoom)), thresholded, motion-blurred, then cropped to the frame top-left.
     sh, sw = max(2, math.ceil(h / zoom)), max(2, math.ceil(w / zoom))
     layer = rng.normal(loc, scale_, (sh, sw)).astype(np.float32)
-    layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_LINEAR)
+    oh, ow = max(h, round(sh * zoom)), max(w, round(sw * zoom))
+    m = np.float32([[(sw - 1) / max(ow - 1, 1), 0, 0], [0, (sh - 1) / max(oh - 1, 1), 0]])
+    layer = cv2.warpAffine(layer, m, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     layer[layer < thresh] = 0
     np.clip(layer, 0, 1, out=layer)
     angle = rng.uniform(-135, -45)
     layer = apply_kernel(layer, motion_kernel(radius * ctx.scale, sigma * ctx.scale, angle))
-    layer = np.round(np.clip(layer, 0, 1) * 255) * np.float32(1 / 255)
+    layer = np.round(np.clip(layer, 0, 1) * 255)[:h, :w] * np.float32(1 / 255)
     gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
     x = keep * x + (1 - keep) * np.maximum(x, gray * 1.5 + 0.5)
     flakes = layer + layer[::-1, ::-1]
@@ -142,61 +148,12 @@ def snow(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
 # ---------------------------------------------------------------------------------------------
 # frost
 
-_FROST_TINT = np.float32([0.80, 0.93, 1.0])
-
-
-def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded ice-crystal texture, uint8 (h, w, 3), like the published frost photographs.
-
-    Low-frequency haze plus branching needle crystals and rime speckle, bluish white. Built
-    at a working size proportional to the frame (so crystals keep their size relative to the
-    image, as the published photographs do after resizing) and upsampled.
-    """
-    short = min(h, w)
-    f = min(1.0, 192 / short)
-    th, tw = max(16, round(h * f)), max(16, round(w * f))
-    unit = min(th, tw) / 224
-    haze = cv2.resize(
-        rng.random((max(2, th // 24), max(2, tw // 24)), dtype=np.float32),
-        (tw, th),
-        interpolation=cv2.INTER_CUBIC,
-    )
-    crystals = np.zeros((th, tw), np.float32)
-    n_seeds = int(60 * th * tw / (224 * 224)) + 8
-    pts = rng.random((n_seeds, 2)) * (tw, th)
-    angles = rng.uniform(0, 2 * np.pi, n_seeds)
-    lengths = rng.uniform(10, 40, n_seeds) * unit
-    shades = rng.uniform(0.35, 1.0, n_seeds)
-    for (px, py), a, ln, sh in zip(pts, angles, lengths, shades, strict=True):
-        # One needle with two side branches: the dendrite look of window frost.
-        ex, ey = px + ln * math.cos(a), py + ln * math.sin(a)
-        cv2.line(crystals, (int(px), int(py)), (int(ex), int(ey)), float(sh), 1, cv2.LINE_AA)
-        for frac, turn in ((0.4, 0.6), (0.7, -0.6)):
-            bx, by = px + frac * (ex - px), py + frac * (ey - py)
-            bl = ln * 0.4
-            cv2.line(
-                crystals,
-                (int(bx), int(by)),
-                (int(bx + bl * math.cos(a + turn)), int(by + bl * math.sin(a + turn))),
-                float(sh) * 0.8,
-                1,
-                cv2.LINE_AA,
-            )
-    crystals = cv2.GaussianBlur(crystals, (3, 3), 0.7)
-    speckle = (rng.random((th, tw), dtype=np.float32) > 0.97).astype(np.float32) * 0.5
-    g = 0.36 + 0.55 * haze + 0.8 * crystals + speckle
-    g = cv2.GaussianBlur(g, (3, 3), 0.6)
-    tex = np.clip(g[..., None] * _FROST_TINT * 235.0 + 0.5, 0, 255).astype(np.uint8)
-    if (th, tw) != (h, w):
-        tex = cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR)
-    return tex
-
 
 @register("weather", uint8_input=True)
 def frost(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Ice crystals on the lens (procedural texture) blended in."""
+    """Ice crystals on the lens (a crop of a synthetic frost photograph) blended in."""
     keep, amount = levels(((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)), s, (1, 0))
-    tex = frost_texture(x.shape[0], x.shape[1], rng)
+    tex = frost_texture(x.shape[0], x.shape[1], rng, scale=ctx.scale)
     return cv2.addWeighted(x, keep, tex, amount, 0.0)
 
 

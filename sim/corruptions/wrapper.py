@@ -7,7 +7,12 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from sim.corruptions.catalogue import check_severity, corrupt_frame, corruption_info
+from sim.corruptions.catalogue import (
+    check_severity,
+    corrupt_frame,
+    corruption_info,
+    resolve_scale,
+)
 from sim.corruptions.schedules import Schedule, make_schedule
 
 DEFAULT_STREAM_FRAMES = 1000
@@ -36,17 +41,27 @@ class CorruptionWrapper(
 
     ## Arguments
     - ``env``: the environment to wrap.
-    - ``corruption``: a corruption name (``sim.corruption_names()``); may be ``None`` when a
-      ``schedule`` is given.
+    - ``corruption``: a corruption name (``sim.corruption_names()``) or an albumentations
+      shift spec (``{"albumentations": "RandomRain", "params": {...}}``, see
+      ``sim.corruptions.albu``); may be ``None`` when a ``schedule`` is given.
     - ``severity``: int 1-5 or float in [0, 5] for the fixed corruption.
     - ``schedule``: optional schedule spec (dict, kind name or ``sim.make_schedule`` result);
       overrides ``corruption``/``severity``. World schedules (day_to_night, ...) call the
       unwrapped env's ``set_conditions`` before each step.
     - ``n_frames``: the stream length the schedule is laid out on (default: the env spec's
       ``max_episode_steps``, else 1000). Frames past the end keep the last state.
+    - ``scaling``: ``relative`` (default: spatial constants times ``min(H, W) / 224``) or
+      ``absolute`` (the published constants in pixels, as Cityscapes-C).
+
+    ## Memory
+    Temporal corruptions see the previous observation (``frame_drop``); stateful ones
+    (``auto_exposure_lag``, ``camera_crash``) keep their state for the episode; ``reset``
+    clears both.
 
     ## Version History
     - v0: initial version.
+    - v0 (0.2): ``scaling``; albumentations shift specs; stateful corruptions keep their
+      state through an episode.
     """
 
     def __init__(
@@ -56,9 +71,15 @@ class CorruptionWrapper(
         severity: float = 3,
         schedule: dict | str | Schedule | None = None,
         n_frames: int | None = None,
+        scaling: str = "relative",
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
-            self, corruption=corruption, severity=severity, schedule=schedule, n_frames=n_frames
+            self,
+            corruption=corruption,
+            severity=severity,
+            schedule=schedule,
+            n_frames=n_frames,
+            scaling=scaling,
         )
         gym.ObservationWrapper.__init__(self, env)
         space = env.observation_space
@@ -87,6 +108,9 @@ class CorruptionWrapper(
         if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
         self.n_frames = n_frames
+        resolve_scale(scaling, (1, 1))  # raises for anything but relative / absolute
+        self.scaling = scaling
+        self._state: dict[str, Any] = {}
         self._world_schedule = self.schedule.state(0, n_frames).world is not None
         if self._world_schedule and _world_setter(env) is None:
             raise ValueError(
@@ -125,6 +149,7 @@ class CorruptionWrapper(
             obs, semantic, depth = corrupt_frame(
                 obs, semantic, depth, state.corruption, state.severity, self._rng,
                 previous=self._previous, pattern_seed=self._pattern_seed,
+                scaling=self.scaling, state=self._state,
             )  # fmt: skip
             if "semantic" in info:
                 info["semantic"] = semantic
@@ -157,6 +182,7 @@ class CorruptionWrapper(
         self._seed(seed)
         self._frame = 0
         self._previous = None
+        self._state = {}
         obs, info = self.env.reset(seed=seed, options=options)
         if self._world_schedule:
             # The reset frame is rendered before we can act: set the start conditions and

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.corruptions.blur import shuffle_pixels
 from sim.corruptions.kernels import motion_kernel
 
 H, W = 64, 128
@@ -93,8 +92,13 @@ def test_catalogue_groups_and_metadata():
     } <= driving
     moving = {n for n in ALL if sim.corruption_info(n).moves_pixels}
     assert moving == {"elastic_transform", "camera_shake"}
-    assert [n for n in ALL if sim.corruption_info(n).needs_depth] == ["fog_depth"]
+    assert [n for n in ALL if sim.corruption_info(n).needs_depth] == [
+        "far_focus", "fog_depth", "forward_motion_blur", "lateral_motion_blur", "near_focus"
+    ]  # fmt: skip
     assert [n for n in ALL if sim.corruption_info(n).needs_previous] == ["frame_drop"]
+    assert [n for n in ALL if sim.corruption_info(n).stateful] == [
+        "auto_exposure_lag", "camera_crash"
+    ]  # fmt: skip
     info = sim.corruption_info("motion_blur")
     assert info.family == "blur" and info.description and info.name == "motion_blur"
     with pytest.raises(AttributeError):
@@ -160,7 +164,10 @@ def damage(name: str, sev: float) -> float:
     return float(np.mean(vals))
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("frame_drop", "saturate")])
+# frame drops and camera crashes hit a frame or leave it alone: their rates grow instead
+@pytest.mark.parametrize(
+    "name", [n for n in ALL if n not in ("frame_drop", "camera_crash", "saturate")]
+)
 def test_damage_grows_with_severity(name):
     d = [damage(name, s) for s in (1, 2, 3, 4, 5)]
     assert d[0] > 0
@@ -267,7 +274,7 @@ def test_saturate_matches_hsv_saturation_scale(sev):
     assert np.abs(run("saturate", sev).astype(np.float64) - ref).max() <= 1.5
 
 
-@pytest.mark.parametrize("sev", [1, 2, 5])
+@pytest.mark.parametrize("sev", [1, 2, 3, 4, 5])
 def test_pixelate_matches_pil_box_then_nearest(sev):
     from PIL import Image
 
@@ -276,13 +283,10 @@ def test_pixelate_matches_pil_box_then_nearest(sev):
     small = pil.resize((int(W * c), int(H * c)), Image.Resampling.BOX)
     ref = np.asarray(small.resize((W, H), Image.Resampling.NEAREST))
     ours = run("pixelate", sev)
-    # OpenCV's area filter and PIL's box filter weigh partially covered pixels slightly
-    # differently; integer factors (0.5, 0.25) agree almost exactly.
-    diff = np.abs(ours.astype(int) - ref.astype(int))
-    if c in (0.5, 0.25):
-        assert diff.max() <= 1  # rounding only
-    assert diff.mean() < 2.5
-    assert psnr(ours, ref) > 33
+    # Pillow's box filter counts a pixel fully or not at all; ours does the same (an area
+    # filter would differ by up to 40 levels at .6). Pillow rounds between its two passes
+    # in its own way: one level at most.
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("sev", [1, 3, 5])
@@ -325,57 +329,6 @@ def test_motion_kernel_equals_shift_and_add(angle):
         ref += w[i] * pad[width - dy : width - dy + 40, width - dx : width - dx + 50]
     ours = cv2.filter2D(x, -1, motion_kernel(radius, sigma, angle), borderType=cv2.BORDER_REPLICATE)
     assert np.abs(ours - ref).max() < 1e-4
-
-
-def test_glass_shuffle_is_a_local_permutation():
-    img = np.arange(60 * 80, dtype=np.int64).reshape(60, 80, 1)
-    out = shuffle_pixels(img, 3, 2, np.random.default_rng(0))
-    assert np.array_equal(np.sort(out.ravel()), np.sort(img.ravel()))  # nothing lost or doubled
-    assert (out != img).mean() > 0.5
-    ys, xs = np.divmod(out[..., 0], 80)
-    yy, xx = np.mgrid[:60, :80]
-    # Pixels move locally (chains of swaps, as in the published sweep, can carry a few further).
-    dist = np.hypot(ys - yy, xs - xx)
-    assert np.median(dist) <= 2 * 3 and np.percentile(dist, 90) <= 6 * 3
-    # Border rows/columns outside the sweep's source range are only reached as swap targets.
-    assert np.array_equal(shuffle_pixels(img, 3, 2, np.random.default_rng(0)), out)
-
-
-def test_fog_depth_is_koschmieder():
-    depth = np.full((H, W), 50.0, np.float32)
-    depth[:10] = np.inf  # sky
-    out = sim.corrupt(IMG, "fog_depth", 3, seed=0, depth=depth).astype(np.float64) / 255
-    t = np.exp(-0.02 * 50.0)  # severity 3: beta = 0.02 / m (visibility ~150 m)
-    ref = (IMG.astype(np.float64) / 255) * t + 0.82 * (1 - t)
-    assert np.abs(out[10:] - ref[10:]).max() <= 1 / 255 + 1e-9
-    assert np.abs(out[:10] - 0.82).max() <= 1 / 255 + 1e-9  # infinite depth: pure airlight
-    with pytest.raises(ValueError, match="depth"):
-        sim.corrupt(IMG, "fog_depth", 3)
-
-
-def test_fog_depth_uses_published_betas():
-    for sev, beta in ((1, 0.005), (2, 0.01), (3, 0.02)):
-        depth = np.full((H, W), 100.0, np.float32)
-        black = np.zeros((H, W, 3), np.uint8)
-        out = sim.corrupt(black, "fog_depth", sev, seed=0, depth=depth).astype(np.float64) / 255
-        assert out.mean() == pytest.approx(0.82 * (1 - np.exp(-beta * 100)), abs=1 / 255)
-
-
-def test_rain_uses_depth_when_given():
-    far = np.full((H, W), 500.0, np.float32)
-    near = np.full((H, W), 2.0, np.float32)
-    a = sim.corrupt(IMG, "rain", 4, seed=0, depth=far)
-    b = sim.corrupt(IMG, "rain", 4, seed=0, depth=near)
-    assert psnr(a, IMG) < psnr(b, IMG) - 1  # distant scene veiled more
-
-
-def test_night_darkens_and_adds_noise():
-    out = run("night", 3, seed=0).astype(np.float64) / 255
-    x = IMG.astype(np.float64) / 255
-    assert out.mean() < 0.7 * x.mean()
-    expected = x ** (1 / 0.4)  # gamma darkening c = .4
-    assert abs(out.mean() - expected.mean()) < 0.02
-    assert (out - expected).std() > 0.01  # Poisson-Gaussian noise on top
 
 
 # --- ground truth for pixel-moving corruptions ---------------------------------------------------
@@ -447,21 +400,23 @@ def test_severity_out_of_range(sev):
         sim.corrupt(IMG, "fog", sev)
 
 
-@pytest.mark.parametrize("sev", ["3", None, True])
+@pytest.mark.parametrize("sev", ["3", [3], True])
 def test_severity_wrong_type(sev):
     with pytest.raises(TypeError, match="severity"):
         sim.corrupt(IMG, "fog", sev)
 
 
 def test_bad_images_and_side_inputs():
+    with pytest.raises(ValueError, match=r"float images must hold values in \[0, 1\]"):
+        sim.corrupt(IMG.astype(np.float32), "fog", 3)  # floats are [0, 1]; uint8 [0, 255]
     with pytest.raises(TypeError, match="uint8"):
-        sim.corrupt(IMG.astype(np.float32), "fog", 3)
+        sim.corrupt(IMG.astype(np.int32), "fog", 3)
     with pytest.raises(TypeError, match="numpy"):
         sim.corrupt(IMG.tolist(), "fog", 3)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        sim.corrupt(IMG[..., 0], "fog", 3)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         sim.corrupt(np.zeros((H, W, 4), np.uint8), "fog", 3)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        sim.corrupt_frame(IMG[..., 0], None, None, "fog", 3, 0)  # streams are RGB frames
     with pytest.raises(ValueError, match="depth"):
         sim.corrupt(IMG, "fog_depth", 3, depth=np.ones((H + 1, W), np.float32))
     with pytest.raises(TypeError, match="seed"):

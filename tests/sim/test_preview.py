@@ -54,3 +54,17 @@ def test_bad_input():
         sim.contact_sheet(IMG, "fog", severities=())
     with pytest.raises(TypeError, match="uint8"):
         sim.contact_sheet(IMG.astype(float), "fog")
+
+
+def test_the_depth_pack_and_driving_weather_at_severities_1_3_5():
+    names = ["fog_depth", "rain", "night", "near_focus", "far_focus", "forward_motion_blur",
+             "lateral_motion_blur", "low_light", "auto_exposure_lag"]  # fmt: skip
+    sheet = sim.contact_sheet(IMG, names, severities=(1, 3, 5), depth=DEPTH, tile_width=96)
+    x0 = sheet.shape[1] - 4 * (96 + 4)
+    rows = sheet.shape[0] - len(names) * (48 + 4)  # header height
+    for i, name in enumerate(names):
+        y0 = rows + i * (48 + 4)
+        clean = sheet[y0 : y0 + 48, x0 : x0 + 96]
+        last = sheet[y0 : y0 + 48, x0 + 3 * 100 : x0 + 3 * 100 + 96]
+        assert np.array_equal(clean, IMG), name
+        assert np.array_equal(last, sim.corrupt(IMG, name, 5, seed=0, depth=DEPTH)), name
