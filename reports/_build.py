@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from . import _closed_loop as cl
 from . import _figures as figs
 from ._analysis import corruption_order, method_order, severity_order
 from ._load import RunData, load_run
@@ -194,6 +195,36 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
     return [o for o in out if o[3] is not None]
 
 
+def _closed_loop_section(
+    data: RunData, methods: list[str], corruptions: list[str], colors: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[tuple[str, str, str, Any]]]:
+    """The closed-loop tables and (name, title, caption, Figure) figures; (None, []) for a run
+    without closed-loop cells."""
+    results = cl.closed_loop(data, methods, corruptions)
+    if not results.stats:
+        return None, []
+    figures = [
+        (
+            "closed_loop_offsets",
+            "Lateral offset over distance",
+            "Each method's first drive of the first seed, under clean frames and each corruption "
+            "at its highest severity: offset from the lane's centre (m, + right); × marks a "
+            "failure, after which the autopilot drives for a while (shaded).",
+            cl.offset_figure(data, results, colors),
+        )
+    ]
+    for method, caption, fig in cl.strip_figures(data, results):
+        figures.append(
+            (f"closed_loop_strip_{len(figures)}", f"First failure: {method}", caption, fig)
+        )
+    tables = {
+        "interventions": cl.interventions_table(results),
+        "drives": cl.drive_table(results),
+        "strips": [f"closed_loop_strip_{k}" for k in range(1, len(figures))],
+    }
+    return tables, [f for f in figures if f[3] is not None]
+
+
 def _generator_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -217,18 +248,27 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     corruptions = corruption_order(data)
     colors = figs.method_colors(methods, data.baseline)
     tables = all_tables(data, methods, corruptions)
+    tables["closed_loop"], loop_figures = _closed_loop_section(data, methods, corruptions, colors)
 
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     for old in fig_dir.glob("*.png"):  # figures of an earlier build of this report
         old.unlink()
     figures: list[FigureRef] = []
-    for name, title, caption, fig in _figures(data, tables, methods, corruptions, colors):
+    all_figures = _figures(data, tables, methods, corruptions, colors) + loop_figures
+    for name, title, caption, fig in all_figures:
         png = figs.to_png(fig)
         (fig_dir / f"{name}.png").write_bytes(png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         figures.append(FigureRef(name, title, caption, uri, f"figures/{name}.png"))
-    static = ("heatmap_miou", "heatmap_gain", "severity_curves", "class_iou", "samples")
+    static = (
+        "heatmap_miou",
+        "heatmap_gain",
+        "severity_curves",
+        "class_iou",
+        "samples",
+        "closed_loop_offsets",
+    )
     by_name: dict[str, FigureRef | None] = dict.fromkeys(static)
     by_name.update({f.name: f for f in figures})
 
