@@ -24,7 +24,6 @@ _LAZY = {
     "LaneKeepingEnv": "sim.envs.lane_keeping",
     "ClosedLoop": "sim.control.drives",
     "DriveResult": "sim.control.drives",
-    "summarise_drives": "sim.control.drives",
     "LaneKeepingController": "sim.control.controller",
     "RoadPrior": "sim.control.road",
     "Frame": "sim.world.world",
@@ -83,7 +82,6 @@ __all__: list[str] = [
     "register_envs",
     "render_stream",
     "schedule_kinds",
-    "summarise_drives",
 ]
 
 

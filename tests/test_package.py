@@ -19,7 +19,7 @@ PUBLIC = {
     "ClosedLoop CorruptionInfo CorruptionWrapper DriveResult DrivingStreamEnv Frame "
     "LaneKeepingController LaneKeepingEnv RoadPrior Schedule ShiftState Weather World "
     "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
-    "corruption_names make_schedule register_envs render_stream schedule_kinds summarise_drives",
+    "corruption_names make_schedule register_envs render_stream schedule_kinds",
     "perception": "CLASS_NAMES DEFAULT_MODEL IGNORE_INDEX NUM_CLASSES SAFETY_CLASSES Adapter "
     "AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info adapter_names "
     "confusion_matrix create_adapter create_model evaluate images_to_tensor iou_from_confusion "

@@ -93,6 +93,24 @@ class DriveResult:
     def interventions_per_km(self) -> float:
         return 1000.0 * len(self.failures) / self.distance_m if self.distance_m > 0 else math.nan
 
+    def row(self) -> dict[str, Any]:
+        """The drive as one row of a results store's ``drives`` table (``reports``): counts by
+        kind, ``first_failure_m`` None without a failure, ``min_ttc`` None when infinite."""
+        return {
+            "seed": self.seed,
+            "distance_m": self.distance_m,
+            "steps": self.steps,
+            "controlled_steps": self.controlled_steps,
+            "interventions": len(self.failures),
+            "collisions": self.count("collision"),
+            "off_road": self.count("off_road"),
+            "stalls": self.count("stall"),
+            "first_failure_m": self.first_failure_m,
+            "offset_rms": None if math.isnan(self.offset_rms) else self.offset_rms,
+            "min_ttc": self.min_ttc if math.isfinite(self.min_ttc) else None,
+            "failures": [[f.kind, f.step, f.distance_m] for f in self.failures],
+        }
+
 
 class _Drive:
     """One car of the loop: its world, controller, corruption state and score so far."""
@@ -303,28 +321,4 @@ def _strip(buffer: deque, failure_frame: int) -> dict[str, np.ndarray]:
         "corrupted": np.stack([p[2] for p in picked]),
         "predicted": np.stack([p[3] for p in picked]),
         "ground_truth": np.stack([p[4] for p in picked]),
-    }
-
-
-def summarise_drives(results: Sequence[DriveResult]) -> dict[str, Any]:
-    """One row for a set of drives (a cell): totals over drives, per-km rates over the scored
-    distance, the mean distance to the first failure (a drive without one counts its whole
-    scored distance: a lower bound), offset RMS over every controlled step, the least TTC."""
-    km = sum(r.distance_m for r in results) / 1000.0
-    failures = sum(len(r.failures) for r in results)
-    controlled = sum(r.controlled_steps for r in results)
-    sq = sum(r.offset_rms**2 * r.controlled_steps for r in results if r.controlled_steps)
-    to_failure = [r.first_failure_m if r.failures else r.distance_m for r in results]
-    return {
-        "drives": len(results),
-        "distance_km": km,
-        "interventions": failures,
-        "interventions_per_km": failures / km if km > 0 else math.nan,
-        "distance_to_failure_m": float(np.mean(to_failure)) if results else math.nan,
-        "drives_failed": sum(bool(r.failures) for r in results),
-        "collisions": sum(r.count("collision") for r in results),
-        "off_road": sum(r.count("off_road") for r in results),
-        "stalls": sum(r.count("stall") for r in results),
-        "offset_rms": math.sqrt(sq / controlled) if controlled else math.nan,
-        "min_ttc": min((r.min_ttc for r in results), default=math.inf),
     }

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sim
-from sim import ClosedLoop, LaneKeepingEnv, WorldConfig, summarise_drives
+from sim import ClosedLoop, LaneKeepingEnv, WorldConfig
 from sim.common.classes import SKY
 from sim.control.drives import STRIP
 
@@ -43,9 +43,9 @@ def test_the_oracle_covers_the_distance_without_a_failure() -> None:
         trace = r.trace
         assert len(trace["distance"]) == loop.step and not trace["auto"].any()
         assert np.all(np.diff(trace["distance"]) >= 0) and trace["distance"][-1] >= 150.0
-    row = summarise_drives(results)
-    assert row["distance_km"] == pytest.approx(0.3) and row["interventions"] == 0
-    assert row["distance_to_failure_m"] == 150.0  # no failure: the whole scored distance
+        row = r.row()
+        assert row["interventions"] == 0 and row["first_failure_m"] is None
+        assert row["distance_m"] == 150.0 and row["failures"] == []
 
 
 def test_an_all_sky_prediction_fails_fast_and_is_scored_not_raised() -> None:
@@ -80,10 +80,13 @@ def test_failures_are_counted_by_kind_and_summarised() -> None:
     loop = ClosedLoop(WorldConfig(town="rural", traffic="none", **SMALL), [2], distance_m=200.0)
     (result,) = _run(loop, shifted)
     assert result.count("off_road") >= 1
-    row = summarise_drives([result])
-    assert row["off_road"] == result.count("off_road") and row["drives_failed"] == 1
+    row = result.row()
+    assert row["off_road"] == result.count("off_road") >= 1
     assert row["interventions"] == len(result.failures)
-    assert row["distance_to_failure_m"] == result.first_failure_m
+    assert row["collisions"] + row["off_road"] + row["stalls"] == row["interventions"]
+    assert row["first_failure_m"] == result.failures[0].distance_m
+    assert row["failures"][0] == [result.failures[0].kind, result.failures[0].step,
+                                  result.failures[0].distance_m]  # fmt: skip
 
 
 def test_drives_are_deterministic_and_independent_of_their_batch() -> None:
