@@ -22,7 +22,8 @@ Each step:
    is in the path within ``VEHICLE_HALF_WIDTH`` of the lane's centre line; a person within
    ``PERSON_HALF_WIDTH``, or, standing on the road, within the distance a person walking at
    ``WALK_SPEED`` covers before the car arrives (a pedestrian crossing towards the lane is
-   braked for before stepping into it). ``v0`` is
+   braked for before stepping into it). Only things at least ``MIN_HEIGHT`` tall count (a
+   marking mislabelled as a car lies flat). ``v0`` is
    the speed limit, lowered where the lane bends so lateral acceleration stays under
    ``MAX_LATERAL_ACCEL``. The acceleration becomes throttle through the world's
    ``THROTTLE_ACCEL`` and ``BRAKE_DECEL``.
@@ -63,6 +64,9 @@ VEHICLE_HALF_WIDTH = 0.5 * EGO_WIDTH + 0.5
 PERSON_HALF_WIDTH = 0.5 * EGO_WIDTH + 1.3
 WALK_SPEED = 1.6  # m/s: the world's pedestrians cross at up to this speed
 ARRIVAL_MIN_SPEED = 2.0  # m/s: arrival times are reckoned at no less than this speed
+# m: what is in the path must stand at least this tall (in unbroken pixels of its class above
+# where it meets the ground): a flat patch of road mislabelled as a car is no obstacle
+MIN_HEIGHT = 0.5
 LOST_SIGMA = 0.75  # m: the lane is lost beyond this uncertainty of its offset ...
 LOST_AFTER_S = 1.0  # s: ... or after this long without a seen road edge
 LOST_BRAKE = 5.0  # m/s^2
@@ -139,9 +143,9 @@ class LaneKeepingController:
 
         # ----- speed: IDM towards the limit, behind what is in the path -----
         front = 0.5 * EGO_LENGTH  # the camera sits at the ego's centre
-        d, x, _ = self.scanner.contacts(labels, VEHICLES, VEHICLE_CONTACT_HEIGHT)
+        d, x, _ = self.scanner.contacts(labels, VEHICLES, VEHICLE_CONTACT_HEIGHT, MIN_HEIGHT)
         to_vehicle = _nearest(d, np.abs(x - lane.at(d)) < VEHICLE_HALF_WIDTH)
-        d, x, on_road = self.scanner.contacts(labels, PEOPLE)
+        d, x, on_road = self.scanner.contacts(labels, PEOPLE, 0.0, MIN_HEIGHT)
         aside = np.abs(x - lane.at(d))
         reach = WALK_SPEED * d / max(v, ARRIVAL_MIN_SPEED)
         to_person = _nearest(

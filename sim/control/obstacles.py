@@ -31,12 +31,20 @@ class PathScanner:
         self._tables: dict[tuple[int, ...], np.ndarray] = {}  # classes -> lookup by trainId
 
     def contacts(
-        self, labels: np.ndarray, classes: tuple[int, ...], contact_height: float = 0.0
+        self,
+        labels: np.ndarray,
+        classes: tuple[int, ...],
+        contact_height: float = 0.0,
+        min_height: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per image column holding ``classes``: the distance ``d`` (m ahead of the camera)
         and lateral position ``X`` (m, + right) of its lowest such pixel, projected onto the
         plane ``contact_height`` metres above the ground, and whether the pixel below it is
-        road (the thing stands on the carriageway; true at the image's bottom edge)."""
+        road (the thing stands on the carriageway; true at the image's bottom edge).
+
+        ``min_height``: a pixel counts only atop an unbroken run of ``classes`` at least this
+        many metres tall at its distance: things that stand up have height, while a
+        mislabelled patch of road (a marking taken for a car) lies flat."""
         c = self.camera
         lab = labels[c.g0 :]
         table = self._tables.get(classes)
@@ -47,8 +55,20 @@ class PathScanner:
         if len(cols) == 0:
             return np.zeros(0), np.zeros(0), np.zeros(0, bool)
         sub = mask[:, cols]
+        scale = (c.cam_h - contact_height) / c.cam_h
+        if min_height > 0:
+            # a pixel counts when the unbroken run of matching pixels ending at it (from above)
+            # is as tall as min_height at its row's distance
+            count = np.cumsum(sub, axis=0)
+            run = count - np.maximum.accumulate(np.where(sub, 0, count), axis=0)
+            need = min_height * c.f / (c.zg[c.g0 :] * scale)
+            sub = sub & (run >= need[:, None])
+            keep = sub.any(axis=0)
+            cols, sub = cols[keep], sub[:, keep]
+            if len(cols) == 0:
+                return np.zeros(0), np.zeros(0), np.zeros(0, bool)
         lowest = sub.shape[0] - 1 - np.argmax(sub[::-1], axis=0)  # rows from the first ground row
-        d = c.zg[c.g0 + lowest] * ((c.cam_h - contact_height) / c.cam_h)
+        d = c.zg[c.g0 + lowest] * scale
         below = np.minimum(lowest + 1, lab.shape[0] - 1)
         on_road = (lab[below, cols] == ROAD) | (lowest == lab.shape[0] - 1)
         return d, c.a[cols] * d, on_road

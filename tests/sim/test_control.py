@@ -9,7 +9,9 @@ import pytest
 
 import sim
 from sim import LaneKeepingController, RoadPrior, World, WorldConfig
-from sim.common.classes import ROAD, SIDEWALK, SKY
+from sim.common.classes import CAR, ROAD, SIDEWALK, SKY
+from sim.control.controller import MIN_HEIGHT
+from sim.control.obstacles import VEHICLES, PathScanner
 from sim.control.road import LaneTracker
 from sim.world.objects import (
     PERSON_FOOTPRINT,
@@ -190,3 +192,23 @@ def test_a_blind_controller_brakes_to_a_stop_and_stays_straight() -> None:
             lost_at = i
     assert lost_at is not None and lost_at < 30  # lost within 3 s of seeing no road
     assert world.traffic.v == 0.0 and controller.last.steer == 0.0
+
+
+def test_only_things_that_stand_up_are_obstacles() -> None:
+    """A flat patch of road labelled ``car`` (a mistaken marking) is no obstacle; a car is."""
+    world = _placed("rural", 0.0, 0.0, **SMALL)
+    camera = world.renderer.camera
+    scanner = PathScanner(camera)
+    labels = np.full((64, 128), ROAD, np.uint8)
+    labels[: camera.g0] = SKY
+    row = camera.g0 + 20  # a ground row some tens of metres ahead
+    d_row = float(camera.zg[row])
+    need_px = MIN_HEIGHT * camera.f / d_row  # pixels a MIN_HEIGHT-tall thing spans there
+    flat = max(1, int(need_px) - 1)
+    labels[row - flat + 1 : row + 1, 60:68] = CAR  # shorter than MIN_HEIGHT
+    assert len(scanner.contacts(labels, VEHICLES)[0]) == 8  # without the filter it counts
+    assert len(scanner.contacts(labels, VEHICLES, 0.0, MIN_HEIGHT)[0]) == 0
+    tall = math.ceil(2 * need_px)
+    labels[row - tall + 1 : row + 1, 60:68] = CAR  # twice MIN_HEIGHT: it stands up
+    d, _, on_road = scanner.contacts(labels, VEHICLES, 0.0, MIN_HEIGHT)
+    assert len(d) == 8 and np.all(d == pytest.approx(d_row)) and on_road.all()
