@@ -113,7 +113,14 @@ def _shifts(sc: Scenario) -> list[tuple[Shift, dict[str, Any] | None]]:
 
 
 def plan_units(sc: Scenario) -> list[Unit]:
-    """Work units in run order: seeds outermost, then clean, static grid, schedules, worlds."""
+    """Work units in run order: seeds outermost, then clean, static grid, schedules, worlds.
+
+    A closed-loop scenario's units are :class:`scenarios._closed.ClosedUnit` (one per cell)."""
+    if sc.loop == "closed":
+        # imported here: scenarios._closed plans with this module's stable_int
+        from scenarios._closed import closed_units
+
+        return closed_units(sc)  # type: ignore[return-value]
     units: list[Unit] = []
     shifts = _shifts(sc)
     sample_labels = _sample_labels(sc, [s for s, _ in shifts])

@@ -27,6 +27,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from scenarios._cells import Unit
+from scenarios._closed import ClosedUnit
+from scenarios._drive import run_closed_unit
 from scenarios._streams import ensure_stream, remove_node_cache
 from scenarios._work import CellResult, RunContext, init_worker, run_unit
 
@@ -60,8 +62,18 @@ def execute(
 def _streams(jobs: Sequence[Job]) -> list:
     seen: dict[str, object] = {}
     for unit, _ in jobs:
-        seen.setdefault(unit.stream.key, unit.stream)
+        if not isinstance(unit, ClosedUnit):  # a closed loop renders as it drives
+            seen.setdefault(unit.stream.key, unit.stream)
     return list(seen.values())
+
+
+def work_unit(
+    unit: Unit | ClosedUnit, ctx: RunContext, pending: frozenset[str] | None, model_state: bytes
+) -> list[CellResult]:
+    """Run one unit of either kind (a recorded stream, or a closed-loop cell)."""
+    if isinstance(unit, ClosedUnit):
+        return run_closed_unit(unit, ctx, pending, model_state)
+    return run_unit(unit, ctx, pending, model_state)
 
 
 def _pool_worker_init(threads: int) -> None:
@@ -94,7 +106,7 @@ def _inline(
 ) -> Iterator[tuple[Unit, list[CellResult]]]:
     init_worker(ctx.torch_threads)
     for unit, pending in jobs:
-        yield unit, run_unit(unit, ctx, pending, model_state)
+        yield unit, work_unit(unit, ctx, pending, model_state)
 
 
 def _pool(
@@ -112,7 +124,7 @@ def _pool(
             for fut in [pool.submit(render_quietly, ctx.cache_dir, s) for s in streams]:
                 fut.result()
         futures = {
-            pool.submit(run_unit, unit, ctx, pending, model_state): unit for unit, pending in jobs
+            pool.submit(work_unit, unit, ctx, pending, model_state): unit for unit, pending in jobs
         }
         remaining = set(futures)
         while remaining:
@@ -148,7 +160,7 @@ def _ray(
     ctx = dataclasses.replace(ctx, cache_dir=None, run_token=uuid.uuid4().hex[:12])
     try:
         state = ray.put(model_state)  # once, through the object store, not once per task
-        work = ray.remote(num_cpus=1)(run_unit)
+        work = ray.remote(num_cpus=1)(work_unit)
         refs = {work.remote(unit, ctx, pending, state): unit for unit, pending in jobs}
         remaining = list(refs)
         while remaining:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim.common import did_you_mean
 
 __all__ = [
+    "ClosedLoopSpec",
     "MethodSpec",
     "ModelSpec",
     "Scenario",
@@ -81,6 +82,18 @@ class WorldShiftSpec(_Strict):
     world: dict[str, Any]
 
 
+class ClosedLoopSpec(_Strict):
+    """How a closed-loop scenario drives (``sim.ClosedLoop``): ``drives`` cars per cell step
+    together (the methods' batch), each scored over ``distance_m`` metres; after a failure the
+    autopilot drives for ``takeover_s`` seconds; standing ``stall_s`` seconds with the road
+    clear is a failure."""
+
+    drives: int = Field(default=4, ge=1, le=256)
+    distance_m: float = Field(default=400.0, gt=0, le=100_000)
+    takeover_s: float = Field(default=3.0, gt=0, le=600)
+    stall_s: float = Field(default=3.0, gt=0, le=600)
+
+
 class Scenario(_Strict):
     """A validated scenario (YAML keys; unknown keys are rejected).
 
@@ -104,6 +117,10 @@ class Scenario(_Strict):
     - ``include_clean`` (default true): a ``clean`` cell per method and seed.
     - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
       get qualitative sample images (plus clean).
+    - ``loop``: ``open`` (default: the model sees recorded frames) or ``closed`` (each method's
+      predictions drive the car through the lane-keeping controller; ``scenarios._closed``),
+      with ``closed_loop``: ``{drives, distance_m, takeover_s, stall_s}`` (a
+      :class:`ClosedLoopSpec`; ``drives`` replaces ``batch_size``, ``distance_m`` ``frames``).
     """
 
     name: str = Field(min_length=1, max_length=100)
@@ -124,6 +141,8 @@ class Scenario(_Strict):
     include_clean: bool = True
     per_frame: bool = True
     samples: int = Field(default=4, ge=0, le=1000)
+    loop: Literal["open", "closed"] = "open"
+    closed_loop: ClosedLoopSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -316,6 +335,7 @@ def _pydantic_message(path: Path | str, err: ValidationError) -> str:
             ("model",): ModelSpec,
             ("schedule",): ScheduleSpec,
             ("world_shifts",): WorldShiftSpec,
+            ("closed_loop",): ClosedLoopSpec,
         }
         model = sub.get(tuple(parts), model)
         valid = ", ".join(model.model_fields)
