@@ -12,8 +12,9 @@ import pytest
 
 import sim
 from reports import ResultsStore, build_report, make_cell_id
-from scenarios import ScenarioError, run_scenario
+from scenarios import ScenarioError, load_scenario, run_scenario
 from scenarios._closed import ORACLE, drive_seeds, shift_seed
+from scenarios._schema import ClosedLoopSpec
 from scenarios._validate import validate_scenario
 
 from .conftest import comparable, tiny
@@ -184,3 +185,22 @@ def test_source_is_added_to_a_closed_loop_that_lacks_it() -> None:
         "tent", "source"
     ]  # fmt: skip
     assert validate_scenario(tiny(methods=["tent"])).method_keys() == ["tent"]  # open loop
+
+
+def test_the_bundled_closed_loop_scenario_drives_the_pinned_shifts() -> None:
+    sc = load_scenario("closed-loop")
+    assert sc.loop == "closed" and sc.include_clean
+    assert sc.corruptions == ["fog_depth", "night", "lens_dirt", "gaussian_noise"]
+    assert len(sc.severities) == 2
+    assert sc.method_keys()[:3] == ["source", "bn", "tent"]
+
+
+def test_the_readme_closed_loop_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Closed loop: does the car stay on the road?")[1]
+    block = section.split("```yaml\n")[1].split("```")[0]
+    path = tmp_path / "my-drive.yaml"
+    path.write_text(block, encoding="utf-8")
+    sc = load_scenario(path)
+    assert sc.loop == "closed" and sc.method_keys() == ["source", "bn", "tent"]
+    assert sc.closed_loop == ClosedLoopSpec()  # the README states the defaults
