@@ -114,14 +114,16 @@ def shift_seed(corruption: str, severity: float, seed: int) -> int:
 
 
 def closed_units(sc: Scenario) -> list[ClosedUnit]:
-    """Work units in run order: seeds outermost, then the oracle, then each shift's methods."""
+    """Work units in run order: seeds outermost, then the oracle, then each method through
+    every shift, the reference ``source`` first (a partial run has its baseline complete)."""
     spec = spec_of(sc)
     shifts: list[tuple[str, float]] = [("clean", 0.0)] if sc.include_clean else []
     shifts += [(c, float(s)) for c in sc.corruptions for s in sc.severities]
     units: list[ClosedUnit] = []
     for seed in sc.seeds:
         plan = [(ORACLE, "clean", 0.0)]
-        plan += [(m, label, sev) for label, sev in shifts for m in sc.method_keys()]
+        methods = sorted(sc.method_keys(), key=lambda m: m != SOURCE)  # stable: source first
+        plan += [(m, label, sev) for m in methods for label, sev in shifts]
         for method, label, sev in plan:
             cell = {
                 "cell_id": make_cell_id(method, label, sev, seed),
