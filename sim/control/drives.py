@@ -18,7 +18,8 @@ place), the caller predicts labels for the whole batch, and each drive's
 
 **Failures and interventions.** A failure is a collision, leaving the road (both as the world
 reports them) or a *stall*: standing still for ``stall_s`` seconds while nothing stands in the
-ego's way (the world's truth; waiting for a crossing pedestrian is not a stall). On a failure the
+ego's way (the world's truth: no vehicle in its lane within ``CLEAR_GAP`` metres and no person
+on the carriageway that near; waiting for a crossing pedestrian is not a stall). On a failure the
 world's autopilot takes over for ``takeover_s`` seconds and then hands back to the controller,
 which starts over in its lane. Every failure is one intervention, so failures per km and
 interventions per km are the same number.
@@ -45,6 +46,7 @@ import numpy as np
 from sim.control.controller import LaneKeepingController
 from sim.corruptions.catalogue import check_severity, corrupt_frame, corruption_info
 from sim.world.config import WorldConfig
+from sim.world.traffic import EGO_LENGTH
 from sim.world.world import Frame, World
 
 DISTANCE_M = 400.0
@@ -251,7 +253,7 @@ class ClosedLoop:
         event = NO_EVENT
         if control is not None:
             ev = world.events
-            clear = tr.ego_leader()[0] > CLEAR_GAP
+            clear = tr.ego_leader()[0] > CLEAR_GAP and not _person_on_road_ahead(world)
             d.standing = d.standing + 1 if (tr.v < STALL_SPEED and clear) else 0
             if ev["collision"]:
                 event = COLLISION
@@ -308,6 +310,19 @@ class ClosedLoop:
                 )
             )
         return out
+
+
+def _person_on_road_ahead(world: World) -> bool:
+    """A person on the carriageway within ``CLEAR_GAP`` ahead (the world's truth): waiting
+    until someone crossing has left the road is caution, not a stall, even once they have
+    left the ego's lane."""
+    tr = world.traffic
+    peds = tr.peds
+    if not len(peds):
+        return False
+    ahead = peds["s"] - tr.s
+    on_road = np.abs(peds["u"]) < world.town.layout.road_half
+    return bool(np.any(on_road & (ahead > 0) & (ahead < CLEAR_GAP + 0.5 * EGO_LENGTH)))
 
 
 def _strip(buffer: deque, failure_frame: int) -> dict[str, np.ndarray]:

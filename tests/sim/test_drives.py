@@ -12,7 +12,15 @@ from gymnasium.utils.env_checker import check_env
 import sim
 from sim import ClosedLoop, LaneKeepingEnv, WorldConfig
 from sim.common.classes import SKY
-from sim.control.drives import STRIP
+from sim.control.drives import STALL_S, STRIP
+from sim.world.objects import (
+    PERSON_FOOTPRINT,
+    PERSON_HEIGHT,
+    ObjectKind,
+    concat_tables,
+    object_table,
+)
+from sim.world.traffic import CROSSING
 
 SMALL = {"height": 64, "width": 128}
 
@@ -167,3 +175,23 @@ def test_the_controller_drives_lane_keeping_under_the_corruption_wrapper() -> No
         total += reward
         assert info["shift"]["corruption"] == "fog_depth" and not terminated
     assert total > 60 * 1.0 and math.isfinite(total)  # highway speed: > 1 m of progress a step
+
+
+def test_waiting_for_a_pedestrian_still_on_the_road_is_not_a_stall() -> None:
+    """Someone crossing slowly leaves the ego's lane long before the road: the controller
+    waits until they are well aside, and that wait is caution, not a failure."""
+    loop = ClosedLoop(WorldConfig(town="urban", traffic="none", **SMALL), [0], distance_m=60.0)
+    tr = loop.drives[0].world.traffic
+    row = object_table(1)
+    row["kind"], row["s"], row["u"] = ObjectKind.PERSON, tr.s + 12.0, tr.ego_lane
+    row["length"] = row["width"] = PERSON_FOOTPRINT
+    row["height"], row["color"] = PERSON_HEIGHT, (180, 40, 40)
+    tr.peds = concat_tables(tr.peds, row)
+    tr.ped_vel = np.vstack([tr.ped_vel, [0.0, 0.5]])  # crossing to the right at 0.5 m/s
+    tr.ped_role = np.append(tr.ped_role, CROSSING)
+    (result,) = _run(loop, _oracle)
+    speed, distance = result.trace["speed"], result.trace["distance"]
+    stopped = np.flatnonzero(speed < 0.5)
+    assert len(stopped) * loop.config.dt > STALL_S  # it stood longer than a stall takes
+    assert distance[stopped[0]] < 12.0  # before the person
+    assert not result.failures and result.distance_m == 60.0  # and drove on, no failure
