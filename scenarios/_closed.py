@@ -23,6 +23,9 @@ to the store's ``drives`` table and their traces and first-failure strip to
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,11 @@ __all__ = [
 ORACLE = "oracle"
 SOURCE = "source"
 CLOSED = "closed"
+#: Scenario keys of open-loop streams (protocols, sampling, windows, online evaluation): a
+#: closed loop needs them at their defaults.
+OPEN_LOOP_ONLY = (
+    "protocol", "rounds", "orders", "sampling", "label_shift", "window", "forgetting", "online",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,27 @@ class ClosedUnit:
     def cell(self) -> dict[str, Any]:
         return self.cells[0]
 
+    def expected_frames(self) -> int:
+        """Frames the unit's method sees when its drives cover the distance at cruise speed
+        without a failure (a failure or a wait adds more; ``max_steps`` caps them)."""
+        world = json.dumps(self.world, sort_keys=True)
+        cruise, dt = _cruise(world, self.height, self.width, drive_seeds(self.seed, 1)[0])
+        return self.spec.drives * math.ceil(self.spec.distance_m / (cruise * dt))
+
     @property
     def label(self) -> str:
         c = self.cell
         sev = "" if c["corruption"] == "clean" else f" s{c['severity']:g}"
         return f"{c['method']} {c['corruption']}{sev} seed {self.seed} (closed loop)"
+
+
+@functools.lru_cache(maxsize=64)
+def _cruise(world: str, height: int, width: int, seed: int) -> tuple[float, float]:
+    """(the ego's cruise speed in m/s, the tick in s) of a drive's world."""
+    import sim
+
+    config = sim.WorldConfig(height=height, width=width, **json.loads(world))
+    return float(sim.World(config, seed).traffic.cruise), config.dt
 
 
 def spec_of(sc: Scenario) -> ClosedLoopSpec:
@@ -92,6 +116,12 @@ def check_closed_loop(sc: Scenario, src: str) -> Scenario:
             f"{src}: world_shifts: a closed-loop scenario (loop: closed) drives under the "
             "corruption grid only; set the world with world:"
         )
+    for key in OPEN_LOOP_ONLY:
+        if getattr(sc, key) != Scenario.model_fields[key].get_default(call_default_factory=True):
+            raise ScenarioError(
+                f"{src}: {key}: a closed-loop scenario (loop: closed) drives fresh adapters "
+                f"under each shift of the corruption grid; remove {key}"
+            )
     for i, m in enumerate(sc.methods):
         if m.key == ORACLE:
             raise ScenarioError(
@@ -132,6 +162,10 @@ def closed_units(sc: Scenario) -> list[ClosedUnit]:
                 "severity": sev,
                 "seed": seed,
                 "schedule": "static",
+                "protocol": "reset_each_shift",
+                "order": 0,
+                "rounds": 1,
+                "sampling": "video",
                 "loop": CLOSED,
             }
             units.append(

@@ -13,7 +13,9 @@ import numpy as np
 
 from scenarios._closed import ORACLE, ClosedUnit, drive_seeds, shift_seed
 from scenarios._fastmetrics import add_counts, batch_counts
-from scenarios._work import CellResult, RunContext, _error, _now, init_worker, load_model
+from scenarios._loop import error_line
+from scenarios._source_data import SourceFrames
+from scenarios._work import CellResult, RunContext, _make_adapter, _now, init_worker, load_model
 
 __all__ = ["drive_record", "run_closed_unit"]
 
@@ -53,7 +55,9 @@ def run_closed_unit(
             methods = {key: (name, options) for key, name, options in ctx.methods}
             name, options = methods[cell["method"]]
             model = load_model(ctx.model_name, model_state)
-            adapter = perception.create_adapter(name, model, **options)
+            # a method that needs source data gets it in batches of the drives' size
+            source = SourceFrames(unit.height, unit.width, spec.drives)
+            adapter = _make_adapter(name, options, model, source)()
         while not loop.done:
             images = loop.observe()
             truth = loop.ground_truth()
@@ -77,7 +81,7 @@ def run_closed_unit(
             frames += len(images)
             loop.act(labels)
     except Exception as exc:  # a plugin method may raise anything: its cell fails, not the run
-        error, trace = _error(exc), traceback.format_exc()
+        error, trace = error_line(exc), traceback.format_exc()
     stats = adapter.stats if adapter is not None else {}
     cell.update(
         status="done" if error is None else "failed",
