@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from . import _closed_loop as cl
 from . import _figures as figs
 from . import _figures_streams as sfigs
 from . import _protocol as proto
@@ -207,6 +208,12 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         (k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in (*kinds, LABEL_SHIFT)
     ]
     content: list[Section] = []
+    loop = tables.get("closed_loop")
+    if loop is not None:  # closed-loop cells: what the run measured about driving
+        blocks = tab(loop["interventions"]) + tab(loop["drives"]) + pic("closed_loop_offsets")
+        blocks += [b for name in loop["strips"] for b in pic(name)]
+        content.append(Section("closed-loop-section", "Closed loop: perception drives the car",
+                               blocks))  # fmt: skip
     label_shift = [b for t in tables["label_shift"] for b in tab(t)]
     # a label-shift stream's timelines: its domain tables above hold the numbers
     for k, (s, _t) in enumerate(streams):
@@ -284,6 +291,36 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
     return content + closing
 
 
+def _closed_loop_section(
+    data: RunData, methods: list[str], corruptions: list[str], colors: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[tuple[str, str, str, Any]]]:
+    """The closed-loop tables and (name, title, caption, Figure) figures; (None, []) for a run
+    without closed-loop cells."""
+    results = cl.closed_loop(data, methods, corruptions)
+    if not results.stats:
+        return None, []
+    figures = [
+        (
+            "closed_loop_offsets",
+            "Lateral offset over distance",
+            "Each method's first drive of the first seed, under clean frames and each corruption "
+            "at its highest severity: offset from the lane's centre (m, + right); × marks a "
+            "failure, after which the autopilot drives for a while (shaded).",
+            cl.offset_figure(data, results, colors),
+        )
+    ]
+    for method, caption, fig in cl.strip_figures(data, results):
+        figures.append(
+            (f"closed_loop_strip_{len(figures)}", f"First failure: {method}", caption, fig)
+        )
+    tables = {
+        "interventions": cl.interventions_table(results),
+        "drives": cl.drive_table(results),
+        "strips": [f"closed_loop_strip_{k}" for k in range(1, len(figures))],
+    }
+    return tables, [f for f in figures if f[3] is not None]
+
+
 def _generator_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -311,13 +348,15 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     _protocol_tables(data, tables)
     tables["findings"] = findings(data, tables["grid"])
     tables["notes"] = explain(data, tables)
+    tables["closed_loop"], loop_figures = _closed_loop_section(data, methods, corruptions, colors)
 
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     for old in fig_dir.glob("*.png"):  # figures of an earlier build of this report
         old.unlink()
     by_name: dict[str, FigureRef] = {}
-    for name, title, caption, fig in _figures(data, tables, methods, corruptions, colors):
+    all_figures = _figures(data, tables, methods, corruptions, colors) + loop_figures
+    for name, title, caption, fig in all_figures:
         png = figs.to_png(fig)
         (fig_dir / f"{name}.png").write_bytes(png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -43,6 +43,8 @@ class RunData:
     protocol: str = "reset_each_shift"
     compute: dict[str, Any] = field(default_factory=dict)
     stored_palette: bool = True  # False: the run recorded no palette (a version 1 folder)
+    drives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # closed-loop cells
+    drive_records: list[Path] = field(default_factory=list)  # drives/<cell_id>.npz
     # cells of a second sampling (``sampling: [video, iid]``: the i.i.d. control, labelled
     # ``<shift>.iid``): kept apart so that only the comparison of samplings reads them
     controls: list[dict[str, Any]] = field(default_factory=list)
@@ -108,14 +110,25 @@ def _split(cells: list[dict[str, Any]], main: str) -> tuple[list, list]:
     return mine, [c for c in cells if c.get("sampling") not in (None, "", main)]
 
 
+def is_closed_loop_cell(cell: dict[str, Any]) -> bool:
+    """True for a closed-loop cell: drives its method steered (``reports._closed_loop``). Its
+    frames depend on the method, so it stays out of every open-loop table."""
+    return cell.get("loop") == "closed"
+
+
 def is_schedule_cell(cell: dict[str, Any]) -> bool:
     """True for cells of a shift schedule (a stream), False for the static corruption grid."""
-    return (cell.get("schedule") or STATIC) not in (STATIC, WORLD)
+    return not is_closed_loop_cell(cell) and (cell.get("schedule") or STATIC) not in (
+        STATIC,
+        WORLD,
+    )
 
 
 def is_world_cell(cell: dict[str, Any]) -> bool:
     """True for a shift of the world itself (another town, weather...): clean camera, no
     corruption and no severity, so it stays out of the corruption × severity grid."""
+    if is_closed_loop_cell(cell):
+        return False
     if (cell.get("schedule") or STATIC) == WORLD:
         return True
     return (
@@ -127,7 +140,7 @@ def is_world_cell(cell: dict[str, Any]) -> bool:
 
 def is_grid_cell(cell: dict[str, Any]) -> bool:
     """A cell of the static grid: clean, or a corruption at a severity."""
-    return not is_schedule_cell(cell) and not is_world_cell(cell)
+    return not (is_closed_loop_cell(cell) or is_schedule_cell(cell) or is_world_cell(cell))
 
 
 def _fallback_palette(n: int) -> np.ndarray:
@@ -180,6 +193,11 @@ def load_run(run_dir: str | Path) -> RunData:
         done = {c["cell_id"] for c in cells if c.get("status") == "done"}
         # a sample counts only with its finished cell (a killed run may leave one behind)
         samples = sorted(Path(p) for p in store.samples() if Path(p).stem in done)
+        drives: dict[str, list[dict[str, Any]]] = {}
+        for row in store.drives():
+            if row["cell_id"] in done:
+                drives.setdefault(row["cell_id"], []).append(dict(row))
+        records = sorted(Path(p) for p in store.drive_records() if Path(p).stem in done)
         run_dir = store.dir
     for rows in segments.values():
         rows.sort(key=lambda r: r.get("segment") or 0)
@@ -213,6 +231,8 @@ def load_run(run_dir: str | Path) -> RunData:
         protocol=contract.protocol,
         compute=dict(contract.compute),
         stored_palette=contract.palette is not None,
+        drives=drives,
+        drive_records=records,
         controls=controls,
         expected_controls=expected_controls,
     )

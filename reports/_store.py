@@ -16,6 +16,8 @@ Layout of a run folder::
     DIR/run.log          the run's log
     DIR/model.pt         the model's weights, so a resumed run checks it uses the same model
     DIR/samples/<cell_id>.npz   a few qualitative samples (written before their cell's row)
+    DIR/drives/<cell_id>.npz    a closed-loop cell's per-step traces and the frames around its
+                                first failure (written before the cell's row)
 
 The ``meta`` table follows the run-metadata contract, versioned by ``meta_version``: see
 ``reports._meta`` for every key (baseline method, class names and palette, corruption families,
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS cells(
     skipped_frames INTEGER,
     clean_before REAL,
     clean_after REAL,
-    sampling TEXT
+    sampling TEXT,
+    loop TEXT
 );
 CREATE TABLE IF NOT EXISTS segments(
     cell_id TEXT NOT NULL,
@@ -99,6 +102,23 @@ CREATE TABLE IF NOT EXISTS segments(
     class_prior TEXT,
     PRIMARY KEY(cell_id, segment)
 );
+CREATE TABLE IF NOT EXISTS drives(
+    cell_id TEXT NOT NULL,
+    drive INTEGER NOT NULL,
+    seed INTEGER,
+    distance_m REAL,
+    steps INTEGER,
+    controlled_steps INTEGER,
+    interventions INTEGER,
+    collisions INTEGER,
+    off_road INTEGER,
+    stalls INTEGER,
+    first_failure_m REAL,
+    offset_rms REAL,
+    min_ttc REAL,
+    failures TEXT,
+    PRIMARY KEY(cell_id, drive)
+);
 CREATE TABLE IF NOT EXISTS frames(
     cell_id TEXT NOT NULL,
     frame INTEGER NOT NULL,
@@ -117,6 +137,7 @@ CELL_COLUMNS = (
     "backward_passes", "per_class_iou", "safety_recall", "confusion", "finished_at", "batches",
     "protocol", "order", "rounds", "miou_fixed", "online_miou", "skipped_frames", "clean_before",
     "clean_after", "sampling",
+    "loop",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "cell_id", "segment", "start_frame", "stop_frame", "label", "corruption", "severity",
@@ -125,7 +146,19 @@ SEGMENT_COLUMNS = (
     "collapse", "class_prior",
 )  # fmt: skip
 FRAME_COLUMNS = ("cell_id", "frame", "corruption", "severity", "miou", "entropy", "segment")
-_TABLE_COLUMNS = {"cells": CELL_COLUMNS, "segments": SEGMENT_COLUMNS, "frames": FRAME_COLUMNS}
+#: One closed-loop drive (``loop = 'closed'`` cells): what ``sim.DriveResult`` scores.
+#: ``first_failure_m`` null: no failure; ``min_ttc`` null: never closing on anything;
+#: ``failures``: JSON list of ``[kind, step, distance_m]``.
+DRIVE_COLUMNS = (
+    "cell_id", "drive", "seed", "distance_m", "steps", "controlled_steps", "interventions",
+    "collisions", "off_road", "stalls", "first_failure_m", "offset_rms", "min_ttc", "failures",
+)  # fmt: skip
+_TABLE_COLUMNS = {
+    "cells": CELL_COLUMNS,
+    "segments": SEGMENT_COLUMNS,
+    "frames": FRAME_COLUMNS,
+    "drives": DRIVE_COLUMNS,
+}
 _JSON_CELL_COLUMNS = ("per_class_iou", "safety_recall", "confusion")
 _JSON_SEGMENT_COLUMNS = ("class_prior",)
 _REQUIRED_CELL = ("method", "corruption", "severity", "seed", "status")
@@ -167,6 +200,14 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return _clean_number(value)
+
+
+def _drive_row(drive: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A drive's row: numbered by its position unless it says otherwise, failures as JSON."""
+    row = {"drive": index, **drive}
+    if "failures" in row and not isinstance(row["failures"], str):
+        row["failures"] = _to_json(row["failures"])
+    return row
 
 
 class ResultsStore:
@@ -251,12 +292,20 @@ class ResultsStore:
         The runner writes a cell's sample before the cell's row, so a stored cell never lacks
         its picture; a sample whose cell is not stored (a run killed in between) is ignored.
         """
+        return self._write_npz("samples", cell_id, arrays)
+
+    def write_drive_record(self, cell_id: str, arrays: Mapping[str, Any]) -> Path:
+        """Write ``drives/<cell_id>.npz`` (a closed-loop cell's traces and failure strip)
+        atomically, before the cell's row, like :meth:`write_sample`."""
+        return self._write_npz("drives", cell_id, arrays)
+
+    def _write_npz(self, folder_name: str, cell_id: str, arrays: Mapping[str, Any]) -> Path:
         import numpy as np
 
         self._writable()
         if not is_cell_id(cell_id):
             raise ValueError(f"cell_id: {cell_id!r} is not a cell id (see make_cell_id)")
-        folder = self.dir / "samples"
+        folder = self.dir / folder_name
         folder.mkdir(exist_ok=True)
         tmp = folder / f".{cell_id}.tmp.npz"
         np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -269,8 +318,9 @@ class ResultsStore:
         cell: Mapping[str, Any],
         segments: Iterable[Mapping[str, Any]] = (),
         frames: Iterable[Mapping[str, Any]] = (),
+        drives: Iterable[Mapping[str, Any]] = (),
     ) -> str:
-        """Write one finished cell with its segment and frame rows in a single transaction.
+        """Write one finished cell with its segment, frame and drive rows in one transaction.
 
         Writing a cell again replaces it (and its rows) atomically, so nothing is stored twice.
         Returns the cell id (derived from method, corruption, severity, seed when not given).
@@ -300,9 +350,10 @@ class ResultsStore:
         cid = row["cell_id"]
         seg_rows = [self._row(SEGMENT_COLUMNS, s, cid) for s in segments]
         frame_rows = [self._row(FRAME_COLUMNS, f, cid) for f in frames]
+        drive_rows = [self._row(DRIVE_COLUMNS, _drive_row(d, i), cid) for i, d in enumerate(drives)]
         with self._con:  # one transaction: all of it or none of it
-            self._con.execute("DELETE FROM segments WHERE cell_id = ?", (cid,))
-            self._con.execute("DELETE FROM frames WHERE cell_id = ?", (cid,))
+            for table in ("segments", "frames", "drives"):
+                self._con.execute(f"DELETE FROM {table} WHERE cell_id = ?", (cid,))
             self._con.execute(
                 _insert("cells", CELL_COLUMNS, replace=True), [row[k] for k in CELL_COLUMNS]
             )
@@ -310,6 +361,8 @@ class ResultsStore:
                 self._con.executemany(_insert("segments", SEGMENT_COLUMNS), seg_rows)
             if frame_rows:
                 self._con.executemany(_insert("frames", FRAME_COLUMNS), frame_rows)
+            if drive_rows:
+                self._con.executemany(_insert("drives", DRIVE_COLUMNS), drive_rows)
         return cid
 
     def write_segment(self, cell_id: str, segment: Mapping[str, Any]) -> None:
@@ -394,6 +447,20 @@ class ResultsStore:
         """Per-frame rows (timelines), ordered by cell and frame."""
         return self._rows("frames", "frame", cell_id)
 
+    def drives(self, cell_id: str | None = None) -> list[dict[str, Any]]:
+        """Per-drive rows of closed-loop cells, ordered by cell and drive (``failures``
+        decoded; a folder from before closed loops has none)."""
+        if not self._has_table("drives"):
+            return []
+        rows = self._rows("drives", "drive", cell_id)
+        for r in rows:
+            r["failures"] = json.loads(r["failures"]) if r["failures"] else []
+        return rows
+
+    def _has_table(self, name: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._con.execute(sql, (name,)).fetchone() is not None
+
     def _rows(self, table: str, order: str, cell_id: str | None) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM {table}"
         args: tuple[Any, ...] = ()
@@ -425,3 +492,8 @@ class ResultsStore:
         """The qualitative sample files (``samples/<cell_id>.npz``), sorted."""
         folder = self.dir / "samples"
         return sorted(folder.glob("*.npz")) if folder.is_dir() else []
+
+    def drive_records(self) -> list[Path]:
+        """The closed-loop drive records (``drives/<cell_id>.npz``), sorted."""
+        folder = self.dir / "drives"
+        return sorted(folder.glob("[!.]*.npz")) if folder.is_dir() else []

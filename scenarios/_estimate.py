@@ -17,6 +17,9 @@ from 128×256; units are then scheduled longest-first on the workers.
 - Rendering and corrupting: each distinct clean frame a unit shows costs
   :data:`RENDER_MS_PER_FRAME` and each distinct corrupted frame :data:`CORRUPT_MS_PER_FRAME`
   (frames a protocol shows again, e.g. in later rounds, are made once).
+- A closed-loop unit (``loop: closed``) counts its drives' frames at cruise speed without a
+  failure (failures and waits add more) and :data:`CLOSED_OVERHEAD` for rendering as it drives;
+  its oracle costs the overhead alone.
 - Overhead :data:`OVERHEAD` is ``benchmarks/bench_runner.py``'s grid wall time over the
   model-only time (1.36-1.52 measured). A sliding window multiplies the passes by its width;
   online evaluation adds a second pass of each method (counted in full: the skips are not known
@@ -28,6 +31,7 @@ from __future__ import annotations
 import heapq
 import re
 
+from scenarios._closed import ORACLE, ClosedUnit
 from scenarios._forgetting import FORGETTING_FRAMES
 from scenarios._plan import Unit
 from scenarios._schema import Scenario
@@ -52,6 +56,9 @@ OVERHEAD = 1.45
 RENDER_MS_PER_FRAME = 8.0
 #: One corruption of a 128×256 frame (benchmarks/bench_corruptions.py: most take 1-5 ms).
 CORRUPT_MS_PER_FRAME = 3.0
+#: A closed loop renders each frame as it drives and runs the controller: its wall time over
+#: the model-only time, 1.8 measured (source, 4 drives at 128×256, one thread, loaded machine).
+CLOSED_OVERHEAD = 1.8
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WARMUP = re.compile(r"(\d+(?:\.\d+)?)\s+for the first\s+(\d+)\s+frames?,\s*then\s+(\d+(?:\.\d+)?)")
@@ -84,7 +91,23 @@ def passes(name: str, frames: int) -> tuple[float, float]:
     return fwd, bwd
 
 
-def _unit_seconds(unit: Unit, sc: Scenario, ms: float, names: dict[str, str]) -> float:
+def _frames(unit: Unit | ClosedUnit) -> int:
+    return unit.expected_frames() if isinstance(unit, ClosedUnit) else len(unit.stream)
+
+
+def _closed_seconds(unit: ClosedUnit, sc: Scenario, ms: float, names: dict[str, str]) -> float:
+    frames = unit.expected_frames()
+    scale = sc.height * sc.width / (128 * 256)
+    method = unit.cell["method"]
+    if method == ORACLE:  # no model: the world and the controller only
+        return frames * ms * scale * (CLOSED_OVERHEAD - 1.0) / 1000.0
+    fwd, bwd = passes(names[method], frames)
+    return frames * (fwd + BACKWARD_COST * bwd) * ms * scale * CLOSED_OVERHEAD / 1000.0
+
+
+def _unit_seconds(unit: Unit | ClosedUnit, sc: Scenario, ms: float, names: dict[str, str]) -> float:
+    if isinstance(unit, ClosedUnit):
+        return _closed_seconds(unit, sc, ms, names)
     frames = len(unit.stream)
     cost = 0.0
     for cell in unit.cells:
@@ -134,8 +157,8 @@ def describe_plan(units: list[Unit], sc: Scenario, model_name: str, workers: int
         "unit (cells): frames",
     ]
     for u in units:
-        lines.append(f"  {u.label} ({len(u.cells)} cells): {len(u.stream)} frames")
-    through = sum(len(u.stream) * len(u.cells) for u in units)
+        lines.append(f"  {u.label} ({len(u.cells)} cells): {_frames(u)} frames")
+    through = sum(_frames(u) * len(u.cells) for u in units)
     seconds = estimate_seconds(units, sc, model_name, workers)
     basis = "the bundled model's" if model_name in MODEL_MS_PER_FRAME else "the default model's"
     lines += [

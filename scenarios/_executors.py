@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from scenarios._closed import ClosedUnit
+from scenarios._drive import run_closed_unit
 from scenarios._plan import Unit
 from scenarios._streams import ensure_stream, remove_node_cache
 from scenarios._work import CellResult, RunContext, init_worker, run_unit
@@ -80,6 +82,8 @@ def execute(
 def _streams(jobs: Sequence[Job]) -> list:
     seen: dict[str, object] = {}
     for unit, _ in jobs:
+        if isinstance(unit, ClosedUnit):  # a closed loop renders as it drives
+            continue
         for spec in unit.clean.renderings:
             seen.setdefault(spec.key, spec)
     return list(seen.values())
@@ -119,13 +123,23 @@ def _inline(
     init_worker(ctx.torch_threads)
     progress = _Direct(on_segment) if on_segment is not None else None
     for unit, pending in jobs:
-        yield unit, run_unit(unit, ctx, pending, model_state, progress)
+        yield unit, work_unit(unit, ctx, pending, model_state, progress)
+
+
+def work_unit(
+    unit: Unit | ClosedUnit, ctx: RunContext, pending: frozenset[str] | None,
+    model_state: bytes, progress: Any = None,
+) -> list[CellResult]:  # fmt: skip
+    """Run one unit of either kind: an adapted stream, or a closed-loop cell."""
+    if isinstance(unit, ClosedUnit):
+        return run_closed_unit(unit, ctx, pending, model_state)
+    return run_unit(unit, ctx, pending, model_state, progress)
 
 
 def _pool_run_unit(
     unit: Unit, ctx: RunContext, pending: frozenset[str], model_state: bytes
 ) -> list[CellResult]:
-    return run_unit(unit, ctx, pending, model_state, _PROGRESS)
+    return work_unit(unit, ctx, pending, model_state, _PROGRESS)
 
 
 def _drain(progress: Any, on_segment: SegmentSink | None) -> None:
@@ -196,7 +210,7 @@ def _ray(
     ctx = dataclasses.replace(ctx, cache_dir=None, run_token=uuid.uuid4().hex[:12])
     try:
         state = ray.put(model_state)  # once, through the object store, not once per task
-        work = ray.remote(num_cpus=1)(run_unit)
+        work = ray.remote(num_cpus=1)(work_unit)
         refs = {work.remote(unit, ctx, pending, state): unit for unit, pending in jobs}
         remaining = list(refs)
         while remaining:

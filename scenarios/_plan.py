@@ -19,6 +19,7 @@ from typing import Any
 
 from reports import make_cell_id
 from scenarios._cells import Shift
+from scenarios._closed import closed_units
 from scenarios._protocols import (
     AdaptedStream,
     carried_stream,
@@ -173,7 +174,10 @@ def _mean_severity(stream: AdaptedStream) -> float:
 def plan_units(sc: Scenario) -> list[Unit]:
     """Work units in run order: seeds outermost; then clean, the static grid, schedules and
     world shifts (``reset_each_shift``), or the carried streams, order by order, method by
-    method."""
+    method. A closed-loop scenario's units are :class:`scenarios._closed.ClosedUnit` (one per
+    cell)."""
+    if sc.loop == "closed":
+        return closed_units(sc)  # type: ignore[return-value]
     units: list[Unit] = []
     methods = sc.method_keys()
     for seed in sc.seeds:

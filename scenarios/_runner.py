@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reports import ResultsStore, RunMeta
+from scenarios._closed import closed_loop_meta, meta_methods
 from scenarios._executors import EXECUTORS, execute
 from scenarios._folder import check_out, make_folder
 from scenarios._forgetting import FORGETTING_FRAMES, forgetting_meta
@@ -273,6 +274,7 @@ def run_scenario(
                 "corruption": "numpy SeedSequence([seed, sha256(shift label, severity)[:4]])",
                 "model_init": 0,
             },
+            "closed_loop": closed_loop_meta(sc),
             "finished_at": None,
         })  # fmt: skip
         (run_dir / "scenario.yaml").write_text(dump_yaml(sc), encoding="utf-8")
@@ -320,7 +322,9 @@ def run_scenario(
                     finished.add(cid)
                     if res.sample is not None:  # before its cell: a stored cell has its sample
                         store.write_sample(cid, res.sample)
-                    store.write_cell(res.cell, res.segments, res.frames)
+                    if res.record is not None:  # likewise its drives' traces and strip
+                        store.write_drive_record(cid, res.record)
+                    store.write_cell(res.cell, res.segments, res.frames, res.drives)
                     if res.cell["status"] == "failed":
                         failed[cid] = res.cell["error"] or "failed"
                         log.error("cell %s failed: %s", cid, failed[cid])
@@ -372,7 +376,8 @@ def _lock(run_dir: Path) -> Any:
 
 def _remove_leftovers(run_dir: Path) -> None:
     """Half-written files of a killed run (temporary names; never read as results)."""
-    for pattern in ("cache/.*.tmp", "samples/.*.tmp.npz", f".{MODEL_STATE}.tmp"):
+    leftovers = ("cache/.*.tmp", "samples/.*.tmp.npz", "drives/.*.tmp.npz", f".{MODEL_STATE}.tmp")
+    for pattern in leftovers:
         for p in run_dir.glob(pattern):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
@@ -434,10 +439,11 @@ def _run_meta(sc: Scenario, executor: str, workers: int,
     """The run-metadata contract: everything a report needs, so it never asks the library."""
     import sim
 
+    keys = {m.key for m in sc.methods}
     return RunMeta(
         methods=tuple(
-            {"label": m.key, "name": m.name, "options": dict(m.options), "traits": _traits(m.name)}
-            for m in sc.methods
+            {**m, "traits": _traits(m["name"])} if m["label"] in keys else m
+            for m in meta_methods(sc)  # the closed loop's oracle is no adaptation method
         ),
         class_names=tuple(sim.CLASS_NAMES),
         palette=tuple(tuple(int(v) for v in rgb) for rgb in sim.PALETTE),

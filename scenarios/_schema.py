@@ -27,6 +27,7 @@ from reports import PROTOCOLS
 from sim.common import did_you_mean
 
 __all__ = [
+    "ClosedLoopSpec",
     "LabelShiftPart",
     "MethodSpec",
     "ModelSpec",
@@ -91,6 +92,18 @@ class WorldShiftSpec(_Strict):
     world: dict[str, Any]
 
 
+class ClosedLoopSpec(_Strict):
+    """How a closed-loop scenario drives (``sim.ClosedLoop``): ``drives`` cars per cell step
+    together (the methods' batch), each scored over ``distance_m`` metres; after a failure the
+    autopilot drives for ``takeover_s`` seconds; standing ``stall_s`` seconds with the road
+    clear is a failure."""
+
+    drives: int = Field(default=4, ge=1, le=256)
+    distance_m: float = Field(default=400.0, gt=0, le=100_000)
+    takeover_s: float = Field(default=3.0, gt=0, le=600)
+    stall_s: float = Field(default=3.0, gt=0, le=600)
+
+
 class OnlineSpec(_Strict):
     """Compute-aware evaluation (Alfarra et al., ICML 2024): frames arrive at ``eta`` times the
     source model's rate (or at ``fps`` frames per second); a method whose step costs r times the
@@ -150,6 +163,10 @@ class Scenario(_Strict):
     - ``include_clean`` (default true): a ``clean`` cell per method and seed.
     - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
       get qualitative sample images (plus clean).
+    - ``loop``: ``open`` (default: the model sees recorded frames) or ``closed`` (each method's
+      predictions drive the car through the lane-keeping controller; ``scenarios._closed``),
+      with ``closed_loop``: ``{drives, distance_m, takeover_s, stall_s}`` (a
+      :class:`ClosedLoopSpec`; ``drives`` replaces ``batch_size``, ``distance_m`` ``frames``).
     - ``protocol`` (``reset_each_shift``, ``continual``, ``gradual``, ``mixed``), ``rounds``,
       ``orders``, ``sampling`` (``video``/``iid``, or both as a list: the second one's
       cells are labelled ``<shift>.iid``), ``label_shift``, ``window``,
@@ -177,6 +194,8 @@ class Scenario(_Strict):
     include_clean: bool = True
     per_frame: bool = True
     samples: int = Field(default=4, ge=0, le=1000)
+    loop: Literal["open", "closed"] = "open"
+    closed_loop: ClosedLoopSpec | None = None
     protocol: Literal["reset_each_shift", "continual", "gradual", "mixed"] = "reset_each_shift"
     rounds: int = Field(default=1, ge=1, le=1000)
     orders: int = Field(default=1, ge=1, le=1000)
@@ -461,6 +480,7 @@ def _pydantic_message(path: Path | str, err: ValidationError) -> str:
             ("model",): ModelSpec,
             ("schedule",): ScheduleSpec,
             ("world_shifts",): WorldShiftSpec,
+            ("closed_loop",): ClosedLoopSpec,
         }
         model = sub.get(tuple(parts), model)
         valid = ", ".join(model.model_fields)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from scenarios._closed import check_closed_loop
 from scenarios._schema import (
     Scenario,
     ScenarioError,
@@ -268,6 +269,7 @@ def validate_scenario(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_pydantic_message(source, exc)) from None
+    scenario = check_closed_loop(scenario, str(source))
     if check:
         scenario = check_names(scenario, str(source))
     return scenario

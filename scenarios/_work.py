@@ -25,7 +25,7 @@ import io
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,9 @@ class CellResult:
     frames: list[dict[str, Any]]
     traceback: str | None = None  # of a failed cell, for the run log
     sample: dict[str, np.ndarray] | None = None  # qualitative sample, for the driver to store
+    #: A closed-loop cell's drives (rows of the store's ``drives`` table) and drive record.
+    drives: list[dict[str, Any]] = field(default_factory=list)
+    record: dict[str, np.ndarray] | None = None
 
 
 def init_worker(threads: int = 1) -> None:

@@ -1,9 +1,9 @@
 """roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
 
-``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently) and
-stays cheap: the world, the renderer and the corruptions load on first use of a public name
-(module ``__getattr__``), so ``perception`` can use the pure-Python ``sim.common`` without
-them.
+``import sim`` registers ``roadshift/DrivingStream-v0`` and ``roadshift/LaneKeeping-v0`` with
+Gymnasium (idempotently) and stays cheap: the world, the renderer, the corruptions and the
+controllers load on first use of a public name (module ``__getattr__``), so ``perception`` can
+use the pure-Python ``sim.common`` without them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ _LAZY = {
     "PALETTE": "sim.render.palette",
     "colorize": "sim.render.palette",
     "DrivingStreamEnv": "sim.envs.driving",
+    "LaneKeepingEnv": "sim.envs.lane_keeping",
+    "ClosedLoop": "sim.control.drives",
+    "DriveResult": "sim.control.drives",
+    "LaneKeepingController": "sim.control.controller",
+    "RoadPrior": "sim.control.road",
     "Frame": "sim.world.world",
     "World": "sim.world.world",
     "render_stream": "sim.world.world",
@@ -53,10 +58,15 @@ __all__: list[str] = [
     "TOWNS",
     "TRAFFIC_LEVELS",
     "WEATHER_PRESETS",
+    "ClosedLoop",
     "CorruptionInfo",
     "CorruptionWrapper",
+    "DriveResult",
     "DrivingStreamEnv",
     "Frame",
+    "LaneKeepingController",
+    "LaneKeepingEnv",
+    "RoadPrior",
     "Schedule",
     "ShiftState",
     "Weather",

@@ -16,7 +16,8 @@ PACKAGES = ["sim", "perception", "scenarios", "reports"]
 #: Each package's whole public surface: adding or removing a name is a decision made here.
 PUBLIC = {
     "sim": "CLASS_NAMES IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS WEATHER_PRESETS "
-    "CorruptionInfo CorruptionWrapper DrivingStreamEnv Frame Schedule ShiftState Weather World "
+    "ClosedLoop CorruptionInfo CorruptionWrapper DriveResult DrivingStreamEnv Frame "
+    "LaneKeepingController LaneKeepingEnv RoadPrior Schedule ShiftState Weather World "
     "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
     "corruption_names get_corruption_names make_schedule register_envs render_stream "
     "schedule_kinds",

@@ -54,7 +54,9 @@ class DrivingStreamEnv(gym.Env):
 
     - ``semantic``: uint8 (H, W) Cityscapes trainIds (0..18; 255 = ignore).
     - ``depth``: float32 (H, W) metres along the camera's forward axis; the sky is ``+inf``.
-    - ``pose``: dict with ``x, y, yaw, speed, s, lane_offset`` (metres, radians, m/s).
+    - ``pose``: dict with ``x, y, yaw, speed, s, lane_offset, heading`` (metres, radians, m/s;
+      ``lane_offset`` from the road's centre line and ``heading`` relative to the road, both
+      positive to the right).
     - ``conditions``: the world and weather state (JSON-serialisable dict).
     - ``shift``: the image shift applied to the observation; ``{"corruption": None,
       "severity": 0}`` here (wrappers that corrupt the image fill it in).

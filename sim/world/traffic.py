@@ -25,6 +25,13 @@ from sim.world.town_map import TownMap
 DENSITY = {"none": 0.0, "low": 0.5, "medium": 1.1, "high": 2.2}  # vehicles / 100 m / lane
 PED_FACTOR = {"none": 0.0, "low": 0.4, "medium": 1.0, "high": 1.8}
 EGO_LENGTH, EGO_WIDTH = 4.5, 1.8
+# The ego under external control (``control=(steer, throttle)``): full steer turns at this yaw
+# rate whatever the speed; throttle 1 accelerates at THROTTLE_ACCEL, throttle -1 brakes at
+# BRAKE_DECEL; the speed stays in [0, MAX_SPEED].
+STEER_YAW_RATE = 0.35  # rad/s at steer = 1
+THROTTLE_ACCEL, BRAKE_DECEL, MAX_SPEED = 3.0, 8.0, 50.0  # m/s^2, m/s^2, m/s
+# Pedestrians count as a collision within these margins of the ego's footprint (m).
+PERSON_MARGIN = 0.25
 BEHIND, AHEAD = 60.0, 280.0
 # What a pedestrian is doing (people only; the object table does not carry it).
 WALKING, CROSSING, WAITING = 1, 2, 3
@@ -172,7 +179,7 @@ class Traffic:
         """Advance everything by ``dt`` seconds; returns collision / off-road flags."""
         rng, town = self.rng, self.town
         # ego
-        lead_gap, lead_v = self._ego_leader()
+        lead_gap, lead_v = self.ego_leader()
         if control is None:
             acc = _idm_scalar(self.v, self.cruise, lead_gap, lead_v)
             self.v = max(0.0, self.v + acc * dt)
@@ -183,10 +190,10 @@ class Traffic:
             self.psi = 0.22 * w * math.cos(w * self.s + self.wobble_phase)
         else:
             steer, throttle = float(control[0]), float(control[1])
-            acc = 3.0 * throttle if throttle >= 0 else 8.0 * throttle
-            self.v = float(np.clip(self.v + acc * dt, 0.0, 50.0))
+            acc = THROTTLE_ACCEL * throttle if throttle >= 0 else BRAKE_DECEL * throttle
+            self.v = float(np.clip(self.v + acc * dt, 0.0, MAX_SPEED))
             k = float(town.curvature(self.s))
-            self.psi += (steer * 0.35 - k * self.v) * dt
+            self.psi += (steer * STEER_YAW_RATE - k * self.v) * dt
             ds = self.v * math.cos(self.psi) * dt
             self.s += ds
             self.u += self.v * math.sin(self.psi) * dt
@@ -280,7 +287,9 @@ class Traffic:
         self._add_vehicle(s, lane_u, direction, bike=(lane_u, direction) in self.bike_lanes)
         return True
 
-    def _ego_leader(self) -> tuple[float, float]:
+    def ego_leader(self) -> tuple[float, float]:
+        """Gap (m) to the nearest vehicle or person ahead in the ego's way, as the autopilot
+        sees it (people: 1.5 m kept clear), and its speed along the road (inf, inf: none)."""
         gap, lead_v = np.inf, np.inf
         veh, peds = self.veh, self.peds
         if len(veh):
@@ -301,7 +310,8 @@ class Traffic:
 
     def _events(self) -> dict[str, bool]:
         lay = self.town.layout
-        off_road = abs(self.u) > lay.road_half
+        # off the carriageway: beyond the road's edge, or onto a median strip (highway)
+        off_road = abs(self.u) > lay.road_half or abs(self.u) < 0.5 * lay.style.median
         collision = False
         veh, peds = self.veh, self.peds
         if len(veh):
@@ -309,10 +319,31 @@ class Traffic:
             du = np.abs(veh["u"] - self.u) < 0.5 * (veh["width"] + EGO_WIDTH)
             collision = bool((ds & du).any())
         if len(peds) and not collision:
-            ds = np.abs(peds["s"] - self.s) < 0.5 * EGO_LENGTH + 0.25
-            du = np.abs(peds["u"] - self.u) < 0.5 * EGO_WIDTH + 0.25
+            ds = np.abs(peds["s"] - self.s) < 0.5 * EGO_LENGTH + PERSON_MARGIN
+            du = np.abs(peds["u"] - self.u) < 0.5 * EGO_WIDTH + PERSON_MARGIN
             collision = bool((ds & du).any())
         return {"collision": collision, "off_road": bool(off_road)}
+
+    def time_to_collision(self) -> float:
+        """Seconds until the ego's footprint meets the nearest vehicle or person ahead that
+        overlaps it laterally, at today's speeds (``inf`` when nothing ahead is being closed
+        on). The truth, for scoring a drive; no controller sees it."""
+        ttc = math.inf
+        veh, peds = self.veh, self.peds
+        if len(veh):
+            overlap = np.abs(veh["u"] - self.u) < 0.5 * (veh["width"] + EGO_WIDTH)
+            gap = veh["s"] - self.s - 0.5 * (veh["length"] + EGO_LENGTH)
+            closing = self.v - self.vel * veh["direction"]
+            hit = overlap & (veh["s"] > self.s) & (closing > 0)
+            if hit.any():
+                ttc = float(np.min(np.maximum(gap[hit], 0.0) / closing[hit]))
+        if len(peds) and self.v > 0:
+            overlap = np.abs(peds["u"] - self.u) < 0.5 * EGO_WIDTH + PERSON_MARGIN
+            gap = peds["s"] - self.s - 0.5 * EGO_LENGTH - PERSON_MARGIN
+            hit = overlap & (peds["s"] > self.s)
+            if hit.any():
+                ttc = min(ttc, float(np.min(np.maximum(gap[hit], 0.0)) / self.v))
+        return ttc
 
     def objects(self) -> np.ndarray:
         """Vehicles then people, as rows of the object table (``sim.world.objects``)."""

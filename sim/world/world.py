@@ -49,8 +49,10 @@ class Frame:
 
     ``image``: uint8 (H, W, 3) RGB. ``semantic``: uint8 (H, W) Cityscapes trainIds (255 =
     ignore). ``depth``: float32 (H, W) metres along the camera's forward axis; the sky is
-    ``+inf``. ``pose``: the ego's state (x, y, yaw, speed, s, lane_offset). ``conditions``: the
-    world and weather state (JSON-serialisable). ``index``: frame number in the drive.
+    ``+inf``. ``pose``: the ego's state (x, y, yaw, speed, s, lane_offset: the lateral offset
+    from the road's centre line, + right; heading: the ego's heading relative to the road, rad,
+    + right). ``conditions``: the world and weather state (JSON-serialisable). ``index``: frame
+    number in the drive.
     """
 
     image: np.ndarray
@@ -177,6 +179,7 @@ class World:
             "speed": tr.v,
             "s": tr.s,
             "lane_offset": tr.u,
+            "heading": tr.psi,
         }
         return Frame(
             image=image,
