@@ -5,7 +5,8 @@ Works on plain tensors; it never imports the simulator.
 
 from __future__ import annotations
 
-# models, training, metrics
+# devices, models, training, metrics
+from ._device import DEVICE_CHOICES, resolve_device
 from ._metrics import StreamMetrics, confusion_matrix, iou_from_confusion, miou_from_confusion
 from ._models import create_model, model_names, register_model
 from ._models_classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SAFETY_CLASSES
@@ -34,6 +35,7 @@ from ._methods import Source as _Source  # noqa: F401  (registers source, bn, te
 __all__: list[str] = [
     "CLASS_NAMES",
     "DEFAULT_MODEL",
+    "DEVICE_CHOICES",
     "IGNORE_INDEX",
     "NUM_CLASSES",
     "SAFETY_CLASSES",
@@ -58,6 +60,7 @@ __all__: list[str] = [
     "read_checkpoint",
     "register_adapter",
     "register_model",
+    "resolve_device",
     "save_checkpoint",
     "train",
 ]

@@ -174,6 +174,7 @@ def train_default(
     val_streams: int | None = None,
     threads: int | None = None,
     quiet: bool = False,
+    device: str = "cpu",
 ) -> Any:
     """Render the source domain, train ``model`` on it and write the checkpoint to ``out``.
 
@@ -181,7 +182,9 @@ def train_default(
     weights): model ``perception.DEFAULT_MODEL``, 12000 steps of batch 16 on random 96×192 crops
     (a smaller batch when fewer frames are asked for), seed 0, 60 drives per town in urban and
     suburban; torch's thread count is left alone (the bundled weights used 2). Every option is
-    checked before rendering starts. Returns
+    checked before rendering starts. ``device``: ``"auto"``, ``"cpu"`` (the default: the
+    bundled weights are reproduced bit for bit on the CPU only), ``"cuda"`` or ``"cuda:N"``.
+    Returns
     ``perception.TrainResult``; the checkpoint's metadata holds the clean validation metrics.
     """
     import torch
@@ -211,6 +214,7 @@ def train_default(
     perception.TrainConfig(steps=steps, seed=seed)
     perception.create_model(model)  # an unknown name lists the valid ones
     _check_towns(data.towns, data.height, data.width)
+    dev = perception.resolve_device(device)  # a missing GPU is reported before rendering
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -258,6 +262,7 @@ def train_default(
         out=out,
         progress=not quiet,
         meta=meta,
+        device=dev,
     )
     result.meta["total_seconds"] = round(time.perf_counter() - start, 1)
     perception.save_checkpoint(result.model, out, result.meta)

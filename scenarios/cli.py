@@ -155,6 +155,9 @@ def _parser() -> _Parser:
                    help=f"held-out drives per town (default: {data.val_streams})")  # fmt: skip
     t.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads (default: torch's own choice)")  # fmt: skip
+    t.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto); "
+                   "training is bit-reproducible on the CPU only")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -331,7 +334,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     result = train_default(
         out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
         streams=a.streams, towns=a.towns, frames_per_stream=a.frames_per_stream,
-        val_streams=a.val_streams, threads=a.threads, quiet=a.quiet,
+        val_streams=a.val_streams, threads=a.threads, quiet=a.quiet, device=a.device,
     )  # fmt: skip
     miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
     tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""

@@ -19,11 +19,12 @@ PUBLIC = {
     "CorruptionInfo CorruptionWrapper DrivingStreamEnv Frame Schedule ShiftState Weather World "
     "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
     "corruption_names make_schedule register_envs render_stream schedule_kinds",
-    "perception": "CLASS_NAMES DEFAULT_MODEL IGNORE_INDEX NUM_CLASSES SAFETY_CLASSES Adapter "
-    "AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info adapter_names "
+    "perception": "CLASS_NAMES DEFAULT_MODEL DEVICE_CHOICES IGNORE_INDEX NUM_CLASSES "
+    "SAFETY_CLASSES Adapter AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info "
+    "adapter_names "
     "confusion_matrix create_adapter create_model evaluate images_to_tensor iou_from_confusion "
     "load_model load_pretrained miou_from_confusion model_names pretrained_names read_checkpoint "
-    "register_adapter register_model save_checkpoint train",
+    "register_adapter register_model resolve_device save_checkpoint train",
     "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
     "load_scenario run_scenario scenario_names",
     "reports": "META_VERSION NoResultsError ResultsStore RunMeta build_report make_cell_id",

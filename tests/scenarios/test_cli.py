@@ -311,6 +311,8 @@ def test_help_is_plain_text_and_train_shows_every_default_and_the_time(capsys):
 
 
 def test_train_checks_its_options_before_rendering(tmp_path, monkeypatch, capsys):
+    import torch
+
     from scenarios import _train_data
 
     def no_rendering(*args, **kwargs):
@@ -322,6 +324,9 @@ def test_train_checks_its_options_before_rendering(tmp_path, monkeypatch, capsys
     assert "batch_size: 5 is more than the 4 training frames" in err
     assert "urban" in _bad(["train", "--towns", "atlantis", *small], capsys)
     assert "steps" in _bad(["train", "--steps", "0", *small], capsys)
+    assert "valid choices: auto, cpu, cuda" in _bad(["train", "--device", "tpu", *small], capsys)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in _bad(["train", "--device", "cuda", *small], capsys)
     assert not (tmp_path / "m.pt").exists()
 
 
