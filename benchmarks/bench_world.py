@@ -1,6 +1,7 @@
 """Frames per second of the driving world, through ``env.step`` in one process.
 
-Usage: ``python benchmarks/bench_world.py [--steps N] [--device auto|cpu|cuda] [--procs N]``.
+Usage: ``python benchmarks/bench_world.py [--steps N] [--device auto|cpu|cuda] [--procs N]
+[--threads N]``.
 Prints env.step frames/s at 128x256 and 256x512 for a clean urban day drive (the floor is 300
 frames/s at 128x256), a few other domains at 128x256, and -- once a model is available -- the
 ratio of one frame's production time to one frame of the default model's inference at batch 16
@@ -110,7 +111,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     ap.add_argument("--procs", type=int, default=1, help="also render in this many processes")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for the model "
+                    "(default: torch's own choice; 1 compares one core with one core)")  # fmt: skip
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"{'env.step, setting':<34} {'frames/s':>9} {'best chunk':>11}")
     results = {}
     for h, w in ((128, 256), (256, 512)):
