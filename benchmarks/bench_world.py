@@ -50,15 +50,15 @@ def env_fps(height: int, width: int, steps: int, **kwargs: object) -> tuple[floa
     return 30 * len(chunks) / total, 30 / min(chunks)
 
 
-def _render_drive(args: tuple[int, int, int, int]) -> tuple[float, float]:
+def _render_drive(args: tuple[int, int, int, int, int]) -> tuple[float, float]:
     """(start, end) on the system-wide monotonic clock of one process rendering ``steps``
-    frames of drive ``seed``, after building the world and a warm-up."""
-    height, width, steps, seed = args
+    frames of drive ``seed``, after building the world and ``warmup`` frames."""
+    height, width, steps, seed, warmup = args
     from sim.world.config import WorldConfig
     from sim.world.world import World
 
     world = World(WorldConfig(height=height, width=width), seed)
-    for _ in range(100):
+    for _ in range(warmup):
         world.step()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -66,12 +66,15 @@ def _render_drive(args: tuple[int, int, int, int]) -> tuple[float, float]:
     return t0, time.perf_counter()
 
 
-def parallel_frame_seconds(height: int, width: int, steps: int, procs: int) -> float:
+def parallel_frame_seconds(
+    height: int, width: int, steps: int, procs: int, warmup: int = 100
+) -> float:
     """Wall seconds per frame when ``procs`` processes each render ``steps`` frames at once:
     from the first process's start to the last one's end (conservative when starts differ)."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
-        spans = pool.map(_render_drive, [(height, width, steps, s) for s in range(procs)])
+        jobs = [(height, width, steps, s, warmup) for s in range(procs)]
+        spans = pool.map(_render_drive, jobs)
     wall = max(end for _, end in spans) - min(start for start, _ in spans)
     return wall / (procs * steps)
 

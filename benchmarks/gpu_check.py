@@ -4,9 +4,9 @@ Usage: ``python benchmarks/gpu_check.py [--device auto|cpu|cuda] [--frames 64] [
 Runs on the CPU too (``--device cpu``), so it is tested where no GPU is. It prints, on the
 device, at 128x256 and batch 16 with the bundled default model:
 
-1. **model ms/frame**: a forward pass (inference mode), median of 20 after warm-up; on CUDA also
-   under autocast (float16 and bfloat16), for information: no roadshift method runs in mixed
-   precision by default;
+1. **model ms/frame**: a forward pass (inference mode), median of ``--repeats`` (20) calls; on
+   CUDA also under autocast (float16 and bfloat16), for information: no roadshift method runs in
+   mixed precision by default;
 2. **TENT step cost**: one ``tent`` adapter step (forward, entropy backward, Adam step) per frame,
    and its ratio to the forward pass;
 3. **a small grid's wall time**: methods ``source``, ``bn``, ``tent`` x corruptions
@@ -58,14 +58,16 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def model_speed(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> float:
+def model_speed(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, repeats: int
+) -> float:
     """ms per frame of a forward pass; on CUDA also under float16 / bfloat16 autocast."""
 
     def forward() -> None:
         with torch.inference_mode():
             model(x)
 
-    ms = 1000 * timed(forward, device, 20) / BATCH
+    ms = 1000 * timed(forward, device, repeats) / BATCH
     print(f"model forward:            {ms:8.3f} ms/frame  ({describe_device(device)})")
     if device.type == "cuda":
         for dtype in (torch.float16, torch.bfloat16):
@@ -74,14 +76,16 @@ def model_speed(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -
                 with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
                     model(x)
 
-            amp = 1000 * timed(amp_forward, device, 20) / BATCH
+            amp = 1000 * timed(amp_forward, device, repeats) / BATCH
             print(f"  under autocast {str(dtype).split('.')[-1]:<9} {amp:8.3f} ms/frame")
     return ms
 
 
-def tent_cost(model: torch.nn.Module, x: torch.Tensor, device: torch.device, fwd: float) -> None:
+def tent_cost(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, fwd: float, repeats: int
+) -> None:
     adapter = perception.create_adapter("tent", model)
-    ms = 1000 * timed(lambda: adapter.predict(x), device, 20) / BATCH
+    ms = 1000 * timed(lambda: adapter.predict(x), device, repeats) / BATCH
     print(f"TENT step:                {ms:8.3f} ms/frame  ({ms / fwd:.2f}x the forward pass)")
 
 
@@ -134,13 +138,14 @@ def small_grid(model: torch.nn.Module, frames: int, device: torch.device) -> flo
 
 
 def balance(model_s: float, frames: int, procs: int) -> None:
-    one = parallel_frame_seconds(HEIGHT, WIDTH, frames, 1)
+    warmup = min(100, frames)
+    one = parallel_frame_seconds(HEIGHT, WIDTH, frames, 1, warmup)
     print(
         f"render/model balance: 1 render process {1000 * one:.2f} ms/frame, model "
         f"{1000 * model_s:.3f} ms/frame (in the grid): {one / model_s:.2f}"
     )
     if procs > 1:
-        par = parallel_frame_seconds(HEIGHT, WIDTH, frames, procs)
+        par = parallel_frame_seconds(HEIGHT, WIDTH, frames, procs, warmup)
         print(
             f"  with {procs} render processes: {1000 * par:.2f} ms/frame of wall time: "
             f"{par / model_s:.2f}  (below 1: the renderer keeps up with the model)"
@@ -153,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=64, help="frames per grid cell")
     ap.add_argument("--procs", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--repeats", type=int, default=20, help="timed calls per median")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -163,10 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     model = perception.load_pretrained().to(device)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(BATCH, 3, HEIGHT, WIDTH, generator=gen).to(device)
-    fwd = model_speed(model, x, device)
-    tent_cost(model, x, device, fwd)
+    fwd = model_speed(model, x, device, a.repeats)
+    tent_cost(model, x, device, fwd, a.repeats)
     model_s = small_grid(model, a.frames, device)
-    balance(model_s, max(30, a.frames), a.procs)
+    balance(model_s, a.frames, a.procs)
 
 
 if __name__ == "__main__":
