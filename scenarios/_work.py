@@ -47,7 +47,7 @@ __all__ = [
     "run_unit",
 ]
 
-_MODEL_CACHE: dict[tuple[str, str], Any] = {}
+_MODEL_CACHE: dict[tuple[str, str, str], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class RunContext:
     #: Names this run's node caches (``scenarios._streams.node_cache``) when ``cache_dir`` is None.
     run_token: str = "local"
     torch_threads: int = 1
+    #: Where models run: "cpu" (bit-reproducible) or a CUDA device ("cuda", "cuda:N").
+    device: str = "cpu"
     #: Sliding window of frames at batch size 1 (``window:``), or None.
     window: int | None = None
     #: Online evaluation: ``{"fallback": "last" | "source", "skip": {method label: batches}}``.
@@ -116,17 +118,17 @@ def model_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def load_model(name: str, state: bytes) -> Any:
-    """The run's model (architecture + shipped state), cached per worker process."""
+def load_model(name: str, state: bytes, device: str = "cpu") -> Any:
+    """The run's model (architecture + shipped state) on ``device``, cached per worker process."""
     import torch
 
-    key = (name, hashlib.sha256(state).hexdigest())
+    key = (name, hashlib.sha256(state).hexdigest(), device)
     if key not in _MODEL_CACHE:
         model = build_model(name)
         weights = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
         model.load_state_dict(weights)
         _MODEL_CACHE.clear()  # one run's model at a time
-        _MODEL_CACHE[key] = model.eval()
+        _MODEL_CACHE[key] = model.to(device).eval()
     return _MODEL_CACHE[key]
 
 
@@ -175,7 +177,7 @@ def run_unit(
     cells = [c for c in unit.cells if pending is None or c["cell_id"] in pending]
     if not cells:
         return []
-    model = load_model(ctx.model_name, model_state)
+    model = load_model(ctx.model_name, model_state, ctx.device)
     methods = {key: (name, options) for key, name, options in ctx.methods}
     height, width = unit.clean.renderings[0].height, unit.clean.renderings[0].width
     source = SourceFrames(height, width, ctx.batch_size)

@@ -433,3 +433,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "continual seed 0 (bn) (1 cells): 30 frames" in text  # 2 shifts x 3 rounds x 5
     assert re.search(r"estimated time: \d+(\.\d)? (s|min) with 2 worker", text)
     assert "nothing was written" in text
+
+
+def test_run_with_a_device_that_does_not_exist_is_one_line_and_writes_nothing(tmp_path, capsys):
+    import torch
+
+    scenario = write_yaml(tmp_path / "t.yaml", tiny())
+    run = ["run", str(scenario), "--out", str(tmp_path / "r")]
+    assert "device: unknown device 'tpu'" in _bad([*run, "--device", "tpu"], capsys)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in _bad([*run, "--device", "cuda"], capsys)
+    assert not (tmp_path / "r").exists()
