@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 _MODEL_CACHE: dict[tuple[str, str, str], Any] = {}
+#: Built-in adapters a worker keeps between units, idle, by (method, options): building one
+#: copies the model (tens of ms a cell), and ``Adapter.restart`` returns a used one to its
+#: freshly built state bit for bit (tests/perception/test_restart.py holds every built-in
+#: method to it). Plug-in methods and methods that take source data are always built afresh.
+_IDLE_ADAPTERS: dict[tuple[str, str], list[Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def load_model(name: str, state: bytes, device: str = "cpu") -> Any:
         weights = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
         model.load_state_dict(weights)
         _MODEL_CACHE.clear()  # one run's model at a time
+        _IDLE_ADAPTERS.clear()  # they hold copies of the previous model
         _MODEL_CACHE[key] = model.to(device).eval()
     return _MODEL_CACHE[key]
 
@@ -146,12 +152,33 @@ def _make_adapter(
     def make() -> Any:
         import perception
 
+        idle = _IDLE_ADAPTERS.get(_pool_key(name, options))
+        if idle:
+            adapter = idle.pop()
+            adapter.restart()
+            return adapter
         adapter = perception.create_adapter(name, model, **options)
         if adapter.needs_source_data:  # e.g. EATA's Fisher information, once per adapter
             adapter.prepare_source(source.batches())
         return adapter
 
     return make
+
+
+def _pool_key(name: str, options: dict[str, Any]) -> tuple[str, str]:
+    return name, repr(sorted(options.items()))
+
+
+def _release(runs: list[MethodRun], methods: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Keep the adapters of the cells that finished cleanly for the worker's next units."""
+    for r in runs:
+        if not r.alive:  # a method that raised may have left any state behind
+            continue
+        name, options = methods[r.cell["method"]]
+        for adapter in (r.adapter, r.online.adapter if r.online is not None else None):
+            if (adapter is not None and type(adapter).__module__.startswith("perception.")
+                    and not adapter.needs_source_data):  # fmt: skip
+                _IDLE_ADAPTERS.setdefault(_pool_key(name, options), []).append(adapter)
 
 
 def _keeps(unit: Unit) -> dict[tuple[str, float], bool]:
@@ -262,6 +289,7 @@ def run_unit(
         if sample and r.alive and r.last_pred is not None:
             result.sample = _sample(r, sample)
         results.append(result)
+    _release(runs, methods)
     return results
 
 
