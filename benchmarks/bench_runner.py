@@ -7,7 +7,8 @@
 2. Memory: peak resident memory of a run (in a fresh process) as ``frames`` grows; streaming
    keeps it flat.
 
-Usage: ``python benchmarks/bench_runner.py [--frames 32] [--memory-frames 32 256]``.
+Usage: ``python benchmarks/bench_runner.py [--frames 32] [--memory-frames 32 256]
+[--device cpu|auto|cuda]`` (the run and the model-alone timings both on ``--device``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ def grid(frames: int, methods: list[str], corruptions: list[str], model: str | N
 
 
 def model_alone_seconds(model, x, method: str, repeats: int = 5) -> float:
-    """Median seconds of one batch through the bare model as ``method`` would use it."""
+    """Median seconds of one batch through the bare model as ``method`` would use it (on the
+    device of ``x``; the model is copied there)."""
     import torch
 
-    m = copy.deepcopy(model)
+    from perception._device import synchronize
+
+    m = copy.deepcopy(model).to(x.device)
     if method == "source":
         m.eval()
     else:  # bn and tent normalise with the batch statistics
@@ -81,13 +85,15 @@ def model_alone_seconds(model, x, method: str, repeats: int = 5) -> float:
     step()
     times = []
     for _ in range(repeats):
+        synchronize(x.device)
         t0 = time.perf_counter()
         step()
+        synchronize(x.device)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
 
-def overhead(frames: int, model_name: str | None) -> None:
+def overhead(frames: int, model_name: str | None, device: str = "cpu") -> None:
     import numpy as np
     import torch
 
@@ -110,7 +116,9 @@ def overhead(frames: int, model_name: str | None) -> None:
     name = sc.model.name or perception.DEFAULT_MODEL
     config = sim.WorldConfig(height=128, width=256)
     imgs = np.stack([f.image for f in sim.render_stream(config, 0, 8)])
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+    x = (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255).to(
+        perception.resolve_device(device)
+    )
     batches_per_cell = -(-frames // 8)
     shifts = len(CORRUPTIONS) * 2
 
@@ -123,7 +131,7 @@ def overhead(frames: int, model_name: str | None) -> None:
             model = perception.load_pretrained(name)
         before = alone(model)  # the machine may be shared: measure before and after the run
         t0 = time.perf_counter()
-        summary = run_scenario(sc, Path(tmp) / "run", workers=1, quiet=True)
+        summary = run_scenario(sc, Path(tmp) / "run", workers=1, quiet=True, device=device)
         wall = time.perf_counter() - t0
         assert summary.ok, summary.failed
         after = alone(model)
@@ -182,12 +190,13 @@ def main() -> None:
     p.add_argument("--memory-frames", type=int, nargs="*", default=[32, 256])
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu, auto (CUDA when present), cuda")
     a = p.parse_args()
     if a.memory_child is not None:
         memory_child(a.memory_child, a.model)
         return
     if not a.skip_overhead:
-        overhead(a.frames, a.model)
+        overhead(a.frames, a.model, a.device)
     if a.memory_frames:
         memory(a.memory_frames, a.model)
 

@@ -5,7 +5,8 @@ Works on plain tensors; it never imports the simulator.
 
 from __future__ import annotations
 
-# models, training, metrics
+# devices, models, training, metrics
+from ._device import DEVICE_CHOICES, resolve_device
 from ._metrics import StreamMetrics, confusion_matrix, iou_from_confusion, miou_from_confusion
 from ._models import create_model, model_names, register_model
 from ._models_classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, SAFETY_CLASSES
@@ -54,6 +55,7 @@ __all__: list[str] = [
     "CLASS_NAMES",
     "COTTA_JITTER",
     "DEFAULT_MODEL",
+    "DEVICE_CHOICES",
     "IGNORE_INDEX",
     "NORM_LAYERS",
     "NUM_CLASSES",
@@ -86,6 +88,7 @@ __all__: list[str] = [
     "reestimate_batchnorm",
     "register_adapter",
     "register_model",
+    "resolve_device",
     "restore",
     "save_checkpoint",
     "softmax_entropy",

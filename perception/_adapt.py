@@ -415,6 +415,15 @@ class Adapter:
         self._stats["resets"] += 1
         self.reset_state()
 
+    def restart(self) -> None:
+        """Return to the state of a freshly constructed adapter, bit for bit: :meth:`reset`,
+        the random generator rewound to its seed and the compute accounting zeroed (a runner
+        reuses one adapter for many cells instead of copying the model for each)."""
+        self.reset()
+        self._generator.manual_seed(int(self.options.get("seed", 0)))
+        self._stats = dict.fromkeys(self._stats, 0)
+        self._stats["seconds"] = 0.0
+
     @property
     def stats(self) -> dict[str, float]:
         """Compute used so far: ``forward_passes``/``backward_passes`` (calls of the network

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._device import resolve_device
 from ._metrics import StreamMetrics
 from ._models import create_model
 from ._models_classes import CLASS_NAMES, IGNORE_INDEX
@@ -232,12 +233,20 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], num_classes: int | None
     was_training = model.training
     model.eval()
     metrics = StreamMetrics(num_classes or getattr(model, "num_classes", len(CLASS_NAMES)))
+    device = _model_device(model)
     try:
         for images, labels in batches:
-            metrics.update(model(images_to_tensor(images)), _labels_to_tensor(labels))
+            x = _to_float(_nchw(images).to(device))
+            metrics.update(model(x), _labels_to_tensor(labels))
     finally:
         model.train(was_training)
     return metrics.compute()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _summary(metrics: dict) -> dict[str, Any]:
@@ -255,6 +264,7 @@ def train(
     progress: bool = True,
     meta: dict[str, Any] | None = None,
     augment: BatchAugment | None = None,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` (a module or a registered name) on ``config.steps`` batches from ``batches``.
 
@@ -265,6 +275,11 @@ def train(
     ``augment`` (see :data:`BatchAugment`) adds a pixel-level augmentation after the crop and flip,
     drawing from its own generator seeded by ``config.seed``; without it, training is exactly the
     geometric-only recipe of the bundled ``roadseg_s``.
+
+    ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (see ``resolve_device``); None
+    trains where the model already is. Batches are cropped and flipped on the CPU (the same
+    random draws on every device) and moved to the device as uint8. Training is bit-reproducible
+    on the CPU only.
     """
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -278,6 +293,9 @@ def train(
         raise TypeError(
             f"model must be an nn.Module or a registered name, got {type(model).__name__}"
         )
+    if device is not None:
+        model.to(resolve_device(device))
+    dev = _model_device(model)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(_AUGMENT_STREAM,)))
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -305,7 +323,7 @@ def train(
                 f"TrainConfig.class_weights has {len(cfg.class_weights)} entries, "
                 f"the model has {n_cls} classes"
             )
-        weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
+        weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=dev)
     val_source = val_batches if callable(val_batches) else (lambda: val_batches)
     history: list[dict[str, float]] = []
     input_size: list[int] | None = None
@@ -326,17 +344,16 @@ def train(
         if input_size is None:
             input_size = [int(x.shape[-2]), int(x.shape[-1])]
         x, y = _augment(x, y, cfg, gen)
-        if augment is None:
-            x, y = _to_float(x), y.long()
-            loss = _loss(model(x), y, weight, cfg.hard_fraction)
-        else:
-            views, y = _augmented_views(augment, x, aug_rng), y.long()
-            if len(views) == 1:
-                loss = _loss(model(_to_float(views[0])), y, weight, cfg.hard_fraction)
-            else:  # AugMix: one forward over all views (BatchNorm sees them together, as there)
-                logits = model(torch.cat([_to_float(v) for v in views])).split(len(y))
-                loss = _loss(logits[0], y, weight, cfg.hard_fraction)
-                loss = loss + cfg.consistency_weight * _jensen_shannon(logits)
+        # pixel augmentations run on the CPU (uint8), then every view moves to the device
+        views = [x] if augment is None else _augmented_views(augment, x, aug_rng)
+        views = [_to_float(v.to(dev, non_blocking=True)) for v in views]
+        y = y.to(dev, non_blocking=True).long()
+        if len(views) == 1:
+            loss = _loss(model(views[0]), y, weight, cfg.hard_fraction)
+        else:  # AugMix: one forward over all views (BatchNorm sees them together, as there)
+            logits = model(torch.cat(views)).split(len(y))
+            loss = _loss(logits[0], y, weight, cfg.hard_fraction)
+            loss = loss + cfg.consistency_weight * _jensen_shannon(logits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -370,6 +387,7 @@ def train(
         "steps_done": len(history),
         "train_seconds": round(seconds, 1),
         "final_loss": history[-1]["loss"] if history else None,
+        "device": dev.type,
     }
     if val_batches is not None:
         result_meta["val_metrics"] = _summary(evaluate(model, val_source()))

@@ -29,7 +29,8 @@ Meta keys (``meta`` table of ``results.sqlite``, JSON values), ``meta_version`` 
 - ``corruption_families``: corruption name -> family, for every corruption a cell or a schedule
   segment can show.
 - ``cell_id_format``: how cell ids are made (:func:`make_cell_id` is the one implementation).
-- ``compute``: ``{executor, workers, torch_threads}``, the conditions of the stored timings.
+- ``compute``: ``{executor, workers, torch_threads, device}``, the conditions of the stored
+  timings (``device``: ``cpu`` or ``cuda``; absent in folders written before it: ``cpu``).
 - ``scenario`` (resolved, plain data), ``model`` (name, weights, parameter count, clean
   validation mIoU, checkpoint metadata), ``versions``, ``seeds`` (how random draws are derived),
   ``expected_cells`` (run order), ``started_at``, ``finished_at`` (null until every cell is

@@ -225,7 +225,7 @@ def _feed(r: MethodRun, b: int, x: Any, y: Any, positions: Sequence[int], segs: 
     r.frames += n
     r.batches += 1
     if keep_prediction:
-        r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()
+        r.last_pred = logits[-1].argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def segment_row(stream: AdaptedStream, index: int, r: MethodRun, fixed: np.ndarray,

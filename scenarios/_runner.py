@@ -157,7 +157,7 @@ def _check_methods(sc: Scenario, model: Any, src: str) -> None:
 
 def prepare_run(
     scenario: Scenario | str | Path, out: str | Path, *, executor: str = "local",
-    workers: int | None = None,
+    workers: int | None = None, device: str = "cpu",
 ) -> Prepared:  # fmt: skip
     """Validate everything a run needs without creating anything (raises ``ScenarioError``)."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -167,6 +167,7 @@ def prepare_run(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):  # fmt: skip
         raise ScenarioError(f"workers: must be a positive integer, got {workers!r}")
+    _check_device(device, Path(out))
     if executor == "ray":
         try:
             import ray  # noqa: F401
@@ -184,6 +185,27 @@ def prepare_run(
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"{src}: schedule: {exc}") from None
     return Prepared(sc, name, model, meta, units)
+
+
+def _check_device(device: str, run_dir: Path) -> None:
+    """``device`` must exist here, and a folder is resumed or extended on the kind of device it
+    started on: CPU and CUDA results differ in the last bits, so one run never mixes them."""
+    import perception
+
+    try:
+        kind = perception.resolve_device(device).type
+    except ValueError as exc:
+        raise ScenarioError(f"device: {exc}") from None
+    if (run_dir / "results.sqlite").is_file():
+        with ResultsStore(run_dir) as store:
+            compute = store.meta().get("compute") or {}
+            stored = compute.get("device", "cpu") if store.done_ids() else None
+        if stored is not None and stored != kind:
+            raise ScenarioError(
+                f"{run_dir}: device: folder holds results computed on {stored}, this run would "
+                f"use {kind}; CPU and CUDA results differ in the last bits, so give --device "
+                f"{stored} or choose another --out"
+            )
 
 
 def _check_same_model(run_dir: Path, name: str, model: Any) -> None:
@@ -224,17 +246,25 @@ def _logger(run_dir: Path) -> tuple[logging.Logger, logging.Handler]:
 
 def run_scenario(
     scenario: Scenario | str | Path, out: str | Path, *, executor: str = "local",
-    workers: int | None = None, quiet: bool = False,
+    workers: int | None = None, quiet: bool = False, device: str = "cpu",
 ) -> RunSummary:  # fmt: skip
     """Run (or resume) ``scenario`` into the folder ``out``; see the module docstring.
 
     ``workers`` defaults to the number of CPU cores. Results do not depend on ``workers`` or
-    the executor. Returns a :class:`RunSummary`; failed cells are stored, not raised.
+    the executor. ``device``: ``"cpu"`` (the default; bit-reproducible), ``"auto"`` (CUDA when
+    present), ``"cuda"`` or ``"cuda:N"``: the model and every adapter run there (rendering,
+    corruption and metrics stay on the CPU); CUDA results differ from CPU results in the last
+    bits (``perception.resolve_device`` says what is reproducible where), so a folder keeps the
+    kind of device it started on. Returns a :class:`RunSummary`; failed cells are stored, not
+    raised.
     """
     import torch
     from tqdm import tqdm
 
-    prep = prepare_run(scenario, out, executor=executor, workers=workers)
+    import perception
+
+    prep = prepare_run(scenario, out, executor=executor, workers=workers, device=device)
+    device = str(perception.resolve_device(device))
     workers = workers or os.cpu_count() or 1
     sc = prep.scenario
     run_dir = Path(out)
@@ -259,7 +289,7 @@ def run_scenario(
         # workers running at once (the local executor runs a single unit in-process)
         at_once = workers if executor == "ray" else min(workers, max(len(jobs), 1))
         online = _online_meta(sc, prep.model, meta.get("online"))
-        contract = _run_meta(sc, executor, at_once, online).to_meta()
+        contract = _run_meta(sc, executor, at_once, online, device).to_meta()
         if not jobs and meta.get("compute"):
             contract["compute"] = meta["compute"]  # nothing runs: the stored timings' conditions
         store.update_meta({
@@ -296,6 +326,7 @@ def run_scenario(
             per_frame=sc.per_frame,
             cache_dir=str((run_dir / "cache").resolve()),  # the local workers' shared cache
             torch_threads=TORCH_THREADS,
+            device=device,
             window=sc.window,
             online=None if online is None else {"fallback": online["fallback"],
                                                 "skip": online["skipped_batches"]},
@@ -435,7 +466,7 @@ def _online_meta(sc: Scenario, model: Any, stored: dict[str, Any] | None) -> dic
 
 
 def _run_meta(sc: Scenario, executor: str, workers: int,
-              online: dict[str, Any] | None = None) -> RunMeta:  # fmt: skip
+              online: dict[str, Any] | None = None, device: str = "cpu") -> RunMeta:  # fmt: skip
     """The run-metadata contract: everything a report needs, so it never asks the library."""
     import sim
 
@@ -450,7 +481,12 @@ def _run_meta(sc: Scenario, executor: str, workers: int,
         corruption_families=_families(sc),
         baseline=sc.baseline,
         protocol=sc.protocol,
-        compute={"executor": executor, "workers": workers, "torch_threads": TORCH_THREADS},
+        compute={
+            "executor": executor,
+            "workers": workers,
+            "torch_threads": TORCH_THREADS,
+            "device": device.split(":")[0],
+        },
         protocol_plan=protocol_plan(sc),
         stream=stream_meta(sc),
         online=online,

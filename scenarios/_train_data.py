@@ -182,6 +182,7 @@ def train_default(
     threads: int | None = None,
     augment: str | None = None,
     quiet: bool = False,
+    device: str = "cpu",
 ) -> Any:
     """Render the source domain, train ``model`` on it and write the checkpoint to ``out``.
 
@@ -191,7 +192,9 @@ def train_default(
     suburban, no pixel-level augmentation (``augment``: one of
     ``scenarios._train_augment.AUGMENT_NAMES``; ``photometric`` trained the bundled
     ``roadseg_s_photo``); torch's thread count is left alone (the bundled weights used 2). Every
-    option is checked before rendering starts. Returns
+    option is checked before rendering starts. ``device``: ``"auto"``, ``"cpu"`` (the default:
+    the bundled weights are reproduced bit for bit on the CPU only), ``"cuda"`` or ``"cuda:N"``.
+    Returns
     ``perception.TrainResult``; the checkpoint's metadata holds the clean validation metrics.
     """
     import torch
@@ -222,6 +225,7 @@ def train_default(
     perception.create_model(model)  # an unknown name lists the valid ones
     _check_towns(data.towns, data.height, data.width)
     pixel_augment = make_augment("none" if augment is None else augment)
+    dev = perception.resolve_device(device)  # a missing GPU is reported before rendering
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -270,6 +274,7 @@ def train_default(
         progress=not quiet,
         meta=meta,
         augment=pixel_augment,
+        device=dev,
     )
     result.meta["total_seconds"] = round(time.perf_counter() - start, 1)
     perception.save_checkpoint(result.model, out, result.meta)

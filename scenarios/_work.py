@@ -47,7 +47,12 @@ __all__ = [
     "run_unit",
 ]
 
-_MODEL_CACHE: dict[tuple[str, str], Any] = {}
+_MODEL_CACHE: dict[tuple[str, str, str], Any] = {}
+#: Built-in adapters a worker keeps between units, idle, by (method, options): building one
+#: copies the model (tens of ms a cell), and ``Adapter.restart`` returns a used one to its
+#: freshly built state bit for bit (tests/perception/test_restart.py holds every built-in
+#: method to it). Plug-in methods and methods that take source data are always built afresh.
+_IDLE_ADAPTERS: dict[tuple[str, str], list[Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class RunContext:
     #: Names this run's node caches (``scenarios._streams.node_cache``) when ``cache_dir`` is None.
     run_token: str = "local"
     torch_threads: int = 1
+    #: Where models run: "cpu" (bit-reproducible) or a CUDA device ("cuda", "cuda:N").
+    device: str = "cpu"
     #: Sliding window of frames at batch size 1 (``window:``), or None.
     window: int | None = None
     #: Online evaluation: ``{"fallback": "last" | "source", "skip": {method label: batches}}``.
@@ -119,17 +126,18 @@ def model_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def load_model(name: str, state: bytes) -> Any:
-    """The run's model (architecture + shipped state), cached per worker process."""
+def load_model(name: str, state: bytes, device: str = "cpu") -> Any:
+    """The run's model (architecture + shipped state) on ``device``, cached per worker process."""
     import torch
 
-    key = (name, hashlib.sha256(state).hexdigest())
+    key = (name, hashlib.sha256(state).hexdigest(), device)
     if key not in _MODEL_CACHE:
         model = build_model(name)
         weights = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
         model.load_state_dict(weights)
         _MODEL_CACHE.clear()  # one run's model at a time
-        _MODEL_CACHE[key] = model.eval()
+        _IDLE_ADAPTERS.clear()  # they hold copies of the previous model
+        _MODEL_CACHE[key] = model.to(device).eval()
     return _MODEL_CACHE[key]
 
 
@@ -147,12 +155,33 @@ def _make_adapter(
     def make() -> Any:
         import perception
 
+        idle = _IDLE_ADAPTERS.get(_pool_key(name, options))
+        if idle:
+            adapter = idle.pop()
+            adapter.restart()
+            return adapter
         adapter = perception.create_adapter(name, model, **options)
         if adapter.needs_source_data:  # e.g. EATA's Fisher information, once per adapter
             adapter.prepare_source(source.batches())
         return adapter
 
     return make
+
+
+def _pool_key(name: str, options: dict[str, Any]) -> tuple[str, str]:
+    return name, repr(sorted(options.items()))
+
+
+def _release(runs: list[MethodRun], methods: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Keep the adapters of the cells that finished cleanly for the worker's next units."""
+    for r in runs:
+        if not r.alive:  # a method that raised may have left any state behind
+            continue
+        name, options = methods[r.cell["method"]]
+        for adapter in (r.adapter, r.online.adapter if r.online is not None else None):
+            if (adapter is not None and type(adapter).__module__.startswith("perception.")
+                    and not adapter.needs_source_data):  # fmt: skip
+                _IDLE_ADAPTERS.setdefault(_pool_key(name, options), []).append(adapter)
 
 
 def _keeps(unit: Unit) -> dict[tuple[str, float], bool]:
@@ -178,7 +207,7 @@ def run_unit(
     cells = [c for c in unit.cells if pending is None or c["cell_id"] in pending]
     if not cells:
         return []
-    model = load_model(ctx.model_name, model_state)
+    model = load_model(ctx.model_name, model_state, ctx.device)
     methods = {key: (name, options) for key, name, options in ctx.methods}
     height, width = unit.clean.renderings[0].height, unit.clean.renderings[0].width
     source = SourceFrames(height, width, ctx.batch_size)
@@ -263,6 +292,7 @@ def run_unit(
         if sample and r.alive and r.last_pred is not None:
             result.sample = _sample(r, sample)
         results.append(result)
+    _release(runs, methods)
     return results
 
 

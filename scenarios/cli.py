@@ -92,6 +92,9 @@ def _parser() -> _Parser:
                    help="where units run (default: local)")  # fmt: skip
     r.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel workers (default: the number of CPU cores)")  # fmt: skip
+    r.add_argument("--device", default="cpu",
+                   help="where the model runs: cpu (bit-reproducible), auto (CUDA when present), "
+                   "cuda or cuda:N (default: cpu)")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     r.add_argument(
@@ -173,6 +176,9 @@ def _parser() -> _Parser:
     t.add_argument("--augment", choices=AUGMENT_NAMES, default=None,
                    help="pixel-level augmentation after the crop and flip (default: none; "
                    "photometric trained roadseg_s_photo)")  # fmt: skip
+    t.add_argument("--device", default="cpu",
+                   help="cpu, auto (CUDA when present), cuda or cuda:N (default: cpu: the bundled "
+                   "weights are reproduced bit for bit on the CPU only)")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -196,7 +202,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.dry_run:
         return _dry_run(scenario, Path(out), a)
     summary = run_scenario(scenario, out, executor=a.executor, workers=a.workers,
-                           quiet=a.quiet)  # fmt: skip
+                           quiet=a.quiet, device=a.device)  # fmt: skip
     if not a.no_report:
         _try_report(summary.run_dir, quiet=a.quiet)
     n_failed = len(summary.failed)
@@ -218,7 +224,7 @@ def _dry_run(scenario: Any, out: Path, a: argparse.Namespace) -> int:
     from scenarios._estimate import describe_plan
     from scenarios._runner import prepare_run
 
-    prep = prepare_run(scenario, out, executor=a.executor, workers=a.workers)
+    prep = prepare_run(scenario, out, executor=a.executor, workers=a.workers, device=a.device)
     workers = a.workers or os.cpu_count() or 1
     for line in describe_plan(prep.units, prep.scenario, prep.model_name, workers):
         print(line)
@@ -367,6 +373,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         out, model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
         streams=a.streams, towns=a.towns, frames_per_stream=a.frames_per_stream,
         val_streams=a.val_streams, threads=a.threads, augment=a.augment, quiet=a.quiet,
+        device=a.device,
     )  # fmt: skip
     miou = ((getattr(result, "meta", None) or {}).get("val_metrics") or {}).get("miou")
     tail = f" (clean validation mIoU {miou:.3f})" if isinstance(miou, float) else ""

@@ -21,13 +21,13 @@ PUBLIC = {
     "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
     "corruption_names get_corruption_names make_schedule register_envs render_stream "
     "schedule_kinds",
-    "perception": "CLASS_NAMES COTTA_JITTER DEFAULT_MODEL IGNORE_INDEX NORM_LAYERS NUM_CLASSES "
-    "SAFETY_CLASSES Adapter AdapterInfo DenseAugment MethodTraits StreamMetrics TrainConfig "
-    "TrainResult View adapter_info adapter_names augment configure_norm_layers confusion_matrix "
-    "create_adapter create_model evaluate has_feature_hook images_to_tensor iou_from_confusion "
-    "load_model load_pretrained miou_from_confusion model_names pretrained_names read_checkpoint "
-    "reestimate_batchnorm register_adapter register_model restore save_checkpoint softmax_entropy "
-    "train use_batch_statistics",
+    "perception": "CLASS_NAMES COTTA_JITTER DEFAULT_MODEL DEVICE_CHOICES IGNORE_INDEX NORM_LAYERS "
+    "NUM_CLASSES SAFETY_CLASSES Adapter AdapterInfo DenseAugment MethodTraits StreamMetrics "
+    "TrainConfig TrainResult View adapter_info adapter_names augment configure_norm_layers "
+    "confusion_matrix create_adapter create_model evaluate has_feature_hook images_to_tensor "
+    "iou_from_confusion load_model load_pretrained miou_from_confusion model_names "
+    "pretrained_names read_checkpoint reestimate_batchnorm register_adapter register_model "
+    "resolve_device restore save_checkpoint softmax_entropy train use_batch_statistics",
     "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
     "load_scenario run_scenario scenario_names",
     "reports": "META_VERSION PROTOCOLS NoResultsError ResultsStore RunMeta build_report "

@@ -311,6 +311,8 @@ def test_help_is_plain_text_and_train_shows_every_default_and_the_time(capsys):
 
 
 def test_train_checks_its_options_before_rendering(tmp_path, monkeypatch, capsys):
+    import torch
+
     from scenarios import _train_data
 
     def no_rendering(*args, **kwargs):
@@ -322,6 +324,9 @@ def test_train_checks_its_options_before_rendering(tmp_path, monkeypatch, capsys
     assert "batch_size: 5 is more than the 4 training frames" in err
     assert "urban" in _bad(["train", "--towns", "atlantis", *small], capsys)
     assert "steps" in _bad(["train", "--steps", "0", *small], capsys)
+    assert "valid choices: auto, cpu, cuda" in _bad(["train", "--device", "tpu", *small], capsys)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in _bad(["train", "--device", "cuda", *small], capsys)
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -428,3 +433,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "continual seed 0 (bn) (1 cells): 30 frames" in text  # 2 shifts x 3 rounds x 5
     assert re.search(r"estimated time: \d+(\.\d)? (s|min) with 2 worker", text)
     assert "nothing was written" in text
+
+
+def test_run_with_a_device_that_does_not_exist_is_one_line_and_writes_nothing(tmp_path, capsys):
+    import torch
+
+    scenario = write_yaml(tmp_path / "t.yaml", tiny())
+    run = ["run", str(scenario), "--out", str(tmp_path / "r")]
+    assert "device: unknown device 'tpu'" in _bad([*run, "--device", "tpu"], capsys)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in _bad([*run, "--device", "cuda"], capsys)
+    assert not (tmp_path / "r").exists()

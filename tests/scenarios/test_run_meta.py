@@ -53,7 +53,12 @@ def test_the_runner_writes_the_whole_contract(run):
     assert meta["corruption_families"] == {
         "contrast": "digital", "fog": "weather", "gaussian_noise": "noise", "pixelate": "digital",
     }  # fmt: skip
-    assert meta["compute"] == {"executor": "local", "workers": 1, "torch_threads": 1}
+    assert meta["compute"] == {
+        "executor": "local",
+        "workers": 1,
+        "torch_threads": 1,
+        "device": "cpu",
+    }
     ids = {c["cell_id"] for c in ResultsStore(run).cells()}
     assert make_cell_id("src", "gaussian_noise", 3, 0) in ids  # the one cell-id format
     contract = ResultsStore(run).run_meta()

@@ -161,6 +161,28 @@ def test_changes_that_alter_stored_cells_are_refused_naming_the_field(
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_folder_keeps_its_kind_of_device_and_a_bad_device_is_one_line(reference_run, tmp_path):
+    """CPU and CUDA results differ in the last bits: a folder is never resumed on the other."""
+    import shutil
+
+    from scenarios import ScenarioError
+    from scenarios._runner import prepare_run
+
+    out, _ = reference_run
+    assert ResultsStore(out).meta()["compute"]["device"] == "cpu"
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    store = ResultsStore(moved, readonly=False)
+    store.update_meta({"compute": {**store.meta()["compute"], "device": "cuda"}})
+    store.close()
+    with pytest.raises(ScenarioError) as info:
+        prepare_run(validate_scenario(tiny()), moved)
+    assert "holds results computed on cuda" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ScenarioError, match="device: unknown device 'tpu'; valid choices"):
+        prepare_run(validate_scenario(tiny()), tmp_path / "new", device="tpu")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_finished_run_is_extended_by_a_scenario_that_only_adds_cells(reference_run, tmp_path):
     """More seeds, a severity and a method: stored cells are kept, only the new ones run, and the
     folder ends equal to a fresh run of the larger scenario."""
@@ -252,7 +274,12 @@ def test_ray_workers_need_no_shared_filesystem_and_give_the_local_results(refere
     assert set(Path(tempfile.gettempdir()).glob("roadshift-streams-*")) <= caches
     ray_store, local_store = ResultsStore(ray_out), ResultsStore(out)
     assert comparable(ray_store) == comparable(local_store)
-    assert ray_store.meta()["compute"] == {"executor": "ray", "workers": 2, "torch_threads": 1}
+    assert ray_store.meta()["compute"] == {
+        "executor": "ray",
+        "workers": 2,
+        "torch_threads": 1,
+        "device": "cpu",
+    }
     ray_samples, local_samples = ray_store.samples(), local_store.samples()
     assert [p.name for p in ray_samples] == [p.name for p in local_samples] != []
     for a, b in zip(ray_samples, local_samples, strict=True):
