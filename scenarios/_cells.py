@@ -17,15 +17,9 @@ from typing import Any
 
 from reports import make_cell_id
 from scenarios._schema import Scenario
+from sim.common import stable_int  # re-exported: units and workers seed from it
 
 __all__ = ["Shift", "StreamSpec", "Unit", "expand_cells", "plan_units", "stable_int"]
-
-
-def stable_int(*parts: Any) -> int:
-    """A 32-bit integer derived from ``parts`` that is the same in every process and run
-    (Python's ``hash`` is salted per process, so it cannot seed anything)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
 
-``import sim`` registers ``roadshift/DrivingStream-v0`` with Gymnasium (idempotently) and
-stays cheap: the world, the renderer and the corruptions load on first use of a public name
-(module ``__getattr__``), so ``perception`` can use the pure-Python ``sim.common`` without
-them.
+``import sim`` registers ``roadshift/DrivingStream-v0`` and ``roadshift/FolderStream-v0`` with
+Gymnasium (idempotently) and stays cheap: the world, the renderer, the corruptions and the
+dataset readers load on first use of a public name (module ``__getattr__``), so
+``perception`` can use the pure-Python ``sim.common`` without them.
 """
 
 from __future__ import annotations
@@ -42,10 +42,18 @@ _LAZY = {
     "make_schedule": "sim.corruptions.schedules",
     "schedule_kinds": "sim.corruptions.schedules",
     "CorruptionWrapper": "sim.corruptions.wrapper",
+    "DATA_LAYOUTS": "sim.data.spec",
+    "DataError": "sim.data.spec",
+    "DataSpec": "sim.data.spec",
+    "FolderDataset": "sim.data.dataset",
+    "FolderStreamEnv": "sim.envs.folder",
+    "corrupt_dataset": "sim.data.corrupt",
+    "render_dataset": "sim.data.render",
 }
 
 __all__: list[str] = [
     "CLASS_NAMES",
+    "DATA_LAYOUTS",
     "IGNORE_INDEX",
     "PALETTE",
     "TIMES_OF_DAY",
@@ -54,7 +62,11 @@ __all__: list[str] = [
     "WEATHER_PRESETS",
     "CorruptionInfo",
     "CorruptionWrapper",
+    "DataError",
+    "DataSpec",
     "DrivingStreamEnv",
+    "FolderDataset",
+    "FolderStreamEnv",
     "Frame",
     "Schedule",
     "ShiftState",
@@ -64,12 +76,14 @@ __all__: list[str] = [
     "colorize",
     "contact_sheet",
     "corrupt",
+    "corrupt_dataset",
     "corrupt_frame",
     "corruption_groups",
     "corruption_info",
     "corruption_names",
     "make_schedule",
     "register_envs",
+    "render_dataset",
     "render_stream",
     "schedule_kinds",
 ]

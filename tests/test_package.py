@@ -15,10 +15,11 @@ PACKAGES = ["sim", "perception", "scenarios", "reports"]
 
 #: Each package's whole public surface: adding or removing a name is a decision made here.
 PUBLIC = {
-    "sim": "CLASS_NAMES IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS WEATHER_PRESETS "
-    "CorruptionInfo CorruptionWrapper DrivingStreamEnv Frame Schedule ShiftState Weather World "
-    "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
-    "corruption_names make_schedule register_envs render_stream schedule_kinds",
+    "sim": "CLASS_NAMES DATA_LAYOUTS IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS "
+    "WEATHER_PRESETS CorruptionInfo CorruptionWrapper DataError DataSpec DrivingStreamEnv "
+    "FolderDataset FolderStreamEnv Frame Schedule ShiftState Weather World WorldConfig colorize "
+    "contact_sheet corrupt corrupt_dataset corrupt_frame corruption_groups corruption_info "
+    "corruption_names make_schedule register_envs render_dataset render_stream schedule_kinds",
     "perception": "CLASS_NAMES DEFAULT_MODEL IGNORE_INDEX NUM_CLASSES SAFETY_CLASSES Adapter "
     "AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info adapter_names "
     "confusion_matrix create_adapter create_model evaluate images_to_tensor iou_from_confusion "
