@@ -124,10 +124,18 @@ def _run_task(task: _Task) -> tuple[int, int]:
             previous=prev,
             pattern_seed=stable_int("pattern", seed),
         )
-        depth_format = "none"
+        depth_format, copies = "none", {}
         if sample.record.depth is not None:
             depth_format = "npy" if sample.record.depth.suffix == ".npy" else "png"
-        write_frame(folder, files, image, semantic, depth, depth_format, colour=False)
+        if not info.moves_pixels:  # ground truth unchanged: copy its files rather than encode
+            if sample.label_file_is_train_ids:
+                copies["trainids"], semantic = sample.record.label, None
+            if sample.record.depth is not None and not sample.resized:
+                depth_key = "depth_npy" if depth_format == "npy" else "depth"
+                copies[depth_key], depth = sample.record.depth, None
+        write_frame(
+            folder, files, image, semantic, depth, depth_format, colour=False, copies=copies
+        )
         previous = image
         written += 1
     return task.stop - task.start, written

@@ -29,13 +29,17 @@ __all__ = ["FolderDataset", "Sample", "check_size", "resize_frame"]
 @dataclass
 class Sample:
     """One frame: ``image`` uint8 RGB (H, W, 3), ``semantic`` uint8 trainIds (H, W) or None,
-    ``depth`` float32 metres (H, W) or None, and the record it came from."""
+    ``depth`` float32 metres (H, W) or None, and the record it came from. ``resized``: whether
+    the frame was resized; ``label_file_is_train_ids``: whether the label file holds exactly
+    ``semantic`` (so writers may copy it instead of encoding it again)."""
 
     image: np.ndarray
     semantic: np.ndarray | None
     depth: np.ndarray | None
     record: Record
     index: int
+    resized: bool = False
+    label_file_is_train_ids: bool = False
 
 
 def check_size(height: Any, width: Any) -> tuple[int, int] | None:
@@ -121,18 +125,20 @@ class FolderDataset:
         image = self._image(record)
         h, w = image.shape[:2]
         semantic = None
+        as_stored = False
         if record.label is not None:
-            semantic = self.decoder.decode(
-                read_label(record.label), str(record.label), record.label_kind
-            )
+            raw = read_label(record.label)
+            as_stored = self.decoder.stores_train_ids(raw, record.label_kind)
+            semantic = self.decoder.decode(raw, str(record.label), record.label_kind)
             _same_size(semantic, (h, w), record.label, record)
         depth = None
         if record.depth is not None:
             depth = read_depth(record.depth)
             _same_size(depth, (h, w), record.depth, record)
-        if self.size is not None and self.size != (h, w):
+        resized = self.size is not None and self.size != (h, w)
+        if resized:
             image, semantic, depth = resize_frame(image, semantic, depth, self.size)
-        return Sample(image, semantic, depth, record, index)
+        return Sample(image, semantic, depth, record, index, resized, as_stored and not resized)
 
     def read_labels(self, index: int) -> np.ndarray | None:
         """Frame ``index``'s trainIds at the native size (no image decoded), or None."""

@@ -154,6 +154,17 @@ class LabelDecoder:
         by_key = {int(_colour_key(np.array(c, np.uint32))): t for c, t in colours.items()}
         self._colour_ids = np.array([by_key[int(k)] for k in self._colour_keys], np.uint8)
 
+    def stores_train_ids(self, raw: np.ndarray, kind: str | None = None) -> bool:
+        """Whether ``raw`` already is its decoding (8-bit trainIds, no label map), so a copy
+        of its file is a trainIds file."""
+        kind = kind or self.kind
+        return (
+            kind in ("auto", "trainids")
+            and raw.ndim == 2
+            and raw.dtype == np.uint8
+            and self._map_lut is None
+        )
+
     def decode(self, raw: np.ndarray, where: str, kind: str | None = None) -> np.ndarray:
         """``raw`` (a label file as read: (H, W) ids or (H, W, 3) RGB) as uint8 trainIds.
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim.common.seeding import stable_int
-from sim.data.files import depth_to_png, write_file, write_json
+from sim.data.files import copy_file, depth_to_png, write_file, write_json
 from sim.data.layouts import cityscapes_files, pairs_files
 from sim.data.spec import DataError
 
@@ -92,9 +92,17 @@ def write_frame(
     depth_format: str,
     conditions: dict[str, Any] | None = None,
     colour: bool = True,
+    copies: dict[str, Path] | None = None,
 ) -> None:
-    """Write one frame's files; the image goes last, so a frame whose image exists is whole."""
+    """Write one frame's files; the image goes last, so a frame whose image exists is whole.
+
+    ``copies``: files to copy byte for byte instead of encoding an array (file key -> source),
+    for ground truth a corruption left unchanged.
+    """
     from sim.render.palette import colorize
+
+    for key, source in (copies or {}).items():
+        copy_file(source, root / files[key])
 
     if semantic is not None:
         write_file(root / files["trainids"], semantic)
