@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import sim
-from sim.data.labels import CITYSCAPES_LABELS, labelid_to_trainid
+from sim.data.files import depth_to_png, png_to_depth
+from sim.data.labels import CITYSCAPES_LABELS, LabelDecoder, labelid_to_trainid
 
 from .datasets import (
     IGNORED_LABEL_IDS,
@@ -332,3 +335,26 @@ def test_labels_of_the_wrong_size_and_unreadable_images(tmp_path: Path) -> None:
         ds.read(1)
     write_rgb(tmp_path / "images" / "frame000.png", frames[0].image)
     assert depth_mm(frames[0].depth).dtype == np.uint16
+
+
+# ----------------------------------------------------------------------------- invariants
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([*range(19), 255]), min_size=1, max_size=64))
+def test_train_ids_decode_to_themselves_and_label_ids_by_the_table(values) -> None:
+    raw = np.array(values, np.uint8).reshape(1, -1)
+    decoder = LabelDecoder()
+    assert np.array_equal(decoder.decode(raw, "x"), raw) and decoder.stores_train_ids(raw)
+    ids = np.array([TRAIN_TO_LABEL_ID.get(v, 0) for v in values], np.uint8).reshape(1, -1)
+    assert np.array_equal(decoder.decode(ids, "x", "labelids"), raw)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.0005, 80.0) | st.just(float("inf")), min_size=1, max_size=32))
+def test_depth_png_round_trip_is_within_half_a_millimetre_up_to_its_range(metres) -> None:
+    depth = np.array(metres, np.float32).reshape(1, -1)
+    back = png_to_depth(depth_to_png(depth))
+    finite = np.isfinite(depth)
+    assert np.array_equal(np.isinf(back), ~finite)
+    inside = finite & (depth <= 65.5)
+    assert np.all(np.abs(back[inside] - np.maximum(depth[inside], 0.001)) <= 0.0005 + 1e-5)
+    assert np.all(back[finite & (depth > 65.535)] == np.float32(65.535))
