@@ -149,8 +149,10 @@ def _plan(
     n = len(dataset)
     tasks = []
     for c, s in itertools.product(corruptions, severities):
-        # a corruption that sees the previous output frame runs its frames in order
-        step = n if corruption_info(c).needs_previous else chunk
+        # a corruption that sees the previous output frame runs its frames in order; a video
+        # is decoded forward from its start, so one task per video avoids decoding it again
+        sequential = corruption_info(c).needs_previous or dataset.spec.layout == "video"
+        step = n if sequential else chunk
         tasks += [_Task(c, s, a, min(a + step, n)) for a in range(0, n, step)]
     return tasks
 
