@@ -320,6 +320,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys) -> N
         ],
         "empty/images: no such folder; layout pairs expects",
     )
+    _bad(capsys, [*run, "--layout", "kitti"], "layout: unknown layout 'kitti'; valid choices")
+    _bad(
+        capsys,
+        ["render-dataset", str(out), "--frames", "2", "--depth", "exr"],
+        "--depth: unknown 'exr'; valid choices: png, npy, none",
+    )
     pairs = write_pairs(tmp_path / "p", frames)
     (pairs / "labels/frame002.png").unlink()
     _bad(
