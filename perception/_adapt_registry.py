@@ -18,7 +18,7 @@ from torch import nn
 
 from sim.common import Registry, load_object, unknown_name
 
-from ._adapt import Adapter
+from ._adapt import Adapter, MethodTraits
 
 ENTRY_POINT_GROUP = "roadshift.adapters"
 _BUILTIN: Registry[type[Adapter]] = Registry("adaptation method")
@@ -132,16 +132,37 @@ def create_adapter(name_or_path: str | type[Adapter], model: nn.Module, **option
 
 @dataclass(frozen=True)
 class AdapterInfo:
-    """What ``roadshift list methods`` shows for one method; ``str()`` is the description."""
+    """What ``roadshift list methods`` shows for one method; ``str()`` is the description.
+
+    ``needs_source_data``/``needs_features`` and ``traits`` (views, what updates, required
+    normalisation layers, resets, expected passes per frame) come from the class."""
 
     name: str
     description: str
     origin: str
     options: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    needs_source_data: bool = False
+    needs_features: bool = False
+    traits: MethodTraits = field(default_factory=MethodTraits)
 
     def __str__(self) -> str:
         return self.description
+
+    def summary(self) -> str:
+        """The method's traits on one line (what ``roadshift list methods`` prints under it)."""
+        t = self.traits
+        parts = [p for p, on in (("needs source data", self.needs_source_data),
+                                 ("needs features", self.needs_features)) if on]  # fmt: skip
+        parts += [
+            f"views: {t.views}",
+            f"updates: {t.updates}",
+            f"normalisation: {t.norm}",
+            f"resets: {t.resets}",
+            f"forward passes per frame: {t.forward_per_frame}",
+            f"backward: {t.backward_per_frame}",
+        ]
+        return "; ".join(parts)
 
 
 def adapter_info(name_or_path: str) -> AdapterInfo:
@@ -156,4 +177,12 @@ def adapter_info(name_or_path: str) -> AdapterInfo:
         return AdapterInfo(str(name_or_path), f"broken plugin: {exc}", "plugin", {}, str(exc))
     doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     first = doc.splitlines()[0] if doc else ""
-    return AdapterInfo(str(name_or_path), first, origin, cls.option_defaults())
+    return AdapterInfo(
+        str(name_or_path),
+        first,
+        origin,
+        cls.option_defaults(),
+        needs_source_data=bool(cls.needs_source_data),
+        needs_features=bool(cls.needs_features),
+        traits=cls.traits,
+    )

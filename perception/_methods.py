@@ -1,4 +1,5 @@
-"""The built-in adaptation methods: ``source``, ``bn`` (BN re-estimation) and ``tent``.
+"""The built-in adaptation methods ``source``, ``bn`` (BN re-estimation) and ``tent``, and the
+model set-up helpers other methods share (public, so plug-ins can use them too).
 
 Semantics follow the papers and their reference code (see the class docstrings); each
 method overrides only the lifecycle steps of :class:`perception.Adapter` that differ.
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._adapt import Adapter
+from ._adapt import Adapter, MethodTraits
 from ._adapt_registry import register_adapter
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
@@ -49,11 +50,62 @@ def _layer_names(model: nn.Module) -> str:
     return ", ".join(kinds) if kinds else "no normalisation layers"
 
 
+def _skipped(name: str, skip: Iterable[str]) -> bool:
+    return any(name == s or name.startswith(s + ".") for s in skip)
+
+
+def require_batchnorm(model: nn.Module, method: str, why: str) -> list[tuple[str, nn.Module]]:
+    """The model's BatchNorm layers (name, module), or a one-line ValueError naming
+    ``method``, the normalisation layers the model has instead, and ``why`` it needs BN."""
+    layers = [(k, m) for k, m in model.named_modules() if isinstance(m, _BatchNorm)]
+    if not layers:
+        raise ValueError(
+            f"{method}: the model has no BatchNorm layers ({_layer_names(model)}); {why}"
+        )
+    return layers
+
+
+def configure_norm_layers(
+    model: nn.Module, method: str, *, skip: Iterable[str] = ()
+) -> list[nn.Parameter]:
+    """TENT's model set-up, shared by the entropy-minimisation family (TENT, EATA, SAR).
+
+    Every BatchNorm layer normalises with batch statistics only (:func:`use_batch_statistics`)
+    and is the only kind of layer put in train mode; the affine weight and bias of every
+    normalisation layer (BatchNorm, GroupNorm, LayerNorm, InstanceNorm) train, except in
+    modules named in ``skip`` (a name and everything under it). Returns those parameters,
+    each once; raises a one-line ValueError naming ``method`` when there are none."""
+    skip = tuple(skip)
+    norms = [(k, m) for k, m in model.named_modules() if isinstance(m, NORM_LAYERS)]
+    if not norms:
+        raise ValueError(
+            f"{method}: the model has no normalisation layers (BatchNorm, GroupNorm, "
+            "LayerNorm, InstanceNorm) to adapt; use 'source'"
+        )
+    params: dict[int, nn.Parameter] = {}  # by identity: a shared parameter trains once
+    for k, m in norms:
+        if isinstance(m, _BatchNorm):
+            use_batch_statistics(m)
+        if _skipped(k, skip):
+            continue
+        for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
+            if isinstance(p, nn.Parameter):
+                p.requires_grad_(True)
+                params.setdefault(id(p), p)
+    if not params:
+        raise ValueError(
+            f"{method}: the model's normalisation layers have no affine parameters "
+            "(affine=False) to adapt" + (f" outside {', '.join(skip)}" if skip else "")
+        )
+    return list(params.values())
+
+
 @register_adapter(name="source")
 class Source(Adapter):
     """The source model unchanged: eval mode, stored statistics, nothing adapts."""
 
     uses_optimizer = False
+    traits = MethodTraits(norm="none")
 
 
 def _batch_stats(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,12 +124,21 @@ class _ReestimatedBatchNorm(nn.Module):
     """Stands in for a BatchNorm layer: mixes source and batch statistics, or tracks an EMA.
 
     Batch statistics are the mean and the *biased* variance over every axis but the channel
-    one. ``prior_strength`` N gives λ = N / (N + n) with n = batch size (images, not pixels)
-    and μ = λ·μs + (1−λ)·μt, σ² = λ·σs² + (1−λ)·σt². With ``momentum`` m the stored
-    statistics become (1−m)·old + m·batch on every batch and normalise that batch."""
+    one. ``prior_strength`` N gives λ = N / (N + n) with n = batch size (images, not pixels;
+    ``batch_count`` fixes n instead, e.g. 1 for MEMO's batch of views of one image) and
+    μ = λ·μs + (1−λ)·μt, σ² = λ·σs² + (1−λ)·σt². With ``momentum`` m the stored statistics
+    become (1−m)·old + m·batch on every batch and normalise that batch. No gradient flows
+    through the statistics (only through the normalised values and the affine parameters)."""
 
-    def __init__(self, bn: nn.Module, prior_strength: float, momentum: float | None) -> None:
+    def __init__(
+        self,
+        bn: nn.Module,
+        prior_strength: float,
+        momentum: float | None,
+        batch_count: int | None = None,
+    ) -> None:
         super().__init__()
+        self.batch_count = batch_count
         self.eps = bn.eps
         self.weight = bn.weight
         self.bias = bn.bias
@@ -87,7 +148,9 @@ class _ReestimatedBatchNorm(nn.Module):
         self.momentum = momentum
 
     def forward(self, x: Tensor) -> Tensor:
-        mean_t, var_t = _batch_stats(x)
+        # The statistics are constants for the gradient, as in MEMO's reference (its BN
+        # computes them in place, outside autograd); F.batch_norm needs that in eval mode.
+        mean_t, var_t = _batch_stats(x.detach())
         if self.momentum is not None:
             m = float(self.momentum)
             with torch.no_grad():
@@ -95,7 +158,7 @@ class _ReestimatedBatchNorm(nn.Module):
                 self.running_var.mul_(1.0 - m).add_(var_t.detach(), alpha=m)
             mean, var = self.running_mean, self.running_var
         else:
-            n = x.shape[0]
+            n = x.shape[0] if self.batch_count is None else self.batch_count
             prior = self.prior_strength
             lam = 1.0 if math.isinf(prior) else prior / (prior + n)
             mean = lam * self.running_mean + (1.0 - lam) * mean_t
@@ -116,6 +179,42 @@ def _replace(model: nn.Module, kind: type[nn.Module], make: Any) -> None:
         for child_name, child in list(parent.named_children()):
             if isinstance(child, kind):
                 setattr(parent, child_name, make(child))
+
+
+def reestimate_batchnorm(
+    model: nn.Module,
+    method: str,
+    *,
+    prior_strength: float = 0.0,
+    momentum: float | None = None,
+    batch_count: int | None = None,
+) -> None:
+    """Make every BatchNorm layer of ``model`` re-estimate its statistics at test time.
+
+    Batch-only (the defaults): :func:`use_batch_statistics`. Otherwise each layer is replaced
+    by one that mixes the source statistics with the batch's as a prior of strength
+    ``prior_strength`` N (λ = N / (N + n), n the batch size or ``batch_count``), or keeps an
+    EMA with ``momentum`` (see ``bn``'s options). The affine parameters are the same
+    objects as before. Raises a one-line ValueError naming ``method`` when the model has no
+    BatchNorm layer, or when a layer keeps no running statistics to mix."""
+    layers = require_batchnorm(
+        model, method, "use 'tent' for GroupNorm/LayerNorm models, or 'source'"
+    )
+    if prior_strength == 0 and momentum is None:
+        for _, m in layers:
+            use_batch_statistics(m)
+        return
+    for k, m in layers:
+        if m.running_mean is None or m.running_var is None:
+            raise ValueError(
+                f"{method}: layer {k!r} keeps no running statistics, so 'prior_strength'/"
+                "'momentum' have no source statistics to use; use the default batch-only mode"
+            )
+    _replace(
+        model,
+        _BatchNorm,
+        lambda bn: _ReestimatedBatchNorm(bn, prior_strength, momentum, batch_count),
+    )
 
 
 @register_adapter(name="bn")
@@ -139,6 +238,7 @@ class BatchNormAdapter(Adapter):
 
     uses_optimizer = False
     options: ClassVar[Mapping[str, Any]] = {"prior_strength": 0.0, "momentum": None}
+    traits = MethodTraits(updates="BatchNorm statistics", norm="BatchNorm")
 
     def check_options(self) -> None:
         n, m = self.options["prior_strength"], self.options["momentum"]
@@ -152,24 +252,10 @@ class BatchNormAdapter(Adapter):
 
     def configure(self, model: nn.Module) -> None:
         super().configure(model)
-        layers = [(k, m) for k, m in model.named_modules() if isinstance(m, _BatchNorm)]
-        if not layers:
-            raise ValueError(
-                f"bn: the model has no BatchNorm layers ({_layer_names(model)}); "
-                "use 'tent' for GroupNorm/LayerNorm models, or 'source'"
-            )
-        prior, momentum = self.options["prior_strength"], self.options["momentum"]
-        if prior == 0 and momentum is None:
-            for _, m in layers:
-                use_batch_statistics(m)
-            return
-        for k, m in layers:
-            if m.running_mean is None or m.running_var is None:
-                raise ValueError(
-                    f"bn: layer {k!r} keeps no running statistics, so 'prior_strength'/'momentum' "
-                    "have no source statistics to use; use the default batch-only mode"
-                )
-        _replace(model, _BatchNorm, lambda bn: _ReestimatedBatchNorm(bn, prior, momentum))
+        o = self.options
+        reestimate_batchnorm(
+            model, "bn", prior_strength=o["prior_strength"], momentum=o["momentum"]
+        )
 
 
 @register_adapter(name="tent")
@@ -184,32 +270,18 @@ class Tent(Adapter):
     never modified. GroupNorm/LayerNorm/InstanceNorm layers adapt their affine parameters.
     """
 
+    traits = MethodTraits(
+        updates="normalisation affine parameters",
+        norm="any normalisation",
+        backward_per_frame="1",
+    )
+
     def configure(self, model: nn.Module) -> None:
         super().configure(model)
-        norms = [m for m in model.modules() if isinstance(m, NORM_LAYERS)]
-        if not norms:
-            raise ValueError(
-                f"{self._label()}: the model has no normalisation layers (BatchNorm, GroupNorm, "
-                "LayerNorm, InstanceNorm) to adapt; use 'source'"
-            )
-        for m in norms:
-            if isinstance(m, _BatchNorm):
-                use_batch_statistics(m)
-            m.requires_grad_(True)
+        self._params = configure_norm_layers(model, self._label())
 
     def params_to_train(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        params: dict[int, nn.Parameter] = {}  # by identity: a shared parameter trains once
-        for m in model.modules():
-            if isinstance(m, NORM_LAYERS):
-                for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
-                    if isinstance(p, nn.Parameter):
-                        params.setdefault(id(p), p)
-        if not params:
-            raise ValueError(
-                f"{self._label()}: the model's normalisation layers have no affine parameters "
-                "(affine=False) to adapt"
-            )
-        return list(params.values())
+        return self._params
 
     def loss(self, logits: Tensor, x: Tensor) -> Tensor:
         return softmax_entropy(logits).mean()

@@ -21,6 +21,13 @@ channels. ``head="bilinear"`` keeps the classic 1×1 classifier plus bilinear up
 
 Logits are returned channels-last in memory (their shape is NCHW): use ``.reshape``, not ``.view``.
 
+Every model exposes a *feature hook* for output-space adaptation methods (LAME): ``features(x)``
+returns the per-pixel features the classifier reads (the 1/2-resolution map, or the 1/4 map when
+neither ``fine`` nor the deconv head asks for 1/2), and ``head(features, size=None)`` turns them
+into logits, at ``size`` when given, else at the map's natural output resolution (the input
+resolution whenever height and width are multiples of 16). ``forward(x)`` is
+``head(features(x), x.shape[-2:])``.
+
 Registry in the timm style: a bare ``@register_model`` keyed on the function name, default
 configurations kept as data in ``MODEL_CFGS``, and ``create_model(name, **overrides)`` that ignores
 ``None`` overrides.
@@ -97,11 +104,29 @@ MODEL_CFGS: dict[str, dict[str, Any]] = {
 }
 
 
+class _GroupNorm(nn.GroupNorm):
+    """GroupNorm that sidesteps a PyTorch CPU crash (seen in 2.13): the backward pass on a
+    channels-last input that needs no gradient, while the affine parameters do, segfaults
+    for small maps (e.g. 4×16×32). Test-time adaptation of a frozen network's norm layers
+    meets exactly that at the first layer, so such inputs go through in NCHW layout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            torch.is_grad_enabled()
+            and not x.requires_grad
+            and self.weight is not None
+            and self.weight.requires_grad
+            and not x.is_contiguous()
+        ):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "bn":
         return nn.BatchNorm2d(channels)
     # Groups of 4 channels (at least 1 group): GroupNorm's usual choice for thin layers.
-    return nn.GroupNorm(max(1, channels // 4), channels)
+    return _GroupNorm(max(1, channels // 4), channels)
 
 
 class ConvNormAct(nn.Sequential):
@@ -193,7 +218,7 @@ class RoadSeg(nn.Module):
         # refinement block runs at the stem's width (thin) because memory traffic at 1/2
         # resolution, not arithmetic, is what costs on a CPU.
         self.fine = bool(fine)
-        self.head = head
+        self.head_type = head
         self.half_res = self.fine or head == "deconv"
         if self.half_res:
             self.narrow0 = ConvNormAct(decoder, c0, 1, norm=norm, act=False)
@@ -206,11 +231,14 @@ class RoadSeg(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x), size=tuple(x.shape[-2:]))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel features the classifier reads (1/2 resolution, or 1/4 without it)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(
                 f"x must be float NCHW RGB with 3 channels; got shape {tuple(x.shape)}"
             )
-        size = x.shape[-2:]
         # Channels-last is ~1.5x faster for these thin convolutions on CPU and makes the class-dim
         # reductions downstream (softmax, argmax) contiguous; the logits keep the NCHW shape.
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
@@ -229,9 +257,17 @@ class RoadSeg(nn.Module):
             y = F.relu(y + f0)
             if self.fine:
                 y = self.fuse0(y)
-        y = self.classifier(y)
-        if self.head == "deconv":  # 2×2 stride 2: full resolution, rounded up to even
-            return y[..., : size[0], : size[1]] if y.shape[-2:] != size else y
+        return y
+
+    def head(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits from :meth:`features`: at ``size`` when given, else at the natural output
+        resolution (2x the 1/2-resolution map, 4x the 1/4 one)."""
+        y = self.classifier(features)
+        if self.head_type == "deconv":  # 2×2 stride 2: full resolution, rounded up to even
+            return y[..., : size[0], : size[1]] if size is not None and y.shape[-2:] != size else y
+        if size is None:
+            factor = 2 if self.half_res else 4
+            size = (features.shape[-2] * factor, features.shape[-1] * factor)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 

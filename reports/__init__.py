@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from reports._meta import META_VERSION, RunMeta, make_cell_id
+from reports._meta import META_VERSION, PROTOCOLS, RunMeta, make_cell_id
 from reports._store import NoResultsError, ResultsStore
 
 # Lazily loaded public names -> the private module that defines them.
@@ -19,6 +19,7 @@ _LAZY = {"build_report": "reports._build"}
 
 __all__ = [
     "META_VERSION",
+    "PROTOCOLS",
     "NoResultsError",
     "ResultsStore",
     "RunMeta",

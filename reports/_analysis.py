@@ -2,11 +2,15 @@
 
 Definitions (Hendrycks & Dietterich 2019 for CE; Michaelis et al. 2019 for mPC/rPC):
 - clean: mIoU of the method on the unshifted stream.
-- mPC: mean mIoU over every corruption × severity cell of the static grid.
-- rPC = mPC / clean.
-- gain: mean over the cells both runs have of (mIoU_method − mIoU_baseline), i.e. mPC difference.
+- grid mean: mean mIoU over every corruption × severity cell of this run's static grid.
+- mPC (Michaelis et al.): the mean over the 15 ImageNet-C corruptions × severities 1–5, computed
+  only when the grid holds all 75 of those cells (then over exactly them); rPC = mPC / clean.
+  Any other grid gets its grid mean under that name, never "mPC".
+- gain: mean over the cells both runs have of (mIoU_method − mIoU_baseline).
 - CE_c = Σ_s (1 − mIoU_{c,s}) / Σ_s (1 − mIoU^baseline_{c,s}) over the severities both have;
-  mCE = mean of CE_c over corruptions. The baseline scores exactly 1 (shown as 100 %).
+  mCE = mean of CE_c over corruptions: normalised by this run's baseline (ImageNet-C normalises
+  by AlexNet), hence "mCE vs source". The baseline scores exactly 1 (shown as 100 %).
+- fixed classes: the same cells' mIoU over one class set per seed (``reports._classes``).
 The baseline is the run's reference method (meta ``baseline``: by default the first method named
 ``source``, whatever its label); a run without one has no gain, CE or mCE. Each figure is computed
 per seed (the baseline taken from the same seed, or its mean over seeds where that seed is
@@ -23,7 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from ._classes import FixedClasses
 from ._load import CLEAN, RunData, is_grid_cell, is_schedule_cell, is_world_cell
+
+#: The 15 ImageNet-C corruptions and severities over which Michaelis et al. define mPC.
+IMAGENET_C = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+    "elastic_transform", "pixelate", "jpeg_compression",
+)  # fmt: skip
+MICHAELIS_CELLS = frozenset((c, float(s)) for c in IMAGENET_C for s in range(1, 6))
 
 
 @dataclass(frozen=True)
@@ -126,14 +139,20 @@ class Grid:
 
 @dataclass(frozen=True)
 class Headline:
+    """A method's robustness summary over the static grid (see the module docstring)."""
+
     method: str
     clean: Stat
-    mpc: Stat
+    grid_mean: Stat
+    grid_ratio: Stat  # grid mean / clean
+    mpc: Stat  # Michaelis: n = 0 unless the grid holds the 75 ImageNet-C cells
     rpc: Stat
     gain: Stat
     mce: Stat
     ce: dict[str, Stat]
     n_cells: int
+    clean_fixed: Stat  # over the fixed class set
+    mean_fixed: Stat
 
 
 def _baseline_ref(grid: Grid, baseline: str, seed: int) -> dict[tuple[str, float], float]:
@@ -145,8 +164,15 @@ def baseline_mean(grid: Grid, baseline: str) -> dict[tuple[str, float], float]:
     return {k: v for k, v in grid.mean_over_seeds(baseline).items() if k[0] != CLEAN}
 
 
-def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den else None
+
+
+def headlines(
+    data: RunData, grid: Grid | None = None, fixed: FixedClasses | None = None
+) -> list[Headline]:
     grid = grid or Grid(data)
+    fixed = fixed if fixed is not None else FixedClasses(data)
     baseline = data.baseline
     have_baseline = baseline is not None and bool(grid.seeds(baseline))
     out = []
@@ -154,17 +180,33 @@ def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
         seeds = grid.seeds(method)
         if not seeds:
             continue
-        cleans, mpcs, rpcs, gains, mces = [], [], [], [], []
+        cleans, means, ratios, mpcs, rpcs, gains, mces = [], [], [], [], [], [], []
+        clean_fixed, mean_fixed = [], []
         ce_per: dict[str, list[float]] = defaultdict(list)
         n_cells = 0
         for seed in seeds:
             clean = grid.clean(method, seed)
             corr = grid.corrupted(method, seed)
             n_cells += len(corr)
-            mpc = _mean(corr.values())
+            grid_mean = _mean(corr.values())
             cleans.append(clean)
-            mpcs.append(mpc)
-            rpcs.append(mpc / clean if mpc is not None and clean else None)
+            means.append(grid_mean)
+            ratios.append(_ratio(grid_mean, clean))
+            if MICHAELIS_CELLS <= corr.keys():
+                mpc = _mean(corr[k] for k in sorted(MICHAELIS_CELLS))
+                mpcs.append(mpc)
+                rpcs.append(_ratio(mpc, clean))
+            by_corr = grid.idx[method][seed]
+            clean_cell = by_corr.get(CLEAN, {}).get(0.0)
+            clean_fixed.append(None if clean_cell is None else fixed.miou(clean_cell))
+            mean_fixed.append(
+                _mean(
+                    fixed.miou(cell)
+                    for corr_name, by_sev in by_corr.items()
+                    if corr_name != CLEAN
+                    for cell in by_sev.values()
+                )
+            )
             if not have_baseline:
                 continue
             ref = _baseline_ref(grid, baseline, seed)
@@ -183,12 +225,17 @@ def headlines(data: RunData, grid: Grid | None = None) -> list[Headline]:
             Headline(
                 method=method,
                 clean=Stat.of(cleans),
-                mpc=Stat.of(mpcs),
-                rpc=Stat.of(rpcs),
+                grid_mean=Stat.of(means),
+                grid_ratio=Stat.of(ratios),
+                # Michaelis' mPC only when every seed's grid holds the 75 cells
+                mpc=Stat.of(mpcs) if len(mpcs) == len(seeds) else Stat(None, None, 0),
+                rpc=Stat.of(rpcs) if len(rpcs) == len(seeds) else Stat(None, None, 0),
                 gain=Stat.of(gains),
                 mce=Stat.of(mces),
                 ce={k: Stat.of(v) for k, v in ce_per.items()},
                 n_cells=n_cells,
+                clean_fixed=Stat.of(clean_fixed),
+                mean_fixed=Stat.of(mean_fixed),
             )
         )
     return out
@@ -246,7 +293,7 @@ class Compute:
 def compute(data: RunData) -> list[Compute]:
     out = []
     for method in method_order(data):
-        cells = [c for c in data.done if c["method"] == method]
+        cells = [c for c in data.all_done if c["method"] == method]  # every sampling's cost
         if not cells:
             continue
         frames = sum(int(c.get("frames") or 0) for c in cells)
@@ -292,11 +339,27 @@ class Stream:
     frame_traces: dict[str, list[tuple[int, float]]]
 
 
+#: The kind of a label-shift stream: a cell of the grid whose segments are town parts.
+LABEL_SHIFT = "label shift"
+
+
+def _is_label_shift_stream(data: RunData, cell: dict[str, Any]) -> bool:
+    """A grid cell that ran through several domains (``label_shift``): a stream to draw."""
+    segs = data.segments.get(cell["cell_id"], [])
+    return len(segs) > 1 and any(s.get("domain") for s in segs)
+
+
 def streams(data: RunData) -> list[Stream]:
+    """Schedule streams and label-shift streams (a grid cell through several domains), one
+    per (kind, label), each method's trace averaged over seeds."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in data.done:
         if is_schedule_cell(c):
             groups[(str(c.get("schedule")), str(c.get("corruption")))].append(c)
+        elif _is_label_shift_stream(data, c):
+            sev = float(c.get("severity") or 0.0)
+            label = str(c.get("corruption")) + (f" s{sev:g}" if sev else "")
+            groups[(LABEL_SHIFT, label)].append(c)
     out = []
     for (kind, label), cells in groups.items():
         traces, overall, ftraces = {}, {}, {}
@@ -310,7 +373,8 @@ def streams(data: RunData) -> list[Stream]:
             fr_acc: dict[int, list[float]] = defaultdict(list)
             for c in mine:
                 for s in data.segments.get(c["cell_id"], []):
-                    if s.get("miou") is None:
+                    # a mixed stream's segments are scattered frames: no place on a timeline
+                    if s.get("miou") is None or s.get("start_frame") is None:
                         continue
                     seg_acc[int(s["segment"])].append(float(s["miou"]))
                     seg_info.setdefault(

@@ -17,10 +17,16 @@ import jinja2
 import markupsafe
 
 from . import _figures as figs
-from ._analysis import corruption_order, method_order, severity_order
+from . import _figures_streams as sfigs
+from . import _protocol as proto
+from . import _protocol_tables as ptables
+from ._analysis import LABEL_SHIFT, corruption_order, method_order, severity_order
+from ._findings import INTRO as FINDINGS_INTRO
+from ._findings import findings
+from ._header import header
 from ._load import RunData, load_run
-from ._meta import PROTOCOLS
-from ._tables import DASH, all_tables, cell_name
+from ._notes import explain
+from ._tables import Table, all_tables, cell_name
 
 _TEMPLATES = Path(__file__).parent / "templates"
 MAX_MISSING_LISTED = 60
@@ -33,6 +39,23 @@ class FigureRef:
     caption: str
     data_uri: str
     path: str  # relative to the run folder, for the Markdown report
+
+
+@dataclass
+class Block:
+    """One piece of a section, rendered alike in HTML and Markdown: ``kind`` is table, figure,
+    text (a paragraph of explanation), emphasis (``value`` = (lead-in, bold text)), findings
+    (the tested ones) or omitted (what each untested finding needs)."""
+
+    kind: str
+    value: Any
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    blocks: list[Block]
 
 
 def _md_escape(value: Any) -> Any:
@@ -67,118 +90,65 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     return html, md
 
 
-def _fmt_seconds(sec: float | None) -> str:
-    if sec is None:
-        return DASH
-    if sec < 120:
-        return f"{sec:.1f} s"
-    if sec < 7200:
-        return f"{sec / 60:.1f} min"
-    return f"{sec / 3600:.2f} h"
-
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _protocol(name: str) -> str:
-    meaning = PROTOCOLS.get(name)
-    return f"{name}: {meaning}" if meaning else name
-
-
-def _header(data: RunData, methods: list[str], corruptions: list[str]) -> dict[str, Any]:
-    meta, sc = data.meta, data.scenario
-    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    spec = sc.get("model")
-    spec_name = spec.get("name") if isinstance(spec, dict) else spec
-    model_name = str(model.get("name") or spec_name or DASH)
-    params = model.get("params")
-    if isinstance(params, (int, float)):
-        model_name += f" ({int(params):,} parameters)"
-    model_metrics = ", ".join(
-        f"{k}: {_scalar(v)}"
-        for k, v in model.items()
-        if k not in ("name", "params") and isinstance(v, (int, float, str)) and v is not None
-    )
-    cells = data.cells + data.expected
-    seeds = sorted({int(c["seed"]) for c in cells if c.get("seed") is not None})
-    frame_counts = sorted({int(c["frames"]) for c in data.done if c.get("frames")})
-    frames = sc.get("frames")
-    if frames is None and frame_counts:
-        frames = (
-            str(frame_counts[0])
-            if len(frame_counts) == 1
-            else f"{frame_counts[0]}–{frame_counts[-1]}"
-        )
-    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
-    n_expected = len(data.expected) or len(data.cells)
-    return {
-        "scenario": str(sc.get("name") or meta.get("scenario_name") or data.run_dir.name),
-        "description": str(sc.get("description") or ""),
-        "rows": [
-            ("model", model_name),
-            ("model clean metrics", model_metrics or DASH),
-            ("methods", ", ".join(methods) or DASH),
-            ("baseline", data.baseline or "none (no gain, CE or mCE)"),
-            ("protocol", _protocol(data.protocol)),
-            (
-                "corruptions",
-                f"{len(corruptions)}: " + ", ".join(corruptions) if corruptions else DASH,
-            ),
-            ("seeds", ", ".join(map(str, seeds)) or DASH),
-            ("frames per cell", DASH if frames is None else str(frames)),
-            ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or DASH),
-            ("started", str(meta.get("started_at") or DASH)),
-            ("finished", str(meta.get("finished_at") or "not finished")),
-            ("wall time", _fmt_seconds(meta.get("wall_seconds"))),
-            (
-                "cells",
-                f"{len(data.done)} done, {len(data.failed)} failed, "
-                f"{len(data.missing)} missing of {n_expected} expected",
-            ),
-        ],
-    }
-
-
 def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors) -> list:
     """(name, title, caption, Figure) for every figure the run's content supports."""
     grid, gm = tables["grid"], tables["grid_methods"]
     sevs = severity_order(grid.cells)
-    out = [
-        (
-            "heatmap_miou",
-            "mIoU heat maps",
-            "Corruption × severity mIoU per method (mean over seeds).",
-            figs.heatmaps(grid, gm, corruptions, sevs),
-        ),
-        (
-            "heatmap_gain",
-            f"Difference to {data.baseline}",
-            f"mIoU of each method minus {data.baseline}'s, per corruption and severity.",
-            figs.delta_heatmaps(grid, gm, corruptions, sevs, data.baseline),
-        ),
-        (
-            "severity_curves",
-            "Severity curves",
-            "Mean mIoU against severity per corruption family; severity 0 is the clean stream.",
-            figs.severity_curves(data, grid, gm, corruptions, sevs, colors),
-        ),
-        (
-            "class_iou",
-            "Per-class IoU",
-            "Per-class IoU under corruption per method; the black bar is the clean IoU.",
-            figs.class_iou(data, grid, gm, colors),
-        ),
-    ]
+    out = []
+    if tables["corrupted"]:
+        out += [
+            (
+                "heatmap_miou",
+                "mIoU heat maps",
+                "Corruption × severity mIoU per method (mean over seeds).",
+                figs.heatmaps(grid, gm, corruptions, sevs),
+            ),
+            (
+                "heatmap_gain",
+                f"Difference to {data.baseline}",
+                f"mIoU of each method minus {data.baseline}'s, per corruption and severity.",
+                figs.delta_heatmaps(grid, gm, corruptions, sevs, data.baseline),
+            ),
+            (
+                "severity_curves",
+                "Severity curves",
+                "Mean mIoU against severity per corruption family; severity 0 is the clean "
+                "stream. Each method has its own marker and dash and is offset sideways, so a "
+                "method whose curve coincides with another's stays visible.",
+                figs.severity_curves(data, grid, gm, corruptions, sevs, colors),
+            ),
+            (
+                "class_iou",
+                "Per-class IoU",
+                "Per-class IoU under corruption per method; the black bar is the clean IoU.",
+                figs.class_iou(data, grid, gm, colors),
+            ),
+        ]
+    for res in tables["protocols"]:
+        out.append(
+            (
+                f"rounds_{res.protocol}",
+                f"{res.protocol}: mIoU per round",
+                "mIoU per round and method (error bars: spread over seeds and orders; methods "
+                "offset sideways so coincident curves stay visible); below, each method minus "
+                f"{data.baseline or 'the first method'}, in points.",
+                sfigs.round_curves(res, colors, data.baseline),
+            )
+        )
     for k, (stream, _table) in enumerate(tables["streams"]):
         out.append(
             (
                 f"timeline_{k}",
                 f"Timeline: {stream.label}",
-                "mIoU per segment along the stream; shaded bands and labels mark the shift.",
-                figs.timeline(stream, colors),
+                (
+                    "mIoU per segment along the stream (markers at segment centres); shaded "
+                    "bands and labels mark the shifts; below, each method minus "
+                    f"{data.baseline or 'the first method'} per segment, in points."
+                    if stream.traces
+                    else "Per-frame mIoU along the stream, smoothed (its shifts are mixed "
+                    "frame by frame, so there are no segments to mark)."
+                ),
+                sfigs.timeline(stream, colors, data.baseline),
             )
         )
     out.append(
@@ -192,6 +162,125 @@ def _figures(data: RunData, tables: dict[str, Any], methods, corruptions, colors
         )
     )
     return [o for o in out if o[3] is not None]
+
+
+def _protocol_tables(data: RunData, tables: dict[str, Any]) -> None:
+    """Add the protocol contract's tables (empty for runs without its columns)."""
+    grid = tables["grid"]
+    tables["protocols"] = proto.protocol_results(data)
+    tables["round_tables"] = {r.protocol: ptables.round_table(r) for r in tables["protocols"]}
+    tables["shift_tables"] = {r.protocol: ptables.shift_table(r, grid) for r in tables["protocols"]}
+    ls = proto.label_shift(data)
+    tables["label_shift"] = ptables.label_shift_tables(ls, data.class_names) if ls else []
+    forget = data.meta.get("forgetting")
+    tables["forgetting"] = ptables.forgetting_table(
+        proto.forgetting(data), forget if isinstance(forget, dict) else None
+    )
+    tables["recovery"] = ptables.recovery_table(proto.recovery(data), data.meta)
+    cmp = proto.sampling_comparison(data)
+    tables["sampling"] = ptables.sampling_table(cmp, method_order(data)) if cmp else None
+    online = data.meta.get("online")
+    tables["online"] = ptables.online_table(
+        proto.online(data), online if isinstance(online, dict) else None
+    )
+
+
+def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) -> list[Section]:
+    """The report's sections, the run's own measurement first.
+
+    A carried protocol (continual, gradual, mixed) opens with its rounds and shifts; then a
+    label-shift stream, compute-aware and forgetting results; then the corruption grid (only
+    with corruption cells: never an empty table), world shifts, schedule streams. Findings
+    follow the first section; examples, compute and problems close the report.
+    """
+
+    def tab(t: Table | None) -> list[Block]:
+        return [Block("table", t)] if t is not None and t.rows else []
+
+    def pic(name: str) -> list[Block]:
+        return [Block("figure", fig[name])] if name in fig else []
+
+    streams = tables["streams"]
+    kinds = {r.protocol for r in tables["protocols"]}  # streams of a carried protocol
+    carried = [(k, s, t) for k, (s, t) in enumerate(streams) if s.kind in kinds]
+    scheduled = [
+        (k, s, t) for k, (s, t) in enumerate(streams) if s.kind not in (*kinds, LABEL_SHIFT)
+    ]
+    content: list[Section] = []
+    label_shift = [b for t in tables["label_shift"] for b in tab(t)]
+    # a label-shift stream's timelines: its domain tables above hold the numbers
+    for k, (s, _t) in enumerate(streams):
+        if s.kind == LABEL_SHIFT:
+            label_shift += pic(f"timeline_{k}")
+    for res in tables["protocols"]:
+        # a label-shift stream's domains are what it measures: they lead its section
+        blocks, label_shift = label_shift, []
+        blocks += tab(tables["round_tables"][res.protocol]) + pic(f"rounds_{res.protocol}")
+        if len(res.shifts) > 1:  # one shift: its mean is the stream's mIoU, shown above
+            blocks += tab(tables["shift_tables"][res.protocol])
+        for k, s, _t in carried:  # the round and shift tables above hold its numbers
+            if s.kind == res.protocol:
+                blocks += pic(f"timeline_{k}")
+        title = f"{res.protocol.capitalize()} protocol"
+        if res.rounds > 1:
+            title += f": {res.rounds} rounds"
+        content.append(Section(f"protocol-{res.protocol}", title, blocks))
+    if tables["sampling"] is not None:  # an i.i.d. control beside the video streams
+        content.append(
+            Section("sampling-section", tables["sampling"].title, tab(tables["sampling"]))
+        )
+    if label_shift:  # a label-shift stream outside a carried protocol
+        content.append(Section("label-shift", "Label shift", label_shift))
+    if tables["online"] is not None:
+        content.append(
+            Section("online-section", "Compute-aware (online) evaluation", tab(tables["online"]))
+        )
+    if tables["forgetting"] is not None:
+        content.append(Section("forgetting-section", "Forgetting", tab(tables["forgetting"])))
+    if tables["corrupted"] or (
+        tables["headline"] is not None and not (content or streams or tables["world"])
+    ):
+        blocks = tab(tables["headline"])
+        blocks += [Block("text", n) for n in tables["notes"]]
+        for name in ("heatmap_miou", "heatmap_gain", "severity_curves"):
+            blocks += pic(name)
+        blocks += tab(tables["per_corruption"])
+        title = "Robustness under corruption" if tables["corrupted"] else "Clean frames"
+        content.append(Section("robustness", title, blocks))
+        classes = pic("class_iou") + tab(tables["per_class"]) + tab(tables["safety"])
+        if classes:
+            if tables["collapsing"]:
+                lead = ("Largest drops under corruption:", ", ".join(tables["collapsing"]))
+                classes.insert(0, Block("emphasis", lead))
+            content.append(Section("classes", "Which classes fail", classes))
+    if tables["world"] is not None:
+        blocks = tab(tables["world"])
+        if not tables["corrupted"]:
+            blocks += [Block("text", n) for n in tables["notes"]]
+        content.append(Section("world", "Shifts of the world", blocks))
+    if scheduled:
+        blocks = [b for k, _s, t in scheduled for b in tab(t) + pic(f"timeline_{k}")]
+        if not (tables["corrupted"] or tables["world"]):
+            blocks += [Block("text", n) for n in tables["notes"]]
+        content.append(Section("schedules", "Shift schedules", blocks))
+    if tables["recovery"] is not None:
+        content.append(
+            Section("recovery-section", "Recovery and collapse", tab(tables["recovery"]))
+        )
+    tested, omitted = tables["findings"]
+    if tested or omitted:
+        blocks = [Block("text", FINDINGS_INTRO), Block("findings", tested)]
+        if omitted:
+            blocks.append(Block("omitted", omitted))
+        content.insert(min(1, len(content)), Section("findings", "Findings", blocks))
+    closing = []
+    if "samples" in fig:
+        closing.append(Section("qualitative", "Qualitative examples", pic("samples")))
+    if tables["compute"] is not None:
+        closing.append(Section("compute-section", "Compute cost", tab(tables["compute"])))
+    if tables["failed"] is not None or data.partial:
+        closing.append(Section("problems", "Problems", tab(tables["failed"])))
+    return content + closing
 
 
 def _generator_version() -> str:
@@ -218,37 +307,31 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     colors = figs.method_colors(methods, data.baseline)
     tables = all_tables(data, methods, corruptions)
 
+    _protocol_tables(data, tables)
+    tables["findings"] = findings(data, tables["grid"])
+    tables["notes"] = explain(data, tables)
+
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     for old in fig_dir.glob("*.png"):  # figures of an earlier build of this report
         old.unlink()
-    figures: list[FigureRef] = []
+    by_name: dict[str, FigureRef] = {}
     for name, title, caption, fig in _figures(data, tables, methods, corruptions, colors):
         png = figs.to_png(fig)
         (fig_dir / f"{name}.png").write_bytes(png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        figures.append(FigureRef(name, title, caption, uri, f"figures/{name}.png"))
-    static = ("heatmap_miou", "heatmap_gain", "severity_curves", "class_iou", "samples")
-    by_name: dict[str, FigureRef | None] = dict.fromkeys(static)
-    by_name.update({f.name: f for f in figures})
+        by_name[name] = FigureRef(name, title, caption, uri, f"figures/{name}.png")
 
     missing = [cell_name(c) for c in data.missing]
     ctx = {
-        "header": _header(data, methods, corruptions),
+        "header": header(data, methods, corruptions),
         "partial": data.partial,
         "unfinished": not data.meta.get("finished_at"),
         "missing": missing[:MAX_MISSING_LISTED],
         "missing_more": max(len(missing) - MAX_MISSING_LISTED, 0),
-        "n_done": len(data.done),
-        "n_failed": len(data.failed),
-        "static_done": bool(tables["grid"].cells),
-        "schedule_only": tables["has_schedule_cells"] and not tables["grid"].cells,
-        "t": tables,
-        "fig": by_name,
-        "streams": [
-            (s, t, by_name.get(f"timeline_{k}")) for k, (s, t) in enumerate(tables["streams"])
-        ],
-        "collapsing": tables["collapsing"],
+        "n_done": len(data.all_done),
+        "n_failed": len(data.all_failed),
+        "sections": _sections(data, tables, by_name),
         "colors": colors,
         # the generator, not the wall clock: the same run folder always gives the same bytes
         "generated": _generator_version(),
@@ -260,8 +343,8 @@ def build_report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]
     if not quiet:
         missing_note = f", {len(missing)} cells missing" if missing else ""
         print(
-            f"roadshift report: {len(figures)} figures, {len(data.done)} cells done, "
-            f"{len(data.failed)} failed{missing_note}{', partial run' if data.partial else ''} "
+            f"roadshift report: {len(by_name)} figures, {len(data.all_done)} cells done, "
+            f"{len(data.all_failed)} failed{missing_note}{', partial run' if data.partial else ''} "
             f"({time.perf_counter() - t0:.1f} s)",
             file=sys.stderr,
         )

@@ -17,7 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ._analysis import Grid, Stream, per_class
+from ._analysis import Grid, per_class
 from ._load import CLEAN, RunData
 
 DPI = 90
@@ -35,6 +35,28 @@ _TAB10 = (
 )
 BASELINE_COLOR = "#555555"
 _FIXED = {"bn": "#1f77b4", "tent": "#ff7f0e"}
+# Marker and dash per method position, so a method drawn exactly on top of another still shows
+# (its marker differs and sits beside the other's, see ``offsets``).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def method_style(k: int) -> dict:
+    """Line style of the k-th method of a figure: marker, dash and hollow markers after the
+    first round of them, so coincident lines stay distinguishable."""
+    return {
+        "marker": _MARKERS[k % len(_MARKERS)],
+        "linestyle": _DASHES[k % len(_DASHES)],
+        "markerfacecolor": "white" if k % 2 else None,
+        "markersize": 5 + (k % 3),
+    }
+
+
+def offsets(n: int, width: float) -> list[float]:
+    """Horizontal offsets spreading n methods over ``width`` around each x position."""
+    if n <= 1:
+        return [0.0] * n
+    return [(k - (n - 1) / 2) * width / (n - 1) for k in range(n)]
 
 
 def method_colors(methods: Sequence[str], baseline: str | None = None) -> dict[str, str]:
@@ -210,8 +232,10 @@ def severity_curves(
     fig = Figure(figsize=(max(7.0, 0.6 + 3.0 * ncols), 0.6 + 2.8 * nrows), layout="constrained")
     axes = _grid_axes(fig, len(by_family), ncols)
     xs = [0.0, *severities]
+    gap = min(np.diff(xs)) if len(xs) > 1 else 1.0
+    shift = offsets(len(methods), 0.25 * gap)
     for ax, (fam, names) in zip(axes, by_family.items(), strict=False):
-        for m in methods:
+        for k, m in enumerate(methods):
             means = grid.mean_over_seeds(m)
             ys = [means.get((CLEAN, 0.0), np.nan)]
             for s in severities:
@@ -219,7 +243,14 @@ def severity_curves(
                 ys.append(np.mean(vals) if vals else np.nan)
             ys_arr = 100 * np.array(ys, dtype=float)
             if np.isfinite(ys_arr).any():
-                ax.plot(xs, ys_arr, marker="o", ms=3, color=colors[m], label=_esc(m))
+                ax.plot(
+                    [x + shift[k] for x in xs],
+                    ys_arr,
+                    color=colors[m],
+                    label=_esc(m),
+                    lw=1.4,
+                    **method_style(k),
+                )
         ax.set_title(f"{_esc(fam)} ({len(names)} corruption{'s' if len(names) > 1 else ''})")
         ax.set_xticks(xs, ["clean", *[_sev_label(s) for s in severities]])
         ax.set_xlabel("severity")
@@ -227,7 +258,10 @@ def severity_curves(
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Severity curves per corruption family (mean over corruptions and seeds)")
+    fig.suptitle(
+        "Severity curves per corruption family (mean over corruptions and seeds; "
+        "methods offset sideways so coincident curves stay visible)"
+    )
     return fig
 
 
@@ -274,70 +308,6 @@ def class_iou(
         "Per-class IoU: clean (black bar) vs mean under corruption — which classes collapse"
     )
     return fig
-
-
-def timeline(stream: Stream, colors: dict[str, str]) -> Figure | None:
-    """Per-segment mIoU along a schedule stream, one line per method, segments annotated."""
-    if not stream.traces and not stream.frame_traces:
-        return None
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    segs: list[tuple[int, int, str]] = []
-    if stream.traces:
-        for m, trace in stream.traces.items():
-            xs, ys = [], []
-            for start, stop, _label, v in trace:
-                xs += [start, stop]
-                ys += [100 * v, 100 * v]
-            ax.plot(xs, ys, color=colors.get(m, "black"), lw=1.8, label=_esc(m))
-            if len(trace) > len(segs):
-                segs = [(a, b, lab) for a, b, lab, _ in trace]
-    for m, ftrace in stream.frame_traces.items():
-        fx = np.array([f for f, _ in ftrace])
-        fy = 100 * np.array([v for _, v in ftrace])
-        win = max(1, len(fy) // 40)
-        if win > 1:  # moving average, renormalised at the ends so the edges do not sag
-            kernel = np.ones(win)
-            fy = np.convolve(fy, kernel, "same") / np.convolve(np.ones_like(fy), kernel, "same")
-        ax.plot(
-            fx,
-            fy,
-            color=colors.get(m, "black"),
-            lw=0.8,
-            alpha=0.35 if stream.traces else 1.0,
-            label=None if stream.traces else f"{_esc(m)} (per frame, smoothed)",
-        )
-    if not segs:
-        segs = _segments_from_frames(stream)
-    for k, (start, stop, _label) in enumerate(segs):
-        if k % 2:
-            ax.axvspan(start, stop, color="0.92", zorder=0)
-    if segs and len(segs) <= 60:
-        top = ax.secondary_xaxis("top")
-        top.set_xticks(
-            [(a + b) / 2 for a, b, _ in segs],
-            [_esc(lab) for _, _, lab in segs],
-            rotation=35 if len(segs) > 4 else 0,
-            ha="left" if len(segs) > 4 else "center",
-            fontsize=7,
-        )
-        top.tick_params(length=0)
-        for lab in top.get_xticklabels():
-            lab.set_rotation_mode("anchor")
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("mIoU (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{_esc(stream.kind)} schedule '{_esc(stream.label)}': mIoU along the stream")
-    return fig
-
-
-def _segments_from_frames(stream: Stream) -> list[tuple[int, int, str]]:
-    """Segments where no segment rows exist: runs of equal frame labels are not stored, so
-    fall back to the frame range as one segment."""
-    frames = [f for trace in stream.frame_traces.values() for f, _ in trace]
-    return [(min(frames), max(frames) + 1, stream.label)] if frames else []
 
 
 def _load_sample(path: Path) -> dict | None:

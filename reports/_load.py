@@ -43,6 +43,10 @@ class RunData:
     protocol: str = "reset_each_shift"
     compute: dict[str, Any] = field(default_factory=dict)
     stored_palette: bool = True  # False: the run recorded no palette (a version 1 folder)
+    # cells of a second sampling (``sampling: [video, iid]``: the i.i.d. control, labelled
+    # ``<shift>.iid``): kept apart so that only the comparison of samplings reads them
+    controls: list[dict[str, Any]] = field(default_factory=list)
+    expected_controls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def done(self) -> list[dict[str, Any]]:
@@ -56,6 +60,52 @@ class RunData:
     def scenario(self) -> dict[str, Any]:
         sc = self.meta.get("scenario")
         return sc if isinstance(sc, dict) else {}
+
+    @property
+    def sampling(self) -> str:
+        """The run's own sampling: ``video`` unless it drew i.i.d. frames."""
+        return main_sampling(self.meta)
+
+    def sampling_of(self, cell: dict[str, Any]) -> str:
+        """A cell's own sampling where it records one, else the run's."""
+        s = cell.get("sampling")
+        return s if isinstance(s, str) and s else self.sampling
+
+    @property
+    def all_done(self) -> list[dict[str, Any]]:
+        """Done cells of every sampling (the controls included)."""
+        return self.done + [c for c in self.controls if c.get("status") == "done"]
+
+    @property
+    def all_failed(self) -> list[dict[str, Any]]:
+        return self.failed + [c for c in self.controls if c.get("status") != "done"]
+
+    def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(registered name, options as the scenario gave them) of a method label; a folder
+        that did not list its methods (version 1) gives (label, {})."""
+        for m in self.meta.get("methods") or []:
+            if isinstance(m, dict) and m.get("label") == label:
+                options = m.get("options")
+                return str(m.get("name") or label), dict(options) if isinstance(
+                    options, dict
+                ) else {}
+        return label, {}
+
+
+def main_sampling(meta: dict[str, Any]) -> str:
+    """The sampling a run's unlabelled cells used (meta ``stream.sampling``, the first of a
+    list; ``video`` for folders that recorded none)."""
+    stream = meta.get("stream") if isinstance(meta.get("stream"), dict) else {}
+    sc = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+    value = stream.get("sampling") or sc.get("sampling") or "video"
+    if isinstance(value, list):
+        value = value[0] if value else "video"
+    return str(value)
+
+
+def _split(cells: list[dict[str, Any]], main: str) -> tuple[list, list]:
+    mine = [c for c in cells if c.get("sampling") in (None, "", main)]
+    return mine, [c for c in cells if c.get("sampling") not in (None, "", main)]
 
 
 def is_schedule_cell(cell: dict[str, Any]) -> bool:
@@ -141,6 +191,9 @@ def load_run(run_dir: str | Path) -> RunData:
         palette = np.asarray(contract.palette, dtype=np.uint8)
     else:
         palette = _fallback_palette(len(class_names))
+    main = main_sampling(meta)
+    cells, controls = _split(cells, main)
+    expected, expected_controls = _split(expected, main)
     methods = {c.get("method") for c in cells + expected}
     baseline = contract.baseline if contract.baseline in methods else None
     return RunData(
@@ -160,6 +213,8 @@ def load_run(run_dir: str | Path) -> RunData:
         protocol=contract.protocol,
         compute=dict(contract.compute),
         stored_palette=contract.palette is not None,
+        controls=controls,
+        expected_controls=expected_controls,
     )
 
 

@@ -6,11 +6,22 @@ So the runner writes, at the start of every run, everything a report needs to na
 it shows; ``reports`` reads it from here and never imports ``sim``, ``perception`` or
 ``scenarios``.
 
-Meta keys (``meta`` table of ``results.sqlite``, JSON values), ``meta_version`` 2:
+Meta keys (``meta`` table of ``results.sqlite``, JSON values), ``meta_version`` 3:
 
-- ``meta_version``: 2; a folder without it was written by roadshift 0.1's runner (version 1).
-- ``protocol``: how adapters meet the shifts: ``reset_each_shift`` (every cell starts from a fresh
-  adapter; a schedule stream carries one adapter through its segments).
+- ``meta_version``: 3; a folder without it was written by roadshift 0.1's runner (version 1).
+- ``protocol``: how adapters meet the shifts, one of :data:`PROTOCOLS`; ``protocol_plan``:
+  ``{rounds, orders: [[shift label, ...] per order], shifts: [{label, corruption, severity}],
+  stream_frames}``.
+- ``stream``: ``{sampling, frames_per_segment, batch_size, window, iid, label_shift}``: where
+  the frames come from (``iid``: ``{drives, frames_per_drive, spacing}`` or null;
+  ``label_shift``: ``[{label, world}]`` or null).
+- ``online``: null, or the compute-aware settings and the cost ratios measured once for the
+  run: ``{eta, fps, fallback, batch_frames, source_ms_per_batch, ms_per_batch, cost_ratio,
+  skipped_batches, calibration}``.
+- ``forgetting``: null, or the held-out clean source-domain frames scored after each stream:
+  ``{frames, batch_size, towns, seeds, time_of_day, weather}``.
+- ``recovery`` (``{window, band, final_fraction}``) and ``collapse`` (``{class_ratio,
+  entropy}``): the definitions behind the segments' ``recovery_frames`` and ``collapse``.
 - ``baseline``: label of the reference method for gain, CE and mCE (the scenario's
   ``baseline:``, by default the first method named ``source``), or null.
 - ``methods``: ``[{label, name, options}]`` in scenario order; cells use the label.
@@ -26,7 +37,8 @@ Meta keys (``meta`` table of ``results.sqlite``, JSON values), ``meta_version`` 
 
 Version 1 folders are read with the defaults 0.1 implied: baseline ``source`` when such a method
 ran, protocol ``reset_each_shift``, no palette (the report then colours classes with a fixed
-neutral palette and says so).
+neutral palette and says so). Version 2 folders have no protocol keys beyond ``protocol``: they
+read as ``reset_each_shift`` on video streams, with no online evaluation and no forgetting.
 """
 
 from __future__ import annotations
@@ -40,18 +52,26 @@ __all__ = [
     "CELL_ID_FORMAT",
     "META_VERSION",
     "PROTOCOLS",
+    "VIDEO_STREAM",
     "MetaError",
     "RunMeta",
     "is_cell_id",
     "make_cell_id",
 ]
 
-META_VERSION = 2
-#: Protocols a run may declare, and what each means (the scenario protocols extend this).
+META_VERSION = 3
+#: Protocols a run may declare, and what each means.
 PROTOCOLS = {
     "reset_each_shift": "every cell starts from a fresh adapter; a schedule stream carries one "
     "adapter through its segments",
+    "continual": "one adapter carried through the shift list, round after round (each shift's "
+    "segment shows the same frames every round), for each order of the list",
+    "gradual": "one adapter carried through CoTTA's gradual schedule: the first corruption at "
+    "severity 5 to 1, then 1 to 5 to 1 for each next one",
+    "mixed": "one adapter on one stream holding every shift's frames, shuffled; batches mix shifts",
 }
+#: The default stream description of a folder that recorded none (version 2 and older).
+VIDEO_STREAM = {"sampling": "video", "window": None, "iid": None, "label_shift": None}
 CELL_ID_FORMAT = (
     "{method}__{corruption}__s{severity:g}__seed{seed}, characters outside [A-Za-z0-9_.+-] -> '-'"
 )
@@ -84,6 +104,12 @@ class RunMeta:
     palette: tuple[tuple[int, int, int], ...] | None = None
     protocol: str = "reset_each_shift"
     compute: Mapping[str, Any] = field(default_factory=dict)
+    protocol_plan: Mapping[str, Any] = field(default_factory=dict)
+    stream: Mapping[str, Any] = field(default_factory=lambda: dict(VIDEO_STREAM))
+    online: Mapping[str, Any] | None = None
+    forgetting: Mapping[str, Any] | None = None
+    recovery: Mapping[str, Any] = field(default_factory=dict)
+    collapse: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         methods = tuple(dict(m) for m in self.methods)
@@ -112,7 +138,11 @@ class RunMeta:
         object.__setattr__(self, "corruption_families", families)
         if not isinstance(self.protocol, str) or not self.protocol:
             raise MetaError(f"meta.protocol: must be a name, got {self.protocol!r}")
-        object.__setattr__(self, "compute", dict(self.compute))
+        for name in ("compute", "protocol_plan", "stream", "recovery", "collapse"):
+            object.__setattr__(self, name, dict(getattr(self, name) or {}))
+        for name in ("online", "forgetting"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else dict(value))
 
     @property
     def method_labels(self) -> list[str]:
@@ -130,6 +160,12 @@ class RunMeta:
             "corruption_families": dict(self.corruption_families),
             "cell_id_format": CELL_ID_FORMAT,
             "compute": dict(self.compute),
+            "protocol_plan": dict(self.protocol_plan),
+            "stream": dict(self.stream),
+            "online": None if self.online is None else dict(self.online),
+            "forgetting": None if self.forgetting is None else dict(self.forgetting),
+            "recovery": dict(self.recovery),
+            "collapse": dict(self.collapse),
         }
 
     @classmethod
@@ -154,6 +190,13 @@ class RunMeta:
                 palette=meta.get("palette"),
                 protocol=meta.get("protocol") or "reset_each_shift",
                 compute=meta.get("compute") or {},
+                # version 3 keys; a version 2 folder ran video streams, offline, no forgetting
+                protocol_plan=meta.get("protocol_plan") or {},
+                stream=meta.get("stream") or dict(VIDEO_STREAM),
+                online=meta.get("online"),
+                forgetting=meta.get("forgetting"),
+                recovery=meta.get("recovery") or {},
+                collapse=meta.get("collapse") or {},
             )
         return cls._from_version_1(meta, cells)
 

@@ -63,7 +63,16 @@ CREATE TABLE IF NOT EXISTS cells(
     safety_recall TEXT,
     confusion TEXT,
     finished_at TEXT,
-    batches INTEGER
+    batches INTEGER,
+    protocol TEXT,
+    "order" INTEGER,
+    rounds INTEGER,
+    miou_fixed REAL,
+    online_miou REAL,
+    skipped_frames INTEGER,
+    clean_before REAL,
+    clean_after REAL,
+    sampling TEXT
 );
 CREATE TABLE IF NOT EXISTS segments(
     cell_id TEXT NOT NULL,
@@ -76,6 +85,18 @@ CREATE TABLE IF NOT EXISTS segments(
     miou REAL,
     pixel_acc REAL,
     entropy REAL,
+    round INTEGER,
+    "order" INTEGER,
+    domain TEXT,
+    frames INTEGER,
+    miou_fixed REAL,
+    online_miou REAL,
+    skipped_frames INTEGER,
+    pred_classes REAL,
+    gt_classes REAL,
+    recovery_frames INTEGER,
+    collapse INTEGER,
+    class_prior TEXT,
     PRIMARY KEY(cell_id, segment)
 );
 CREATE TABLE IF NOT EXISTS frames(
@@ -85,6 +106,7 @@ CREATE TABLE IF NOT EXISTS frames(
     severity REAL,
     miou REAL,
     entropy REAL,
+    segment INTEGER,
     PRIMARY KEY(cell_id, frame)
 );
 """
@@ -93,14 +115,29 @@ CELL_COLUMNS = (
     "cell_id", "method", "corruption", "severity", "seed", "schedule", "status", "error",
     "frames", "miou", "pixel_acc", "ece", "entropy", "ms_per_frame", "forward_passes",
     "backward_passes", "per_class_iou", "safety_recall", "confusion", "finished_at", "batches",
+    "protocol", "order", "rounds", "miou_fixed", "online_miou", "skipped_frames", "clean_before",
+    "clean_after", "sampling",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "cell_id", "segment", "start_frame", "stop_frame", "label", "corruption", "severity",
-    "miou", "pixel_acc", "entropy",
+    "miou", "pixel_acc", "entropy", "round", "order", "domain", "frames", "miou_fixed",
+    "online_miou", "skipped_frames", "pred_classes", "gt_classes", "recovery_frames",
+    "collapse", "class_prior",
 )  # fmt: skip
-FRAME_COLUMNS = ("cell_id", "frame", "corruption", "severity", "miou", "entropy")
+FRAME_COLUMNS = ("cell_id", "frame", "corruption", "severity", "miou", "entropy", "segment")
+_TABLE_COLUMNS = {"cells": CELL_COLUMNS, "segments": SEGMENT_COLUMNS, "frames": FRAME_COLUMNS}
 _JSON_CELL_COLUMNS = ("per_class_iou", "safety_recall", "confusion")
+_JSON_SEGMENT_COLUMNS = ("class_prior",)
 _REQUIRED_CELL = ("method", "corruption", "severity", "seed", "status")
+
+
+def _insert(table: str, columns: tuple[str, ...], *, replace: bool = False) -> str:
+    """An INSERT statement; ``replace`` lets a row take the place of one with the same key
+    (a cell written again, a running stream's segment rewritten), otherwise a duplicate key
+    is an error (two rows with one key in one write are a bug, not an update)."""
+    names = ", ".join(f'"{c}"' for c in columns)  # quoted: ``order`` is an SQL keyword
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    return f"{verb} INTO {table}({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
 class NoResultsError(ValueError):
@@ -171,10 +208,11 @@ class ResultsStore:
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
-            columns = {r[1] for r in con.execute("PRAGMA table_info(cells)")}
-            for name in CELL_COLUMNS:  # columns added since a resumed folder was created
-                if name not in columns:
-                    con.execute(f"ALTER TABLE cells ADD COLUMN {name}")
+            for table, wanted in _TABLE_COLUMNS.items():
+                columns = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                for name in wanted:  # columns added since a resumed folder was created
+                    if name not in columns:
+                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}"')
             con.commit()
         finally:
             con.close()
@@ -266,21 +304,38 @@ class ResultsStore:
             self._con.execute("DELETE FROM segments WHERE cell_id = ?", (cid,))
             self._con.execute("DELETE FROM frames WHERE cell_id = ?", (cid,))
             self._con.execute(
-                f"INSERT OR REPLACE INTO cells({', '.join(CELL_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(CELL_COLUMNS))})",
-                [row[k] for k in CELL_COLUMNS],
+                _insert("cells", CELL_COLUMNS, replace=True), [row[k] for k in CELL_COLUMNS]
             )
             if seg_rows:
-                self._con.executemany(
-                    f"INSERT INTO segments VALUES ({', '.join('?' * len(SEGMENT_COLUMNS))})",
-                    seg_rows,
-                )
+                self._con.executemany(_insert("segments", SEGMENT_COLUMNS), seg_rows)
             if frame_rows:
-                self._con.executemany(
-                    f"INSERT INTO frames VALUES ({', '.join('?' * len(FRAME_COLUMNS))})",
-                    frame_rows,
-                )
+                self._con.executemany(_insert("frames", FRAME_COLUMNS), frame_rows)
         return cid
+
+    def write_segment(self, cell_id: str, segment: Mapping[str, Any]) -> None:
+        """Store one finished segment of a cell that is still running (a long carried stream
+        writes each segment as it ends). The cell's own row, written when the stream ends,
+        replaces these rows in the same transaction; until then a cell id with segment rows
+        and no cell row is running (or was killed, and reruns from its start on resume)."""
+        self._writable()
+        if not is_cell_id(cell_id):
+            raise ValueError(f"cell_id: {cell_id!r} is not a cell id (see make_cell_id)")
+        row = self._row(SEGMENT_COLUMNS, segment, cell_id)
+        with self._con:
+            self._con.execute(_insert("segments", SEGMENT_COLUMNS, replace=True), row)
+
+    def drop_unfinished_rows(self) -> int:
+        """Remove segment and frame rows of cells that have no cell row (a killed run's
+        running streams), before a resumed run writes them again; returns the rows removed."""
+        self._writable()
+        removed = 0
+        with self._con:
+            for table in ("segments", "frames"):
+                cur = self._con.execute(
+                    f"DELETE FROM {table} WHERE cell_id NOT IN (SELECT cell_id FROM cells)"
+                )
+                removed += cur.rowcount
+        return removed
 
     @staticmethod
     def _row(columns: tuple[str, ...], values: Mapping[str, Any], cell_id: str) -> list[Any]:
@@ -290,7 +345,10 @@ class ResultsStore:
                 f"row: unknown field(s) {sorted(unknown)}; valid choices: {', '.join(columns)}"
             )
         out = dict(values, cell_id=cell_id)
-        return [_jsonable(out.get(k)) for k in columns]
+        return [
+            _to_json(out.get(k)) if k in _JSON_SEGMENT_COLUMNS else _jsonable(out.get(k))
+            for k in columns
+        ]
 
     # ----------------------------------------------------------------- reading
     def meta(self) -> dict[str, Any]:
@@ -314,15 +372,23 @@ class ResultsStore:
             args = (status,)
         out = []
         for r in self._con.execute(sql + " ORDER BY cell_id", args):
-            d = dict(r)
+            d = {k: None for k in CELL_COLUMNS} | dict(r)
             for k in _JSON_CELL_COLUMNS:
                 d[k] = json.loads(d[k]) if d[k] is not None else None
             out.append(d)
         return out
 
     def segments(self, cell_id: str | None = None) -> list[dict[str, Any]]:
-        """Per-segment rows (schedules), ordered by cell and segment."""
-        return self._rows("segments", "segment", cell_id)
+        """Per-segment rows (schedules and protocol streams), ordered by cell and segment.
+
+        Every row has every column of ``SEGMENT_COLUMNS`` (None where an older folder lacks
+        it); ``class_prior`` is decoded. Rows of a cell that has no cell row yet belong to a
+        stream still running."""
+        rows = self._rows("segments", "segment", cell_id)
+        for r in rows:
+            for k in _JSON_SEGMENT_COLUMNS:
+                r[k] = json.loads(r[k]) if isinstance(r[k], str) else r[k]
+        return rows
 
     def frames(self, cell_id: str | None = None) -> list[dict[str, Any]]:
         """Per-frame rows (timelines), ordered by cell and frame."""
@@ -334,7 +400,9 @@ class ResultsStore:
         if cell_id is not None:
             sql += " WHERE cell_id = ?"
             args = (cell_id,)
-        return [dict(r) for r in self._con.execute(f"{sql} ORDER BY cell_id, {order}", args)]
+        columns = _TABLE_COLUMNS[table]
+        rows = self._con.execute(f"{sql} ORDER BY cell_id, {order}", args)
+        return [{k: d.get(k) for k in columns} for d in map(dict, rows)]
 
     def done_ids(self) -> set[str]:
         """Ids of the cells that finished successfully (a resumed run skips them)."""

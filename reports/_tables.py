@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._analysis import (
+    MICHAELIS_CELLS,
     Grid,
     Headline,
     Stat,
@@ -16,6 +17,7 @@ from ._analysis import (
     streams,
     world_shifts,
 )
+from ._classes import FixedClasses
 from ._load import RunData, is_schedule_cell
 from ._meta import make_cell_id
 
@@ -39,7 +41,8 @@ class Table:
 def pct(v: float | None, signed: bool = False) -> str:
     if v is None:
         return DASH
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+    v = round(100 * v, 1) + 0.0  # + 0.0: no "-0.0"
+    return f"{v:+.1f}" if signed else f"{v:.1f}"
 
 
 def stat(s: Stat, signed: bool = False) -> str:
@@ -63,42 +66,98 @@ def _sign_class(s: Stat) -> str:
     return "good" if s.mean > 0 else "bad"
 
 
-def headline_table(rows: list[Headline], n_seeds: int, baseline: str | None) -> Table:
-    spread = (
-        f"Values are mean ± sample standard deviation (ddof = 1) over the {n_seeds} seeds. "
-        if n_seeds > 1
-        else ""
-    )
+def headline_table(
+    rows: list[Headline], n_seeds: int, baseline: str | None, fixed: FixedClasses, names
+) -> Table:
+    """Per method: clean, the grid's mean (Michaelis' mPC/rPC only where the grid holds them),
+    the same over the fixed class set, gain and mCE against this run's baseline."""
     ref_name = baseline or "the baseline"
-    note = (
-        spread + "clean and mPC are mIoU in %; mPC averages every corruption × severity cell; "
-        f"rPC = mPC / clean; gain = mPC − mPC of {ref_name} in percentage points (paired "
-        f"cells); CE_c = Σ_s(1 − mIoU_c,s) / Σ_s(1 − mIoU^{ref_name}_c,s), mCE = mean CE_c in % "
-        f"({ref_name} = 100, lower is better)."
+    if not any(h.n_cells for h in rows):
+        return _clean_table(rows, n_seeds, fixed, names)
+    michaelis = all(h.mpc.n for h in rows)
+    extra = any(h.n_cells > len(MICHAELIS_CELLS) * max(h.mpc.n, 1) for h in rows)
+    has_fixed = bool(fixed) and any(h.clean_fixed.n or h.mean_fixed.n for h in rows)
+    k = fixed.size_label()
+    cols = ["method", "clean mIoU"] + ([f"clean mIoU, {k}"] if has_fixed else [])
+    if michaelis:
+        cols += ["mPC", "rPC"]
+    if not michaelis or extra:
+        cols += ["mean over this grid", "grid mean / clean"]
+    cols += [f"mean over this grid, {k}"] if has_fixed else []
+    cols += [f"gain over {ref_name}", f"mCE vs {ref_name}", "cells"]
+    parts = [
+        f"Values are mean ± sample standard deviation (ddof = 1) over the {n_seeds} seeds."
+        if n_seeds > 1
+        else "",
+        "mIoU in %. clean mIoU and the grid means follow the per-cell rule (classes present "
+        "in a cell's ground truth or prediction).",
+    ]
+    if has_fixed:
+        parts.append(
+            f"The '{k}' columns average every cell over one fixed set: {fixed.describe(names)}."
+        )
+    if michaelis:
+        parts.append(
+            "mPC (Michaelis et al. 2019) = mean over the 15 ImageNet-C corruptions × "
+            "severities 1–5; rPC = mPC / clean."
+        )
+    else:
+        parts.append(
+            "mean over this grid = mean over every corruption × severity cell of this run; it "
+            "is not Michaelis' mPC, which needs the 15 ImageNet-C corruptions × severities 1–5."
+        )
+    parts.append(
+        f"gain = mean over paired cells of (mIoU − mIoU of {ref_name}) in percentage points; "
+        f"CE_c = Σ_s(1 − mIoU_c,s) / Σ_s(1 − mIoU^{ref_name}_c,s), mCE vs {ref_name} = mean "
+        f"CE_c in % ({ref_name} = 100, lower is better), normalised by this run's {ref_name} "
+        "model, not ImageNet-C's AlexNet."
     )
     if baseline is None:
-        note += " This run has no baseline method, so no gain or mCE."
+        parts.append("This run has no baseline method, so no gain or mCE.")
     t = Table(
         "Headline: robustness per method",
         "headline",
-        ["method", "clean mIoU", "mPC", "rPC", f"gain over {ref_name}", "mCE", "cells"],
+        cols,
+        [],
+        " ".join(p for p in parts if p),
+    )
+    for h in rows:
+        ref = h.method == baseline  # the reference: gain 0 and mCE 100 by definition
+        row = [h.method, stat(h.clean)] + ([stat(h.clean_fixed)] if has_fixed else [])
+        if michaelis:
+            row += [stat(h.mpc), stat(h.rpc)]
+        if not michaelis or extra:
+            row += [stat(h.grid_mean), stat(h.grid_ratio)]
+        row += [stat(h.mean_fixed)] if has_fixed else []
+        row += [
+            "reference" if ref else stat(h.gain, True),
+            "100.0" if ref and h.mce.mean is not None else stat(h.mce),
+            str(h.n_cells),
+        ]
+        t.rows.append(row)
+        cls = [""] * len(row)
+        cls[-3] = _sign_class(h.gain)
+        t.classes.append(cls)
+    return t
+
+
+def _clean_table(rows: list[Headline], n_seeds: int, fixed: FixedClasses, names) -> Table:
+    """The headline of a grid without corruption cells: clean mIoU only."""
+    has_fixed = bool(fixed) and any(h.clean_fixed.n for h in rows)
+    note = "mIoU in % (per-cell rule: classes present in a cell's ground truth or prediction)."
+    if has_fixed:
+        note += f" '{fixed.size_label()}': over {fixed.describe(names)}."
+    if n_seeds > 1:
+        note += f" Mean ± sample standard deviation over the {n_seeds} seeds."
+    t = Table(
+        "Clean frames",
+        "headline",
+        ["method", "clean mIoU"] + ([f"clean mIoU, {fixed.size_label()}"] if has_fixed else []),
         [],
         note,
     )
     for h in rows:
-        ref = h.method == baseline  # the reference: gain 0 and mCE 100 by definition
-        t.rows.append(
-            [
-                h.method,
-                stat(h.clean),
-                stat(h.mpc),
-                stat(h.rpc),
-                "reference" if ref else stat(h.gain, True),
-                "100.0" if ref and h.mce.mean is not None else stat(h.mce),
-                str(h.n_cells),
-            ]
-        )
-        t.classes.append(["", "", "", "", _sign_class(h.gain), "", ""])
+        t.rows.append([h.method, stat(h.clean)] + ([stat(h.clean_fixed)] if has_fixed else []))
     return t
 
 
@@ -108,7 +167,7 @@ def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> 
         "corruption",
         "family",
         *[f"{m} mIoU" for m in methods],
-        *[f"{h.method} CE" for h in ce_methods],
+        *[f"{h.method} CE vs {data.baseline}" for h in ce_methods],
     ]
     t = Table(
         "Per corruption",
@@ -116,7 +175,12 @@ def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> 
         cols,
         [],
         "mIoU in % averaged over severities and seeds"
-        + (f"; CE in % ({data.baseline} = 100)." if data.baseline else "."),
+        + (
+            f"; CE vs {data.baseline} in % ({data.baseline} = 100; normalised by this run's "
+            f"{data.baseline} model)."
+            if data.baseline
+            else "."
+        ),
     )
     means = {m: grid.mean_over_seeds(m) for m in methods}
     for c in corruptions:
@@ -130,9 +194,17 @@ def corruption_table(data: RunData, grid: Grid, methods, corruptions, heads) -> 
     return t
 
 
-def class_table(data: RunData, grid: Grid, methods: list[str]) -> tuple[Table, list[str]]:
+def class_table(
+    data: RunData, grid: Grid, methods: list[str], fixed: FixedClasses
+) -> tuple[Table, list[str]]:
     ref = methods[0]
     rows = {m: per_class(data, grid, m) for m in methods}
+    # classes outside every seed's fixed set: absent from the clean ground truth
+    absent = (
+        set(range(len(data.class_names))) - {i for k in fixed.sets.values() for i in k}
+        if fixed
+        else set()
+    )
     cols = ["class", f"{ref} clean", *[f"{m} corrupted" for m in methods], f"{ref} drop (pp)"]
     t = Table(
         "Per-class IoU under shift",
@@ -150,12 +222,16 @@ def class_table(data: RunData, grid: Grid, methods: list[str]) -> tuple[Table, l
             continue
         drop = None if clean is None or shifted[0] is None else clean - shifted[0]
         collapsed = clean is not None and shifted[0] is not None and shifted[0] < 0.5 * clean
-        t.rows.append(
-            [name + (" ⚠" if collapsed else ""), pct(clean), *[pct(v) for v in shifted], pct(drop)]
-        )
+        label = name + (" ⚠" if collapsed else "") + (" †" if i in absent else "")
+        t.rows.append([label, pct(clean), *[pct(v) for v in shifted], pct(drop)])
         t.classes.append(["bad" if collapsed else "", *[""] * (len(cols) - 1)])
         if drop is not None:
             drops.append((drop, name))
+    if any(i in absent for i in range(len(data.class_names)) if rows[ref][0][i] is not None):
+        t.note += (
+            " † absent from the clean ground truth: the model's few predictions of it score "
+            "IoU 0 under the per-cell rule."
+        )
     worst = [n for d, n in sorted(drops, reverse=True)[:3] if d > 0]
     return t, worst
 
@@ -236,28 +312,46 @@ def _conditions(compute: dict[str, Any]) -> str:
     )
 
 
-def stream_tables(data: RunData) -> list[tuple[Any, Table]]:
+#: A stream with at most this many segments gets one column per segment.
+MAX_SEGMENT_COLUMNS = 8
+
+
+def stream_tables(data: RunData, grid: Grid) -> list[tuple[Any, Table]]:
+    """One table per stream: its mIoU per method, the clean reference, and per segment (one
+    column each for short streams; first, last and worst for long ones; none for a stream of
+    one segment, where they would all repeat the stream's value)."""
     out = []
     for s in streams(data):
-        t = Table(
-            f"{s.kind} schedule: {s.label}",
-            f"stream-{len(out)}",
-            ["method", "stream mIoU", "first segment", "last segment", "worst segment"],
-            [],
-            "mIoU in %; segments averaged over seeds.",
-        )
+        labels = max(([lab for *_, lab, _ in tr] for tr in s.traces.values()), key=len, default=[])
+        per_segment = 1 < len(labels) <= MAX_SEGMENT_COLUMNS
+        summary = len(labels) > MAX_SEGMENT_COLUMNS
+        clean = {m: Stat.of(grid.clean(m, sd) for sd in grid.seeds(m)) for m in s.overall}
+        has_clean = any(c.n for c in clean.values())
+        seg_cols = [
+            lab if labels.count(lab) == 1 else f"{k + 1}. {lab}" for k, lab in enumerate(labels)
+        ]
+        cols = ["method"] + (["clean"] if has_clean else []) + ["stream mIoU"]
+        cols += seg_cols if per_segment else []
+        cols += ["first segment", "last segment", "worst segment"] if summary else []
+        note = "mIoU in %; segments averaged over seeds."
+        if has_clean:
+            note += " clean: the clean stream with a fresh adapter."
+        if len(labels) <= 1:
+            note += " The stream is one segment, so its mIoU is the whole story."
+        t = Table(f"{s.kind} schedule: {s.label}", f"stream-{len(out)}", cols, [], note)
         for m, st in s.overall.items():
             trace = s.traces.get(m, [])
-            worst = min(trace, key=lambda r: r[3]) if trace else None
-            t.rows.append(
-                [
-                    m,
-                    stat(st),
+            row = [m] + ([stat(clean[m])] if has_clean else []) + [stat(st)]
+            if per_segment:
+                row += [pct(r[3]) for r in trace] + [DASH] * (len(labels) - len(trace))
+            if summary:
+                worst = min(trace, key=lambda r: r[3]) if trace else None
+                row += [
                     pct(trace[0][3]) if trace else DASH,
                     pct(trace[-1][3]) if trace else DASH,
                     f"{pct(worst[3])} ({worst[2]})" if worst else DASH,
                 ]
-            )
+            t.rows.append(row)
         out.append((s, t))
     return out
 
@@ -280,8 +374,17 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
     clean_row = ["clean"]
     for m in shown:
         clean_row.append(stat(Stat.of(grid.clean(m, s) for s in grid.seeds(m))))
-    t.rows.append(clean_row + [DASH] * len(gain_methods))
-    t.classes.append([""] * (1 + len(shown) + len(gain_methods)))
+    base = data.baseline
+    clean_gain = {
+        m: Stat.of(
+            grid.clean(m, s) - grid.clean(base, s)
+            for s in grid.seeds(m)
+            if grid.clean(m, s) is not None and grid.clean(base, s) is not None
+        )
+        for m in gain_methods
+    }
+    t.rows.append(clean_row + [stat(clean_gain[m], True) for m in gain_methods])
+    t.classes.append(["", *[""] * len(shown), *[_sign_class(clean_gain[m]) for m in gain_methods]])
     for s in shifts:
         t.rows.append(
             [
@@ -301,7 +404,7 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
 
 
 def failed_table(data: RunData) -> Table | None:
-    failed = data.failed
+    failed = data.all_failed
     if not failed:
         return None
     t = Table(
@@ -326,23 +429,34 @@ def all_tables(data: RunData, methods: list[str], corruptions: list[str]) -> dic
     grid = Grid(data)
     grid_methods = [m for m in methods if grid.seeds(m)]
     seeds = sorted({int(c.get("seed") or 0) for c in grid.cells})
-    heads = headlines(data, grid)
-    out: dict[str, Any] = {"grid": grid, "grid_methods": grid_methods, "heads": heads}
-    out["headline"] = headline_table(heads, len(seeds), data.baseline) if heads else None
+    fixed = FixedClasses(data)
+    heads = headlines(data, grid, fixed)
+    out: dict[str, Any] = {
+        "grid": grid,
+        "grid_methods": grid_methods,
+        "heads": heads,
+        "fixed": fixed,
+    }
+    out["headline"] = (
+        headline_table(heads, len(seeds), data.baseline, fixed, data.class_names) if heads else None
+    )
     out["per_corruption"] = (
         corruption_table(data, grid, grid_methods, corruptions, heads)
         if corruptions and grid_methods
         else None
     )
     if grid_methods:
-        out["per_class"], out["collapsing"] = class_table(data, grid, grid_methods)
+        out["per_class"], out["collapsing"] = class_table(data, grid, grid_methods, fixed)
         if not out["per_class"].rows:
             out["per_class"] = None
         out["safety"] = safety_table(data, grid, grid_methods)
     else:
         out["per_class"], out["collapsing"], out["safety"] = None, [], None
-    out["compute"] = compute_table(data) if data.done else None
-    out["streams"] = stream_tables(data)
+    out["corrupted"] = any(h.n_cells for h in heads)
+    if not out["corrupted"]:  # nothing under corruption: per-class and safety would be empty
+        out["per_class"], out["collapsing"], out["safety"] = None, [], None
+    out["compute"] = compute_table(data) if data.all_done else None
+    out["streams"] = stream_tables(data, grid)
     out["world"] = world_table(data, grid, methods)
     out["failed"] = failed_table(data)
     out["has_schedule_cells"] = any(is_schedule_cell(c) for c in data.cells)

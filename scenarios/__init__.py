@@ -16,7 +16,7 @@ from reports import NoResultsError, ResultsStore
 _LAZY = {
     "Scenario": "scenarios._schema",
     "ScenarioError": "scenarios._schema",
-    "expand_cells": "scenarios._cells",
+    "expand_cells": "scenarios._plan",
     "export_csv": "scenarios._export",
     "load_scenario": "scenarios._validate",
     "run_scenario": "scenarios._runner",

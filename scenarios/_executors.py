@@ -3,7 +3,10 @@
 caller already started).
 
 Both run units and yield each unit's results (qualitative samples included) as it finishes; the
-caller (the main process) is the only writer of the run folder. Workers get the model as bytes,
+caller (the main process) is the only writer of the run folder. Locally, the rows of each
+finished segment of a long carried stream also come back while the unit runs (``on_segment``,
+called in the main process), so a running continual stream is queryable segment by segment; on
+Ray they come back with the unit. Workers get the model as bytes,
 never from a path: the local pool as a task argument, Ray through its object store (one
 ``ray.put``), so Ray workers need no shared filesystem. Local workers render every clean stream
 once into the run folder's cache before the units run; Ray workers render what they need into a
@@ -18,15 +21,16 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import queue as _queue
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
-from scenarios._cells import Unit
+from scenarios._plan import Unit
 from scenarios._streams import ensure_stream, remove_node_cache
 from scenarios._work import CellResult, RunContext, init_worker, run_unit
 
@@ -34,15 +38,31 @@ __all__ = ["EXECUTORS", "execute"]
 
 EXECUTORS = ("local", "ray")
 Job = tuple[Unit, frozenset[str]]
+#: ``on_segment(cell_id, row)``: a segment of a running carried stream has finished.
+SegmentSink = Callable[[str, dict[str, Any]], None]
+#: The queue a pool worker sends segment rows through (set by the pool's initializer).
+_PROGRESS: Any = None
+
+
+class _Direct:
+    """A progress "queue" that hands each item straight to the sink (in-process units)."""
+
+    def __init__(self, sink: SegmentSink) -> None:
+        self.sink = sink
+
+    def put(self, item: tuple[str, str, dict[str, Any]]) -> None:
+        self.sink(item[1], item[2])
 
 
 def execute(
     jobs: Sequence[Job], ctx: RunContext, model_state: bytes, executor: str = "local",
-    workers: int = 1,
+    workers: int = 1, on_segment: SegmentSink | None = None,
 ) -> Iterator[tuple[Unit, list[CellResult]]]:  # fmt: skip
     """Run ``jobs`` (unit, pending cell ids) and yield ``(unit, results)`` as units finish.
 
     ``model_state`` is the model's serialised state dict (``scenarios._work.model_bytes``).
+    ``on_segment`` is called in this process with each finished segment of a carried stream
+    while its unit runs (local executor only).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor: unknown executor {executor!r}; valid choices: local, ray")
@@ -53,21 +73,25 @@ def execute(
     if executor == "ray":
         return _ray(jobs, ctx, model_state, workers)
     if workers == 1 or len(jobs) == 1:
-        return _inline(jobs, ctx, model_state)
-    return _pool(jobs, ctx, model_state, workers)
+        return _inline(jobs, ctx, model_state, on_segment)
+    return _pool(jobs, ctx, model_state, workers, on_segment)
 
 
 def _streams(jobs: Sequence[Job]) -> list:
     seen: dict[str, object] = {}
     for unit, _ in jobs:
-        seen.setdefault(unit.stream.key, unit.stream)
+        for spec in unit.clean.renderings:
+            seen.setdefault(spec.key, spec)
     return list(seen.values())
 
 
-def _pool_worker_init(threads: int) -> None:
-    """Pool worker set-up: thread counts, and exit when the run's main process is gone (a
-    killed run must not leave workers computing into a folder that is about to be resumed)."""
+def _pool_worker_init(threads: int, progress: Any = None) -> None:
+    """Pool worker set-up: thread counts, the progress queue, and exit when the run's main
+    process is gone (a killed run must not leave workers computing into a folder that is about
+    to be resumed)."""
+    global _PROGRESS
     init_worker(threads)
+    _PROGRESS = progress
     parent = os.getppid()
 
     def watch() -> None:
@@ -90,21 +114,40 @@ def render_quietly(cache: str, spec: object) -> str | None:
 
 
 def _inline(
-    jobs: Sequence[Job], ctx: RunContext, model_state: bytes
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, on_segment: SegmentSink | None
 ) -> Iterator[tuple[Unit, list[CellResult]]]:
     init_worker(ctx.torch_threads)
+    progress = _Direct(on_segment) if on_segment is not None else None
     for unit, pending in jobs:
-        yield unit, run_unit(unit, ctx, pending, model_state)
+        yield unit, run_unit(unit, ctx, pending, model_state, progress)
+
+
+def _pool_run_unit(
+    unit: Unit, ctx: RunContext, pending: frozenset[str], model_state: bytes
+) -> list[CellResult]:
+    return run_unit(unit, ctx, pending, model_state, _PROGRESS)
+
+
+def _drain(progress: Any, on_segment: SegmentSink | None) -> None:
+    while True:
+        try:
+            _, cell_id, row = progress.get_nowait()
+        except _queue.Empty:
+            return
+        if on_segment is not None:
+            on_segment(cell_id, row)
 
 
 def _pool(
-    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, workers: int
-) -> Iterator[tuple[Unit, list[CellResult]]]:
+    jobs: Sequence[Job], ctx: RunContext, model_state: bytes, workers: int,
+    on_segment: SegmentSink | None,
+) -> Iterator[tuple[Unit, list[CellResult]]]:  # fmt: skip
     # spawn: fresh interpreters, no inherited torch thread pools or locks from the parent
     mp = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
+    progress = mp.Queue() if on_segment is not None else None
     pool = ProcessPoolExecutor(
-        n, mp_context=mp, initializer=_pool_worker_init, initargs=(ctx.torch_threads,)
+        n, mp_context=mp, initializer=_pool_worker_init, initargs=(ctx.torch_threads, progress)
     )
     try:
         if ctx.cache_dir is not None:  # a cache every worker reaches: render each stream once
@@ -112,15 +155,20 @@ def _pool(
             for fut in [pool.submit(render_quietly, ctx.cache_dir, s) for s in streams]:
                 fut.result()
         futures = {
-            pool.submit(run_unit, unit, ctx, pending, model_state): unit for unit, pending in jobs
+            pool.submit(_pool_run_unit, unit, ctx, pending, model_state): unit
+            for unit, pending in jobs
         }
         remaining = set(futures)
         while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            done, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
+            if progress is not None:
+                _drain(progress, on_segment)
             for fut in sorted(done, key=lambda f: futures[f].index):
                 yield futures[fut], fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if progress is not None:
+            progress.close()
 
 
 def _ray(

@@ -29,6 +29,13 @@ GROWING = ("seeds", "severities", "corruptions", "schedule", "world_shifts")
 FREE = ("name", "description", "samples", "baseline", "model")
 
 
+#: Keys added since run folders were first written, with the values older folders ran with.
+_DEFAULTS: dict[str, Any] = {
+    "protocol": "reset_each_shift", "rounds": 1, "orders": 1, "sampling": "video",
+    "label_shift": [], "window": None, "forgetting": False, "online": None,
+}  # fmt: skip
+
+
 def _show(value: Any, limit: int = 40) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -40,10 +47,14 @@ def scenario_changes(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     An empty list means ``new`` equals ``stored`` or only extends it.
     """
     problems: list[str] = []
-    known = set(FIXED) | set(GROWING) | set(FREE) | {"methods", "include_clean"}
+    known = set(FIXED) | set(GROWING) | set(FREE) | {"methods", "include_clean", "orders"}
+    # a folder written before a key existed ran with that key's default
+    stored = {**_DEFAULTS, **stored}
     for key in [*FIXED, *sorted((set(stored) | set(new)) - known)]:
         if stored.get(key) != new.get(key):
             problems.append(f"{key} ({_show(stored.get(key))} → {_show(new.get(key))})")
+    if int(new.get("orders") or 1) < int(stored.get("orders") or 1):  # more orders add cells
+        problems.append(f"orders ({stored.get('orders')} → {new.get('orders')}: drops orders)")
     for key in GROWING:
         dropped = [x for x in stored.get(key) or [] if x not in (new.get(key) or [])]
         if dropped:

@@ -24,18 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from reports import ResultsStore, RunMeta
-from scenarios._cells import Unit, plan_units
 from scenarios._executors import EXECUTORS, execute
 from scenarios._folder import check_out, make_folder
+from scenarios._forgetting import FORGETTING_FRAMES, forgetting_meta
+from scenarios._measures import collapse_meta, recovery_meta
+from scenarios._online import CALIBRATION, calibrate, effective_eta, skipped_batches
+from scenarios._plan import Unit, plan_units, protocol_plan, stream_meta
 from scenarios._schema import Scenario, ScenarioError, dump_yaml
+from scenarios._source_data import SourceFrames, source_data_problem
 from scenarios._validate import load_scenario
 from scenarios._work import RunContext, build_model, model_bytes
 
 __all__ = ["RunSummary", "prepare_run", "run_scenario"]
 
 MODEL_STATE = "model.pt"
-#: How adapters meet shifts in every run today (the scenario protocols extend this).
-PROTOCOL = "reset_each_shift"
 #: torch threads per worker: parallelism comes from the workers.
 TORCH_THREADS = 1
 
@@ -139,12 +141,17 @@ def _check_methods(sc: Scenario, model: Any, src: str) -> None:
 
     for i, m in enumerate(sc.methods):
         try:
-            perception.create_adapter(m.name, model, **m.options)
+            adapter = perception.create_adapter(m.name, model, **m.options)
         except Exception as exc:
             msg = str(exc).strip().splitlines()
             raise ScenarioError(
                 f"{src}: methods[{i}].options: {msg[0] if msg else type(exc).__name__}"
             ) from None
+        problem = source_data_problem(sc) if adapter.needs_source_data else None
+        if problem is not None:
+            raise ScenarioError(
+                f"{src}: methods[{i}].name: {m.name!r} needs source-domain images; {problem}"
+            )
 
 
 def prepare_run(
@@ -239,6 +246,7 @@ def run_scenario(
     log, handler = _logger(run_dir)
     t_start = time.perf_counter()
     try:
+        store.drop_unfinished_rows()  # segments of streams a killed run left running
         meta = store.meta()
         expected = [c for u in prep.units for c in u.cells]
         done = store.done_ids()
@@ -249,7 +257,8 @@ def run_scenario(
                 jobs.append((u, pending))
         # workers running at once (the local executor runs a single unit in-process)
         at_once = workers if executor == "ray" else min(workers, max(len(jobs), 1))
-        contract = _run_meta(sc, executor, at_once).to_meta()
+        online = _online_meta(sc, prep.model, meta.get("online"))
+        contract = _run_meta(sc, executor, at_once, online).to_meta()
         if not jobs and meta.get("compute"):
             contract["compute"] = meta["compute"]  # nothing runs: the stored timings' conditions
         store.update_meta({
@@ -285,7 +294,18 @@ def run_scenario(
             per_frame=sc.per_frame,
             cache_dir=str((run_dir / "cache").resolve()),  # the local workers' shared cache
             torch_threads=TORCH_THREADS,
-        )
+            window=sc.window,
+            online=None if online is None else {"fallback": online["fallback"],
+                                                "skip": online["skipped_batches"]},
+            forgetting=None if not sc.forgetting else {
+                "frames": FORGETTING_FRAMES, "batch_size": sc.window or sc.batch_size},
+        )  # fmt: skip
+        finished: set[str] = set()
+
+        def on_segment(cell_id: str, row: dict[str, Any]) -> None:
+            if cell_id not in finished:  # a late row of a cell already stored is dropped
+                store.write_segment(cell_id, row)
+
         failed: dict[str, str] = {}
         bar = tqdm(total=len(expected), initial=skipped, unit="cell", disable=quiet,
                    file=sys.stderr, dynamic_ncols=True, desc=sc.name)  # fmt: skip
@@ -294,9 +314,10 @@ def run_scenario(
             if running:
                 bar.set_postfix_str(next(iter(running.values())))
             state = model_bytes(prep.model)
-            for unit, results in execute(jobs, ctx, state, executor, workers):
+            for unit, results in execute(jobs, ctx, state, executor, workers, on_segment):
                 for res in results:
                     cid = res.cell["cell_id"]
+                    finished.add(cid)
                     if res.sample is not None:  # before its cell: a stored cell has its sample
                         store.write_sample(cid, res.sample)
                     store.write_cell(res.cell, res.segments, res.frames)
@@ -359,7 +380,57 @@ def _remove_leftovers(run_dir: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-def _run_meta(sc: Scenario, executor: str, workers: int) -> RunMeta:
+def _calibration_batch(sc: Scenario, frames: int) -> Any:
+    """Clean frames of the scenario's world (its first seed) in the run's batch shape."""
+    import numpy as np
+    import torch
+
+    import sim
+
+    config = sim.WorldConfig(height=sc.height, width=sc.width, **sc.world)
+    images = np.stack([f.image for f in sim.render_stream(config, sc.seeds[0], frames)])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _online_meta(sc: Scenario, model: Any, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``meta.online``: the setting and each method's cost ratio, measured once per run (a
+    resumed or extended run reuses the stored ratios and measures only new methods)."""
+    if sc.online is None:
+        return None
+    spec = sc.online.model_dump()
+    batch_frames = sc.window or sc.batch_size
+    same = isinstance(stored, dict) and all(
+        stored.get(k) == v for k, v in {**spec, "batch_frames": batch_frames}.items()
+    )
+    ms = dict(stored.get("ms_per_batch") or {}) if same else {}
+    ratio = dict(stored.get("cost_ratio") or {}) if same else {}
+    source_ms = stored.get("source_ms_per_batch") if same else None
+    missing = [m for m in sc.methods if m.key not in ratio]
+    if missing:
+        source = SourceFrames(sc.height, sc.width, sc.batch_size)
+        measured = calibrate(
+            model, [(m.key, m.name, dict(m.options)) for m in missing],
+            _calibration_batch(sc, batch_frames),
+            prepare=lambda a: a.prepare_source(source.batches()) if a.needs_source_data else None,
+        )  # fmt: skip
+        ms.update(measured["ms_per_batch"])
+        ratio.update(measured["cost_ratio"])
+        source_ms = source_ms if source_ms is not None else measured["source_ms_per_batch"]
+    eta = effective_eta(spec, float(source_ms) / 1000.0, batch_frames)
+    return {
+        **spec,
+        "eta_effective": round(eta, 6),
+        "batch_frames": batch_frames,
+        "source_ms_per_batch": source_ms,
+        "ms_per_batch": ms,
+        "cost_ratio": ratio,
+        "skipped_batches": {m.key: skipped_batches(ratio[m.key], eta) for m in sc.methods},
+        "calibration": dict(CALIBRATION),
+    }
+
+
+def _run_meta(sc: Scenario, executor: str, workers: int,
+              online: dict[str, Any] | None = None) -> RunMeta:  # fmt: skip
     """The run-metadata contract: everything a report needs, so it never asks the library."""
     import sim
 
@@ -371,8 +442,16 @@ def _run_meta(sc: Scenario, executor: str, workers: int) -> RunMeta:
         palette=tuple(tuple(int(v) for v in rgb) for rgb in sim.PALETTE),
         corruption_families=_families(sc),
         baseline=sc.baseline,
-        protocol=PROTOCOL,
+        protocol=sc.protocol,
         compute={"executor": executor, "workers": workers, "torch_threads": TORCH_THREADS},
+        protocol_plan=protocol_plan(sc),
+        stream=stream_meta(sc),
+        online=online,
+        forgetting=forgetting_meta(FORGETTING_FRAMES, sc.window or sc.batch_size)
+        if sc.forgetting
+        else None,
+        recovery=recovery_meta(),
+        collapse=collapse_meta(),
     )
 
 

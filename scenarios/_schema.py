@@ -11,16 +11,26 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from reports import PROTOCOLS
 from sim.common import did_you_mean
 
 __all__ = [
+    "LabelShiftPart",
     "MethodSpec",
     "ModelSpec",
+    "OnlineSpec",
     "Scenario",
     "ScenarioError",
     "ScheduleSpec",
@@ -81,6 +91,37 @@ class WorldShiftSpec(_Strict):
     world: dict[str, Any]
 
 
+class OnlineSpec(_Strict):
+    """Compute-aware evaluation (Alfarra et al., ICML 2024): frames arrive at ``eta`` times the
+    source model's rate (or at ``fps`` frames per second); a method whose step costs r times the
+    source forward misses the next ceil(r * eta) - 1 batches, scored with its latest prediction
+    (``fallback: last``) or the un-adapted model (``fallback: source``)."""
+
+    eta: float | None = Field(default=None, gt=0, le=1000)
+    fps: float | None = Field(default=None, gt=0, le=1_000_000)
+    fallback: Literal["last", "source"] = "last"
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> OnlineSpec:
+        if (self.eta is None) == (self.fps is None):
+            raise ValueError("give exactly one of eta (a rate relative to the source model) "
+                             "and fps (frames per second)")  # fmt: skip
+        return self
+
+
+class LabelShiftPart(_Strict):
+    """One part of a label-shift stream: world overrides (town, traffic, ...) and a label."""
+
+    label: str | None = None
+    world: dict[str, Any]
+
+
+#: The default label-shift stream: urban -> highway -> rural drives (class priors drift).
+DEFAULT_LABEL_SHIFT = ({"town": "urban"}, {"town": "highway"}, {"town": "rural"})
+#: Protocols that carry one adapter through a list of shifts.
+CARRIED = ("continual", "gradual", "mixed")
+
+
 class Scenario(_Strict):
     """A validated scenario (YAML keys; unknown keys are rejected).
 
@@ -104,6 +145,12 @@ class Scenario(_Strict):
     - ``include_clean`` (default true): a ``clean`` cell per method and seed.
     - ``per_frame`` (default true): per-frame rows for timelines; ``samples``: how many shifts
       get qualitative sample images (plus clean).
+    - ``protocol`` (``reset_each_shift``, ``continual``, ``gradual``, ``mixed``), ``rounds``,
+      ``orders``, ``sampling`` (``video``/``iid``, or both as a list: the second one's
+      cells are labelled ``<shift>.iid``), ``label_shift``, ``window``,
+      ``forgetting``, ``online`` (with ``fallback``): how shifts become adapted streams and
+      how they are scored (docs/architecture.md, "Protocols"). ``frames`` counts the frames of
+      one segment (one shift, one label-shift part).
     """
 
     name: str = Field(min_length=1, max_length=100)
@@ -124,6 +171,97 @@ class Scenario(_Strict):
     include_clean: bool = True
     per_frame: bool = True
     samples: int = Field(default=4, ge=0, le=1000)
+    protocol: Literal["reset_each_shift", "continual", "gradual", "mixed"] = "reset_each_shift"
+    rounds: int = Field(default=1, ge=1, le=1000)
+    orders: int = Field(default=1, ge=1, le=1000)
+    sampling: Literal["video", "iid"] | list[Literal["video", "iid"]] = "video"
+    label_shift: list[LabelShiftPart] = Field(default_factory=list)
+    window: int | None = Field(default=None, ge=2, le=256)
+    forgetting: bool = False
+    online: OnlineSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fallback(cls, data: Any) -> Any:
+        # ``fallback:`` may sit at the top level (beside ``online:``); it is one key of online
+        if not isinstance(data, dict) or "fallback" not in data:
+            return data
+        data = dict(data)
+        fallback = data.pop("fallback")
+        online = data.get("online")
+        if not isinstance(online, dict):
+            raise ValueError("fallback: only applies with online: {eta: ...} or {fps: ...}")
+        if "fallback" in online and online["fallback"] != fallback:
+            raise ValueError("fallback: given twice (top level and online.fallback), differently")
+        data["online"] = {**online, "fallback": fallback}
+        return data
+
+    @field_validator("sampling")
+    @classmethod
+    def _sampling(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("a list of samplings needs distinct items: [video, iid]")
+        return v
+
+    @property
+    def samplings(self) -> list[str]:
+        """The samplings run, the first one primary (its cells keep plain labels)."""
+        return list(self.sampling) if isinstance(self.sampling, list) else [self.sampling]
+
+    @field_validator("label_shift", mode="before")
+    @classmethod
+    def _label_shift(cls, v: Any) -> Any:
+        if v is None or v is False:
+            return []
+        if v is True:
+            v = [dict(p) for p in DEFAULT_LABEL_SHIFT]
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:  # ``- {town: rural, label: r}`` is ``{label: r, world: {town: rural}}``
+            if isinstance(item, dict) and "world" not in item:
+                rest = {k: x for k, x in item.items() if k != "label"}
+                item = {"label": item.get("label"), "world": rest}
+            out.append(item)
+        if len(out) == 1:
+            raise ValueError("needs at least two parts (a label shift is a change of domain)")
+        return out
+
+    @model_validator(mode="after")
+    def _protocol_fields(self) -> Scenario:
+        p = self.protocol
+        if p not in PROTOCOLS:  # the run-metadata contract names every protocol
+            raise ValueError(f"protocol: {p!r} has no meaning in the run contract")
+        if p not in ("continual", "gradual"):
+            for key in ("rounds", "orders"):
+                if getattr(self, key) != 1:
+                    raise ValueError(f"{key}: applies to protocol continual or gradual, not {p}")
+        if p in CARRIED:
+            if self.schedule or self.world_shifts:
+                raise ValueError(
+                    f"protocol: {p} shapes the corruptions x severities list; schedule and "
+                    "world_shifts run only under reset_each_shift"
+                )
+            if not self.corruptions:
+                raise ValueError(f"protocol: {p} needs corruptions to carry an adapter through")
+        if p == "mixed" and self.label_shift:
+            raise ValueError("label_shift: protocol mixed shuffles frames, so parts would mix")
+        if p == "mixed" and len(self.corruptions) * len(self.severities) < 2:
+            raise ValueError("protocol: mixed needs at least two shifts to mix")
+        if self.label_shift and self.world_shifts:
+            raise ValueError("label_shift: both label_shift and world_shifts change the world; "
+                             "use one")  # fmt: skip
+        if p == "gradual" and "severities" in self.model_fields_set:
+            raise ValueError(
+                "severities: protocol gradual walks CoTTA's integer severities (5..1, then "
+                "1..5..1 per type); remove severities"
+            )
+        if self.window is not None and self.batch_size != 1:
+            raise ValueError(
+                f"window: a sliding window of frames replaces the batch; set batch_size: 1 "
+                f"(got {self.batch_size})"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

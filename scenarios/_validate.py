@@ -9,6 +9,7 @@ module depends on ``_schema``, never the reverse.)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from scenarios._schema import (
 )
 from sim.common import load_object, unknown_name
 
-__all__ = ["check_names", "load_scenario", "validate_scenario"]
+__all__ = ["apply_override", "check_names", "load_scenario", "validate_scenario"]
 
 
 def _choices_error(src: str, field: str, kind: str, name: Any, valid: list[str]) -> ScenarioError:
@@ -51,6 +52,14 @@ def check_names(sc: Scenario, src: str) -> Scenario:
     _check_world(src, "world", sc.world, sc)
     for i, ws in enumerate(sc.world_shifts):
         _check_world(src, f"world_shifts[{i}]", {**sc.world, **ws.world}, sc)
+    for i, part in enumerate(sc.label_shift):
+        _check_world(src, f"label_shift[{i}]", {**sc.world, **part.world}, sc)
+    parts = [
+        p.model_copy(update={"label": p.label or _world_label(p.world)}) for p in sc.label_shift
+    ]
+    part_labels = [p.label for p in parts]
+    if len(set(part_labels)) != len(part_labels):
+        raise ScenarioError(f"{src}: label_shift: parts repeat a label: {', '.join(part_labels)}")
 
     # schedules
     labels: list[str] = []
@@ -60,6 +69,12 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             sched = sim.make_schedule(spec.spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise ScenarioError(f"{src}: schedule[{i}]: {_one_line(exc)}") from None
+        in_sim = any(sched.state(k, sc.frames).world is not None for k in (0, sc.frames - 1))
+        if in_sim and (sc.samplings != ["video"] or sc.label_shift):
+            raise ScenarioError(
+                f"{src}: schedule[{i}]: an in-sim schedule ({sched.kind}) changes one drive "
+                "as it renders; it needs sampling: video and no label_shift"
+            )
         label = spec.label or _schedule_label(sched)
         schedules.append(spec.model_copy(update={"label": label}))
         labels.append(label)
@@ -86,6 +101,7 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             "schedule": schedules,
             "world_shifts": shifts,
             "baseline": baseline,
+            "label_shift": parts,
         }
     )
 
@@ -161,16 +177,84 @@ def _check_model(src: str, sc: Scenario) -> None:
         raise ScenarioError(f"{src}: model.weights: no such file {sc.model.weights!r}")
 
 
-def load_scenario(source: str | Path, *, check: bool = True) -> Scenario:
+def load_scenario(
+    source: str | Path, *, check: bool = True, overrides: Sequence[str] = ()
+) -> Scenario:
     """Load a scenario from a bundled name or a YAML path and validate it.
 
     ``check`` (default) also validates names against the registries of ``sim`` and
     ``perception`` (corruptions, groups, methods, models, world fields, schedules).
-    Raises ``ScenarioError`` (a ``ValueError``) with one line naming the file and field.
+    ``overrides`` are ``KEY=VALUE`` strings (``roadshift run --set``): VALUE is YAML, KEY a
+    scenario key or a dotted path into nested fields (``online.eta``, ``world.town``,
+    ``methods.1.options.lr``); the result is validated like the file.
+    Raises ``ScenarioError`` (a ``ValueError``) with one line naming the file and field, or the
+    ``--set`` that made the scenario invalid.
     """
     path = _resolve_source(source)
     data = _read_yaml(path)
-    return validate_scenario(data, source=path, check=check)
+    if not overrides:
+        return validate_scenario(data, source=path, check=check)
+    changed = data
+    for text in overrides:
+        changed = apply_override(changed, text)
+    try:
+        return validate_scenario(changed, source=path, check=check)
+    except ScenarioError:
+        pass
+    # name the culprit: the file itself, or the first --set after which it no longer validates
+    validate_scenario(data, source=path, check=check)
+    for text in overrides:
+        data = apply_override(data, text)
+        validate_scenario(data, source=f"--set {text}", check=check)
+    raise AssertionError("unreachable: the scenario failed to validate, then validated")
+
+
+def apply_override(data: dict[str, Any], text: str) -> dict[str, Any]:
+    """``data`` with one ``KEY=VALUE`` override applied (a new dict; ``data`` is unchanged)."""
+    import copy
+
+    import yaml
+
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError(f"--set {text}: expected KEY=VALUE (e.g. frames=64, online.eta=2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"--set {text}: VALUE is not YAML: {problem}") from None
+    out = copy.deepcopy(data)
+    node: Any = out
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(
+                    f"--set {text}: {where}: index {part!r} out of range "
+                    f"(the list has {len(node)} items)"
+                )
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+        else:
+            raise ScenarioError(
+                f"--set {text}: {'.'.join(parts[:depth])} is a {type(node).__name__}, "
+                "not a mapping: cannot set a key inside it"
+            )
+        if last:
+            node[index] = value
+        else:
+            if isinstance(node, dict) and node.get(index) is None:
+                node[index] = {}
+            node = node[index]
+            if isinstance(node, str):  # ``methods: [bn]`` items may be bare names
+                raise ScenarioError(
+                    f"--set {text}: {where} is a plain value ({node!r}), not a mapping"
+                )
+    return out
 
 
 def validate_scenario(

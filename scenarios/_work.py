@@ -1,4 +1,10 @@
-"""Running one work unit: a (shift, seed) whose frames are corrupted once and fed to every method.
+"""Running one work unit: its clean stream, its shifts' frames, the loop, and the cells' results.
+
+``run_unit`` wires the three pieces of a run (docs/architecture.md, "Protocols"): the unit's
+stream source (``scenarios._sources``: clean frames in natural order), its adapted stream
+(``scenarios._protocols``: which shift's frames, in which order, with which resets) and the
+execution loop (``scenarios._loop``: batches → adapters → metrics). Each shift's frames are
+corrupted once, in natural order (``scenarios._shiftframes``), and shared by every method.
 
 Runs inside a worker process (local pool or Ray task). Everything random is derived from the
 cell's seed and shift, never from the worker, so results do not depend on which worker (or how
@@ -17,16 +23,20 @@ import datetime as _dt
 import hashlib
 import io
 import math
-import time
-import traceback
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from scenarios._cells import Unit, stable_int
-from scenarios._fastmetrics import add_counts, batch_counts
-from scenarios._streams import StreamReader, ensure_stream, node_cache
+from scenarios._forgetting import ForgettingFrames
+from scenarios._loop import MethodRun, OnlinePass, SourceOracle, error_line, run_stream
+from scenarios._plan import Unit
+from scenarios._shiftframes import ShiftFrames
+from scenarios._source_data import SourceFrames
+from scenarios._sources import FrameReader
+from scenarios._streams import node_cache
 
 __all__ = [
     "CellResult",
@@ -54,6 +64,12 @@ class RunContext:
     #: Names this run's node caches (``scenarios._streams.node_cache``) when ``cache_dir`` is None.
     run_token: str = "local"
     torch_threads: int = 1
+    #: Sliding window of frames at batch size 1 (``window:``), or None.
+    window: int | None = None
+    #: Online evaluation: ``{"fallback": "last" | "source", "skip": {method label: batches}}``.
+    online: dict[str, Any] | None = None
+    #: Forgetting: ``{"frames": n, "batch_size": b}`` of held-out clean source frames, or None.
+    forgetting: dict[str, Any] | None = None
 
 
 @dataclass
@@ -118,224 +134,142 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _error(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {msg[0] if msg else ''}".strip()
+class _FrameError(Exception):
+    """Making a frame of the stream failed (rendering or corrupting): every cell fails."""
 
 
-class _MethodRun:
-    """One method's cell inside a unit: its adapter and its metric accumulators."""
-
-    def __init__(self, cell: dict[str, Any], name: str, options: dict[str, Any], model: Any):
+def _make_adapter(
+    name: str, options: dict[str, Any], model: Any, source: SourceFrames
+) -> Callable[[], Any]:
+    def make() -> Any:
         import perception
 
-        self.cell = cell
-        self.error: str | None = None
-        self.seconds = 0.0
-        self.frames = 0
-        self.total = perception.StreamMetrics()
-        self.segment = perception.StreamMetrics()
-        self.segment_rows: list[dict[str, Any]] = []
-        self.frame_rows: list[dict[str, Any]] = []
-        self.last_pred: np.ndarray | None = None
-        self.batches = 0
-        self.adapter: Any = None
-        self.traceback: str | None = None
-        try:
-            self.adapter = perception.create_adapter(name, model, **options)
-        except Exception as exc:  # a plugin's constructor may raise anything
-            self.error = _error(exc)
-            self.traceback = traceback.format_exc()
+        adapter = perception.create_adapter(name, model, **options)
+        if adapter.needs_source_data:  # e.g. EATA's Fisher information, once per adapter
+            adapter.prepare_source(source.batches())
+        return adapter
 
-    @property
-    def alive(self) -> bool:
-        return self.error is None
+    return make
+
+
+def _keeps(unit: Unit) -> dict[tuple[str, float], bool]:
+    """Shifts whose frames the stream shows more than once or out of natural order."""
+    asked: dict[tuple[str, float], list[int]] = {}
+    for seg, natural in unit.stream.steps:
+        shift = unit.stream.segments[seg].shift
+        asked.setdefault((shift.label, shift.severity), []).append(natural)
+    return {k: v != list(range(len(v))) for k, v in asked.items()}
 
 
 def run_unit(
-    unit: Unit, ctx: RunContext, pending: frozenset[str] | None, model_state: bytes
-) -> list[CellResult]:
+    unit: Unit, ctx: RunContext, pending: frozenset[str] | None, model_state: bytes,
+    progress: Any = None,
+) -> list[CellResult]:  # fmt: skip
     """Run the unit's pending cells (all when ``pending`` is None) and return their results.
 
-    ``model_state`` is the model's serialised state dict (:func:`model_bytes`).
+    ``model_state`` is the model's serialised state dict (:func:`model_bytes`). ``progress``
+    (anything with ``put``) receives ``("segment", cell_id, row)`` as each segment of a carried
+    stream finishes, so the driver can store it before the cell ends.
     """
-    import torch
-
-    import sim
-
     init_worker(ctx.torch_threads)
     cells = [c for c in unit.cells if pending is None or c["cell_id"] in pending]
     if not cells:
         return []
     model = load_model(ctx.model_name, model_state)
     methods = {key: (name, options) for key, name, options in ctx.methods}
-    runs = [_MethodRun(c, *methods[c["method"]], model) for c in cells]
+    height, width = unit.clean.renderings[0].height, unit.clean.renderings[0].width
+    source = SourceFrames(height, width, ctx.batch_size)
+    runs = [MethodRun(c, _make_adapter(*methods[c["method"]], model, source)) for c in cells]
+    oracle = None
+    if ctx.online is not None:
+        for r in runs:
+            skip = ctx.online["skip"][r.cell["method"]]
+            if r.alive and skip == 0:  # never misses a batch: its online pass is its offline one
+                r.online_mirror = True
+            elif r.alive:
+                online = r.guard(_make_adapter(*methods[r.cell["method"]], model, source))
+                r.online = OnlinePass(online, skip, ctx.online["fallback"])
+        if ctx.online["fallback"] == "source":
+            oracle = SourceOracle(model)
+    forgetting = None
+    if ctx.forgetting is not None:
+        forgetting = ForgettingFrames(height, width, **ctx.forgetting)
+        for r in runs:
+            if r.alive:  # a fresh adapter's score: before the stream touches it
+                r.extra["clean_before"] = r.guard(lambda a=r.adapter: forgetting.score(a))
 
-    shift = unit.shift
-    n = unit.stream.frames
-    schedule = sim.make_schedule(shift.schedule) if shift.kind == "schedule" else None
-    if schedule is not None:
-        segments = [(int(a), int(b), str(lbl)) for a, b, lbl in schedule.segments(n)]
-        carry = bool(schedule.continual)
-    else:
-        segments = [(0, n, shift.label)]
-        carry = True
-    rng = np.random.default_rng(
-        np.random.SeedSequence([unit.seed, stable_int(shift.label, shift.severity)])
-    )
-    previous: np.ndarray | None = None
-    pattern_seed = stable_int("pattern", unit.seed)  # one camera per seed: same dirt pattern
-    sample: dict[str, np.ndarray] = {}
     shared_error: str | None = None
-
+    reader = None
+    shift_frames: dict[tuple[str, float], ShiftFrames] = {}
+    sample: dict[str, np.ndarray] = {}
+    cache = ctx.cache_dir if ctx.cache_dir is not None else node_cache(ctx.run_token)
     try:
-        cache = ctx.cache_dir if ctx.cache_dir is not None else node_cache(ctx.run_token)
-        folder = ensure_stream(cache, unit.stream)
-        reader = StreamReader(folder)
+        reader = FrameReader(unit.clean, cache)
+        fixed = reader.class_set()
     except Exception as exc:
-        shared_error = f"rendering the clean stream failed: {_error(exc)}"
-        reader = None
-
+        shared_error = f"rendering the clean stream failed: {error_line(exc)}"
     try:
-        for seg_index, (seg_start, seg_stop, seg_label) in enumerate(segments):
-            if shared_error is not None or reader is None:
-                break
-            if seg_index > 0 and not carry:
-                for r in runs:
-                    if r.alive:
-                        r.adapter.reset()  # reset per shift unless the schedule is continual
-            seg_corr: list[str] = []
-            seg_sev: list[float] = []
-            for start in range(seg_start, seg_stop, ctx.batch_size):
-                stop = min(start + ctx.batch_size, seg_stop)
-                images, labels, depths = reader.read(start, stop)
-                observed = np.empty_like(images)
-                targets = np.empty_like(labels)
-                states = []
+        if reader is not None and shared_error is None:
+            keeps = _keeps(unit)
+            folder = tempfile.gettempdir() if ctx.cache_dir is None else ctx.cache_dir
+            for shift in unit.stream.shifts():
+                key = (shift.label, shift.severity)
+                shift_frames[key] = ShiftFrames(shift, reader, unit.seed, keep=keeps[key],
+                                                folder=folder)  # fmt: skip
+
+            def frames(position: int) -> Any:
+                seg, natural = unit.stream.steps[position]
+                shift = unit.stream.segments[seg].shift
                 try:
-                    for j in range(stop - start):
-                        corr, sev = _state(shift, schedule, start + j, n)
-                        states.append((corr, sev))
-                        if corr is None or sev <= 0:
-                            observed[j], targets[j] = images[j], labels[j]
-                        else:
-                            # camera-fixed defects (dead pixels, lens dirt) stay put all stream
-                            img, sem, _ = sim.corrupt_frame(
-                                images[j], labels[j], depths[j], corr, sev, rng,
-                                previous=previous, pattern_seed=pattern_seed,
-                            )  # fmt: skip
-                            observed[j], targets[j] = img, sem
-                        previous = observed[j]
+                    return shift_frames[(shift.label, shift.severity)].get(natural)
                 except Exception as exc:
-                    shared_error = f"corrupting frame {start + j} failed: {_error(exc)}"
-                    break
-                seg_corr += [c or "clean" for c, _ in states]
-                seg_sev += [s for _, s in states]
-                x = torch.from_numpy(observed).permute(0, 3, 1, 2).float().div_(255.0)
-                y = torch.from_numpy(targets)  # uint8 trainIds; ground truth stays here
-                alive = [r for r in runs if r.alive]
-                if not alive:
-                    break  # every method failed: nothing left to feed
-                for k, r in enumerate(alive):
-                    # each method gets its own copy: an adapter may modify its input in place
-                    xr = x if k == len(alive) - 1 else x.clone()
-                    _feed(r, xr, y, start, states, ctx.per_frame, unit.sample and stop == n)
-                if unit.sample and stop == n:
-                    sample = {
-                        "clean": images[-1],
-                        "corrupted": observed[-1],
-                        "semantic": targets[-1],
-                    }
-            if shared_error is not None:
-                break
-            if schedule is not None:
-                for r in runs:
-                    if r.alive:
-                        _close_segment(
-                            r, seg_index, seg_start, seg_stop, seg_label, seg_corr, seg_sev
-                        )
+                    raise _FrameError(
+                        f"corrupting frame {position} failed: {error_line(exc)}"
+                    ) from None
+
+            def on_segment(r: MethodRun, row: dict[str, Any]) -> None:
+                if progress is not None and unit.carried:
+                    progress.put(("segment", r.cell["cell_id"], row))
+
+            try:
+                sample = run_stream(
+                    unit.stream, frames, runs, batch_size=ctx.batch_size, window=ctx.window,
+                    per_frame=ctx.per_frame, fixed=fixed, oracle=oracle, on_segment=on_segment,
+                    sample=unit.sample,
+                )  # fmt: skip
+                if sample:
+                    natural = unit.stream.steps[int(sample["position"])][1]
+                    sample["clean"] = reader.read(natural)[0]
+            except _FrameError as exc:
+                shared_error = str(exc)
     finally:
+        for sf in shift_frames.values():
+            sf.close()
         if reader is not None:
             reader.close()
 
+    if forgetting is not None and shared_error is None:
+        for r in runs:
+            if r.alive:  # the adapter as the stream left it, scored without adapting further
+                r.extra["clean_after"] = r.guard(lambda a=r.adapter: forgetting.score(a))
     results = []
     for r in runs:
         if shared_error is not None and r.alive:
             r.error = shared_error
-        result = _result(r, shift)
+        result = _result(r, None if shared_error is not None else fixed)
         if sample and r.alive and r.last_pred is not None:
             result.sample = _sample(r, sample)
         results.append(result)
     return results
 
 
-def _state(shift: Any, schedule: Any, i: int, n: int) -> tuple[str | None, float]:
-    if schedule is not None:
-        st = schedule.state(i, n)
-        return st.corruption, float(st.severity)
-    if shift.kind == "static":
-        return shift.corruption, float(shift.severity)
-    return None, 0.0
-
-
-def _feed(
-    r: _MethodRun, x: Any, y: Any, start: int, states: list, per_frame: bool,
-    keep_prediction: bool,
-) -> None:  # fmt: skip
-    import torch
-
-    import perception
-
-    try:
-        t0 = time.perf_counter()
-        logits = r.adapter.predict(x)
-        r.seconds += time.perf_counter() - t0
-        logits = logits.detach()
-        if logits.dim() != 4 or logits.shape[0] != x.shape[0] or logits.shape[2:] != x.shape[2:]:
-            raise ValueError(
-                f"logits have shape {tuple(logits.shape)}, expected (N, C, H, W) = "
-                f"({x.shape[0]}, C, {x.shape[2]}, {x.shape[3]})"
-            )
-        counts = batch_counts(logits, y, first_frame=start)  # raises on non-finite logits
-    except Exception as exc:
-        r.error = _error(exc)
-        r.traceback = traceback.format_exc()
-        return
-    for j, frame_counts in enumerate(counts):
-        if per_frame:
-            corr, sev = states[j]
-            r.frame_rows.append(
-                {"frame": start + j, "corruption": corr or "clean", "severity": sev,
-                 "miou": _finite(float(perception.miou_from_confusion(frame_counts.confusion))),
-                 "entropy": frame_counts.entropy_sum / frame_counts.pixels}
-            )  # fmt: skip
-        add_counts(r.segment, frame_counts)
-        add_counts(r.total, frame_counts)
-    r.frames += logits.shape[0]
-    r.batches += 1
-    if keep_prediction:
-        r.last_pred = logits[-1].argmax(0).to(torch.uint8).numpy()
-
-
-def _close_segment(r: _MethodRun, index: int, start: int, stop: int, label: str,
-                   corr: list[str], sev: list[float]) -> None:  # fmt: skip
-    s = r.segment.compute()
-    names = sorted(set(corr))
-    r.segment_rows.append(
-        {"segment": index, "start_frame": start, "stop_frame": stop, "label": label,
-         "corruption": names[0] if len(names) == 1 else "mixed",
-         "severity": float(np.mean(sev)) if sev else 0.0,
-         "miou": _finite(s["miou"]), "pixel_acc": _finite(s["pixel_acc"]),
-         "entropy": _finite(s["entropy"])}
-    )  # fmt: skip
-    r.segment.reset()
-
-
 def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def _result(r: _MethodRun, shift: Any) -> CellResult:
+def _result(r: MethodRun, fixed: np.ndarray | None) -> CellResult:
+    from scenarios._measures import miou_over
+
     cell = dict(r.cell)
     stats = r.adapter.stats if r.adapter is not None else {}
     cell.update(
@@ -349,7 +283,7 @@ def _result(r: _MethodRun, shift: Any) -> CellResult:
         finished_at=_now(),
     )
     if r.alive:
-        s = r.total.compute()
+        s = r.scores.total.compute()
         cell.update(
             miou=_finite(s["miou"]),
             pixel_acc=_finite(s["pixel_acc"]),
@@ -358,12 +292,23 @@ def _result(r: _MethodRun, shift: Any) -> CellResult:
             per_class_iou=s["per_class_iou"],
             safety_recall=s["safety_recall"],
             confusion=s["confusion"],
+            clean_before=r.extra.get("clean_before"),
+            clean_after=r.extra.get("clean_after"),
         )
+        if fixed is not None:
+            cell["miou_fixed"] = miou_over(np.asarray(s["confusion"]), fixed)
+        if r.online is not None:
+            cell.update(
+                online_miou=_finite(r.online.scores.total.compute()["miou"]),
+                skipped_frames=r.online.scores.skipped,
+            )
+        elif r.online_mirror:
+            cell.update(online_miou=cell["miou"], skipped_frames=0)
         return CellResult(cell, r.segment_rows, r.frame_rows)
     return CellResult(cell, [], [], r.traceback)
 
 
-def _sample(r: _MethodRun, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _sample(r: MethodRun, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The arrays of ``samples/<cell_id>.npz`` for the report's qualitative grid."""
     return {
         "clean": np.asarray(sample["clean"], np.uint8),

@@ -93,14 +93,27 @@ def _parser() -> _Parser:
                    help="parallel workers (default: the number of CPU cores)")  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    r.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key (VALUE is YAML; dotted KEY for nested fields: "
+        "online.eta=2, world.town=rural, methods.1.options.lr=0.0005); repeatable, validated "
+        "like the file",
+    )  # fmt: skip
+    r.add_argument(
+        "--dry-run", action="store_true",
+        help="print the cells, frames and an estimated time (from the bundled model's measured "
+        "cost per frame and each method's passes per frame) and exit without writing anything",
+    )  # fmt: skip
 
     rep = sub.add_parser("report", help="(re)build the report of a run folder")
     rep.add_argument("run_dir")
     rep.add_argument("--quiet", action="store_true")
 
-    e = sub.add_parser("export", help="export a run's cells to CSV")
+    e = sub.add_parser("export", help="export a run's cells (or segments) to CSV")
     e.add_argument("run_dir")
     e.add_argument("-o", "--output", required=True, help="the CSV file to write")
+    e.add_argument("--segments", action="store_true",
+                   help="one row per segment instead of one per cell")  # fmt: skip
 
     ls = sub.add_parser("list", help="list corruptions, methods, models or scenarios")
     ls.add_argument("what", choices=("corruptions", "methods", "models", "scenarios"))
@@ -171,12 +184,15 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
     scenario: Any = a.scenario
     out = a.out
+    if out is None or a.set:
+        scenario = load_scenario(a.scenario, overrides=a.set)
     if out is None:
-        scenario = load_scenario(a.scenario)
         out = RUNS / scenario.name
         # the schema allows plain folder names only; this keeps it so whatever it becomes
         if out.resolve().parent != RUNS.resolve():
             raise BadInput(f"run: name {scenario.name!r} would leave the {RUNS}/ folder")
+    if a.dry_run:
+        return _dry_run(scenario, Path(out), a)
     summary = run_scenario(scenario, out, executor=a.executor, workers=a.workers,
                            quiet=a.quiet)  # fmt: skip
     if not a.no_report:
@@ -192,6 +208,18 @@ def _cmd_run(a: argparse.Namespace) -> int:
         if n_failed > 20:
             print(f"  ... and {n_failed - 20} more (roadshift export)", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _dry_run(scenario: Any, out: Path, a: argparse.Namespace) -> int:
+    """Validate everything a run needs, print the plan and an estimate; write nothing."""
+    from scenarios._estimate import describe_plan
+    from scenarios._runner import prepare_run
+
+    prep = prepare_run(scenario, out, executor=a.executor, workers=a.workers)
+    workers = a.workers or os.cpu_count() or 1
+    for line in describe_plan(prep.units, prep.scenario, prep.model_name, workers):
+        print(line)
     return EXIT_OK
 
 
@@ -231,9 +259,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from scenarios._export import export_csv
+    from scenarios._export import export_csv, export_segments_csv
 
-    print(export_csv(a.run_dir, a.output))
+    print((export_segments_csv if a.segments else export_csv)(a.run_dir, a.output))
     return EXIT_OK
 
 
@@ -260,6 +288,8 @@ def _cmd_list(a: argparse.Namespace) -> int:
         for name in perception.adapter_names():
             info = perception.adapter_info(name)
             rows.append((name, f"{_first_line(info.description)} [{info.origin}]"))
+            if info.error is None:  # the method's traits, indented under it
+                rows.append(("", f"  {info.summary()}"))
     else:
         perception = _own("perception")
         from perception._models import MODELS  # the model registry: builders and docstrings

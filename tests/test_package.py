@@ -20,14 +20,17 @@ PUBLIC = {
     "FolderDataset FolderStreamEnv Frame Schedule ShiftState Weather World WorldConfig colorize "
     "contact_sheet corrupt corrupt_dataset corrupt_frame corruption_groups corruption_info "
     "corruption_names make_schedule register_envs render_dataset render_stream schedule_kinds",
-    "perception": "CLASS_NAMES DEFAULT_MODEL IGNORE_INDEX NUM_CLASSES SAFETY_CLASSES Adapter "
-    "AdapterInfo StreamMetrics TrainConfig TrainResult adapter_info adapter_names "
-    "confusion_matrix create_adapter create_model evaluate images_to_tensor iou_from_confusion "
+    "perception": "CLASS_NAMES COTTA_JITTER DEFAULT_MODEL IGNORE_INDEX NORM_LAYERS NUM_CLASSES "
+    "SAFETY_CLASSES Adapter AdapterInfo DenseAugment MethodTraits StreamMetrics TrainConfig "
+    "TrainResult View adapter_info adapter_names augment configure_norm_layers confusion_matrix "
+    "create_adapter create_model evaluate has_feature_hook images_to_tensor iou_from_confusion "
     "load_model load_pretrained miou_from_confusion model_names pretrained_names read_checkpoint "
-    "register_adapter register_model save_checkpoint train",
+    "reestimate_batchnorm register_adapter register_model restore save_checkpoint softmax_entropy "
+    "train use_batch_statistics",
     "scenarios": "NoResultsError ResultsStore Scenario ScenarioError expand_cells export_csv "
     "load_scenario run_scenario scenario_names",
-    "reports": "META_VERSION NoResultsError ResultsStore RunMeta build_report make_cell_id",
+    "reports": "META_VERSION PROTOCOLS NoResultsError ResultsStore RunMeta build_report "
+    "make_cell_id",
 }
 
 #: Third-party packages a package's modules must not import (anywhere in the module, function-level

@@ -37,3 +37,20 @@ def test_readme_scenario_example_is_valid(tmp_path: Path) -> None:
     scenario = scenarios.load_scenario(path)
     assert scenario.name == "my-study"
     assert [m.name for m in scenario.methods] == ["source", "bn", "bn", "tent"]
+
+
+def test_readme_protocol_keys_are_valid(tmp_path: Path) -> None:
+    """The protocol keys block, on top of the example scenario, is a valid scenario."""
+    import yaml
+
+    import scenarios
+
+    example = yaml.safe_load(_block("### A scenario file", "yaml"))
+    keys = yaml.safe_load(_block("How shifts become adapted streams:", "yaml"))
+    assert set(keys) == {"protocol", "rounds", "orders", "sampling", "label_shift", "window",
+                         "forgetting", "online"}  # fmt: skip
+    path = tmp_path / "protocols.yaml"
+    path.write_text(yaml.safe_dump({**example, **keys, "batch_size": 1}), encoding="utf-8")
+    sc = scenarios.load_scenario(path)
+    assert (sc.protocol, sc.rounds, sc.orders, sc.window) == ("continual", 10, 3, 8)
+    assert sc.online.eta == 1.0 and sc.online.fallback == "last" and len(sc.label_shift) == 3

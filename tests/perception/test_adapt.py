@@ -159,7 +159,7 @@ def test_overriding_predict_keeps_accounting_and_options():
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
     assert not out.requires_grad
     assert adapter.stats["forward_passes"] == 2 and adapter.stats["calls"] == 1
-    with pytest.raises(ValueError, match=r"valid options: episodic, weight"):
+    with pytest.raises(ValueError, match=r"valid options: episodic, reset_every, weight"):
         FlipAverage(model, lr=1)
 
 
@@ -209,3 +209,28 @@ def test_registered_tiny_models_work_with_the_builtin_methods():
     assert tent.stats["backward_passes"] == 1
     with pytest.raises(ValueError, match="no BatchNorm layers"):
         perception.create_adapter("bn", gn_model)
+
+
+@pytest.mark.parametrize(
+    "method, options", [("source", {}), ("bn", {}), ("bn", {"momentum": 0.3}), ("tent", {})]
+)
+def test_infer_predicts_with_the_current_state_and_changes_nothing(method, options):
+    """``infer`` scores an adapted model (forgetting) without adapting it further: the state,
+    later predictions and the accounting are as if it had never been called."""
+    model = TinyNet()
+    a = perception.create_adapter(method, model, **options)
+    b = perception.create_adapter(method, model, **options)
+    xs = batches(4)
+    for x in xs[:2]:
+        a.predict(x)
+        b.predict(x)
+    stats = a.stats
+    before = snapshot(a.model)
+    probe = xs[3] * 0.5
+    first = a.infer(probe)
+    assert torch.equal(first, a.infer(probe)) and not first.requires_grad
+    assert same_snapshot(before, snapshot(a.model)) and a.stats == stats
+    assert torch.equal(a.predict(xs[2]), b.predict(xs[2]))  # as if infer never ran
+    if method == "tent":  # the adapted parameters, not the source ones
+        fresh = perception.create_adapter(method, model, **options)
+        assert not torch.equal(first, fresh.infer(probe))

@@ -221,5 +221,5 @@ def test_run_meta_reads_version_1_folders_and_refuses_future_ones(tmp_path):
     assert old.palette is None and old.protocol == "reset_each_shift"
     assert old.corruption_families == {"fog": "weather"} and old.class_names == ("road", "sky")
     store.set_meta("meta_version", 99)
-    with pytest.raises(ValueError, match=r"meta_version: 99.*up to version 2"):
+    with pytest.raises(ValueError, match=r"meta_version: 99.*up to version 3"):
         store.run_meta()

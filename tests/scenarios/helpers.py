@@ -66,3 +66,67 @@ class InPlaceAdapter(perception.Adapter):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         x.zero_()
         return self.model(x)
+
+
+def no_hook_model() -> torch.nn.Module:
+    """A ``module:factory`` segmentation model without the feature hook (features/head)."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 19, 1),
+    ).eval()
+
+
+#: (batch size, first pixel value) of every ``BatchRecorder.predict`` call in this process.
+CALLS: list[tuple[int, float]] = []
+
+
+class BatchRecorder(perception.Adapter):
+    """The source model, recording the size of each batch it is fed (in-process runs only)."""
+
+    uses_optimizer = False
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        CALLS.append((int(x.shape[0]), float(x[-1, 0, 0, 0])))
+        return self.model(x)
+
+
+class ClassCycler(perception.Adapter):
+    """Predicts one class everywhere: ``seen % 19``, ``seen`` counting its own predict calls
+    since construction or reset, so which batch a prediction came from shows in the scores."""
+
+    uses_optimizer = False
+
+    def __init__(self, model: torch.nn.Module, **options: object) -> None:
+        super().__init__(model, **options)
+        self.seen = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.seen = 0
+
+    def _constant(self, x: torch.Tensor, cls: int) -> torch.Tensor:
+        logits = torch.zeros(x.shape[0], 19, x.shape[2], x.shape[3])
+        logits[:, cls] = 5.0
+        return logits
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._constant(x, self.seen % 19)
+        self.seen += 1
+        return out
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self._constant(x, self.seen % 19)
+
+
+class SlowSource(perception.Adapter):
+    """The source model, 0.3 s per batch: long enough to kill a run between two segments."""
+
+    uses_optimizer = False
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.3)
+        return self.model(x)

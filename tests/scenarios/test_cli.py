@@ -373,3 +373,58 @@ def test_a_package_of_ours_replaced_by_another_distribution_is_refused(monkeypat
     fake.__spec__ = importlib.util.spec_from_file_location("sim", sim.__file__)
     monkeypatch.setitem(sys.modules, "sim", fake)
     assert "is not roadshift's package" in _bad(["list", "corruptions"], capsys)
+
+
+def test_export_segments_leads_with_the_pinned_columns(run_dir, tmp_path):
+    out = tmp_path / "seg.csv"
+    assert main(["export", str(run_dir), "--segments", "-o", str(out)]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    pinned = ["method", "protocol", "order", "round", "corruption", "severity", "frames", "miou",
+              "online_miou", "skipped_frames", "entropy"]  # fmt: skip
+    assert list(rows[0])[: len(pinned)] == pinned
+    assert len(rows) == len(ResultsStore(run_dir).segments()) == 9  # one segment per cell here
+    row = next(r for r in rows if r["method"] == "bn" and r["corruption"] == "contrast")
+    assert row["protocol"] == "reset_each_shift" and row["cell_status"] == "done"
+    assert float(row["miou"]) == pytest.approx(
+        next(c["miou"] for c in ResultsStore(run_dir).cells() if c["cell_id"] == row["cell_id"])
+    )
+
+
+def test_set_overrides_keys_and_names_itself_in_errors(tmp_path, capsys):
+    scenario = write_yaml(tmp_path / "s.yaml", tiny())
+    out = tmp_path / "run"
+    args = ["run", str(scenario), "--out", str(out), "--workers", "1", "--quiet", "--no-report"]
+    sets = ["--set", "frames=3", "--set", "seeds=[4]", "--set", "methods=[source]",
+            "--set", "world.town=rural"]  # fmt: skip
+    assert main([*args, *sets]) == 0
+    store = ResultsStore(out)
+    sc = store.meta()["scenario"]
+    assert (sc["frames"], sc["seeds"], sc["world"]) == (3, [4], {"town": "rural"})
+    assert {c["frames"] for c in store.cells()} == {3} and len(store.cells()) == 3
+    capsys.readouterr()
+    for bad, needle in [
+        ("frames=abc", "--set frames=abc: frames: Input should be a valid integer"),
+        ("world.town=atlantis", "--set world.town=atlantis: world: unknown town 'atlantis'"),
+        ("online.eta=-1", "--set online.eta=-1: online.eta"),
+        ("frames.x=1", "--set frames.x=1: frames is a int, not a mapping"),
+        ("nokey", "--set nokey: expected KEY=VALUE"),
+    ]:
+        fresh = tmp_path / f"fresh-{len(bad)}"
+        assert main(["run", str(scenario), "--out", str(fresh), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and not fresh.exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    scenario = write_yaml(tmp_path / "s.yaml", tiny(protocol="continual", rounds=3))
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--out", str(out), "--dry-run", "--workers", "2",
+                 "--set", "frames=5"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "protocol continual, 3 rounds" in text
+    assert "6 cells in 4 units" in text  # one clean unit of 3 cells + one stream per method
+    assert "continual seed 0 (bn) (1 cells): 30 frames" in text  # 2 shifts x 3 rounds x 5
+    assert re.search(r"estimated time: \d+(\.\d)? (s|min) with 2 worker", text)
+    assert "nothing was written" in text

@@ -33,7 +33,11 @@ def run(tmp_path_factory) -> Path:
 
 def test_the_runner_writes_the_whole_contract(run):
     meta = ResultsStore(run).meta()
-    assert meta["meta_version"] == META_VERSION == 2
+    assert meta["meta_version"] == META_VERSION == 3
+    # meta_version 3: the protocol's plan, the stream's shape and the protocol measures' settings
+    assert meta["stream"]["sampling"] == "video" and meta["stream"]["window"] is None
+    assert meta["online"] is None and meta["forgetting"] is None
+    assert {"recovery", "collapse", "protocol_plan"} <= meta.keys()
     assert meta["protocol"] == "reset_each_shift"
     assert meta["baseline"] == "src"  # the first method named source, under its label
     assert meta["methods"] == [
@@ -92,12 +96,12 @@ def test_a_relabelled_source_keeps_gain_and_mce(run):
     rows = md_table(md, "Headline: robustness per method")
     assert list(rows) == ["method", "src", "bn"]  # the baseline first
     src, bn = (dict(zip(rows["method"], rows[m], strict=True)) for m in ("src", "bn"))
-    assert src["gain over src"] == "reference" and src["mCE"] == "100.0"
+    assert src["gain over src"] == "reference" and src["mCE vs src"] == "100.0"
     cells = {c["cell_id"]: c["miou"] for c in ResultsStore(run).cells()}
     gain = sum(cells[f"bn__{c}__s3__seed0"] - cells[f"src__{c}__s3__seed0"]
                for c in ("gaussian_noise", "contrast")) / 2  # fmt: skip
     assert parse(bn["gain over src"])[0] == pytest.approx(100 * gain, abs=0.051)
-    assert parse(bn["mCE"])[0] > 0
+    assert parse(bn["mCE vs src"])[0] > 0
 
 
 def test_baseline_is_explicit_or_the_first_source_and_must_name_a_method():

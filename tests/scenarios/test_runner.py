@@ -336,7 +336,9 @@ def test_continual_schedule_carries_one_adapter_and_stores_segments(tmp_path):
     # every static cell starts from a fresh adapter
     static = cells[(f"{HELPERS}:CountingAdapter", "contrast")]
     assert _entropy_by_frame(store, static["cell_id"]) == ent
-    assert store.segments(static["cell_id"]) == []
+    # a static cell is one segment: the whole stream
+    [seg] = store.segments(static["cell_id"])
+    assert (seg["start_frame"], seg["stop_frame"], seg["frames"]) == (0, 6, 6)
     tent = cells[("tent", "continual")]
     assert len(store.segments(tent["cell_id"])) == 2 and tent["backward_passes"] == 2
     seg_frames = [f["corruption"] for f in store.frames(tent["cell_id"])]

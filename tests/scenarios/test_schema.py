@@ -78,6 +78,23 @@ def _err(tmp_path: Path, data, name="bad.yaml") -> str:
         ({"frames": 0}, "frames", "greater than 0"),
         ({"height": -4}, "height", "16"),
         ({"batch_size": "many"}, "batch_size", "integer"),
+        ({"protocol": "continuous"}, "protocol", "'reset_each_shift', 'continual'"),
+        ({"rounds": 3}, "rounds", "applies to protocol continual or gradual"),
+        ({"protocol": "mixed", "orders": 2}, "orders", "applies to protocol continual"),
+        ({"protocol": "continual", "rounds": 0}, "rounds", "greater than or equal to 1"),
+        ({"sampling": "random"}, "sampling", "'video' or 'iid'"),
+        ({"window": 4}, "window", "set batch_size: 1"),
+        ({"online": {"eta": 1, "fps": 10}}, "online", "exactly one of eta"),
+        ({"online": {"eta": 0}}, "online.eta", "greater than 0"),
+        ({"online": {"eta": 1, "fallback": "stale"}}, "online.fallback", "'last' or 'source'"),
+        ({"fallback": "source"}, "(top level)", "fallback: only applies with online"),
+        ({"label_shift": [{"town": "rural"}]}, "label_shift", "at least two parts"),
+        ({"label_shift": [{"town": "rural"}, {"town": "mars"}]}, "label_shift[1]", "rural"),
+        ({"protocol": "mixed", "label_shift": True}, "label_shift", "parts would mix"),
+        ({"protocol": "continual", "schedule": "gradual"}, "protocol", "only under reset"),
+        ({"protocol": "continual", "corruptions": []}, "protocol", "needs corruptions"),
+        ({"protocol": "gradual"}, "severities", "remove severities"),
+        ({"forgetting": "yes please"}, "forgetting", "boolean"),
         ({"world": {"town": "atlantis"}}, "world", "urban"),
         ({"world": {"towns": "urban"}}, "world.towns", "town"),
         ({"methods": ["bn", "bn"]}, "methods", "label"),
@@ -204,3 +221,16 @@ def test_names_are_plain_folder_names():
         with pytest.raises(ScenarioError, match="name: must be a plain folder name"):
             validate_scenario(tiny(name=bad), source="s.yaml", check=False)
     assert validate_scenario(tiny(name="my-study_2.1+x"), check=False).name == "my-study_2.1+x"
+
+
+def test_protocol_keys_resolve_with_their_defaults():
+    sc = validate_scenario(tiny(online={"fps": 30}, fallback="source"), check=False)
+    assert sc.online.fallback == "source" and sc.online.fps == 30 and sc.online.eta is None
+    plain = validate_scenario(tiny(), check=False)
+    assert (plain.protocol, plain.rounds, plain.orders, plain.sampling) == (
+        "reset_each_shift", 1, 1, "video")  # fmt: skip
+    assert plain.label_shift == [] and plain.window is None and plain.online is None
+    towns = validate_scenario(tiny(label_shift=True)).label_shift
+    assert [(p.label, p.world) for p in towns] == [
+        ("town=urban", {"town": "urban"}), ("town=highway", {"town": "highway"}),
+        ("town=rural", {"town": "rural"})]  # fmt: skip
