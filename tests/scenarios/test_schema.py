@@ -16,10 +16,10 @@ from scenarios._validate import validate_scenario
 from .conftest import tiny, write_yaml
 
 BUNDLED = ("quick", "imagenet-c", "weather", "continual", "gradual", "day-to-night",
-           "town-shift", "batch-size-1")  # fmt: skip
+           "town-shift", "batch-size-1", "cityscapes-c", "acdc")  # fmt: skip
 
 
-def test_bundled_library_is_complete_and_every_file_validates():
+def test_bundled_library_is_complete_and_every_file_validates(bundled_data):
     assert set(BUNDLED) <= set(scenario_names())
     descriptions = describe_bundled()
     for name in scenario_names():
@@ -183,7 +183,7 @@ def test_hypothesis_unknown_names_list_the_valid_choices(field, name):
     assert "\n" not in msg and repr(name) in msg
 
 
-def test_every_bundled_scenario_prepares_without_creating_anything(tmp_path):
+def test_every_bundled_scenario_prepares_without_creating_anything(tmp_path, bundled_data):
     from scenarios._runner import prepare_run
 
     for name in scenario_names():
