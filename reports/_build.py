@@ -172,7 +172,8 @@ def _protocol_tables(data: RunData, tables: dict[str, Any]) -> None:
     tables["round_tables"] = {r.protocol: ptables.round_table(r) for r in tables["protocols"]}
     tables["shift_tables"] = {r.protocol: ptables.shift_table(r, grid) for r in tables["protocols"]}
     ls = proto.label_shift(data)
-    tables["label_shift"] = ptables.label_shift_tables(ls, data.class_names) if ls else []
+    what = "Label shift" if data.data_source is None else "Conditions"
+    tables["label_shift"] = ptables.label_shift_tables(ls, data.class_names, what) if ls else []
     forget = data.meta.get("forgetting")
     tables["forgetting"] = ptables.forgetting_table(
         proto.forgetting(data), forget if isinstance(forget, dict) else None
@@ -237,7 +238,8 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
             Section("sampling-section", tables["sampling"].title, tab(tables["sampling"]))
         )
     if label_shift:  # a label-shift stream outside a carried protocol
-        content.append(Section("label-shift", "Label shift", label_shift))
+        title = "Label shift" if data.data_source is None else "Conditions of the data"
+        content.append(Section("label-shift", title, label_shift))
     if tables["online"] is not None:
         content.append(
             Section("online-section", "Compute-aware (online) evaluation", tab(tables["online"]))
@@ -264,7 +266,8 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         blocks = tab(tables["world"])
         if not tables["corrupted"]:
             blocks += [Block("text", n) for n in tables["notes"]]
-        content.append(Section("world", "Shifts of the world", blocks))
+        title = "Shifts of the world" if data.data_source is None else "Natural shifts of the data"
+        content.append(Section("world", title, blocks))
     if scheduled:
         blocks = [b for k, _s, t in scheduled for b in tab(t) + pic(f"timeline_{k}")]
         if not (tables["corrupted"] or tables["world"]):
@@ -276,7 +279,10 @@ def _sections(data: RunData, tables: dict[str, Any], fig: dict[str, FigureRef]) 
         )
     tested, omitted = tables["findings"]
     if tested or omitted:
-        blocks = [Block("text", FINDINGS_INTRO), Block("findings", tested)]
+        intro = FINDINGS_INTRO
+        if data.data_source is not None:  # a run on your data says nothing of the world
+            intro = intro.replace("its model, world,", "its model, data,")
+        blocks = [Block("text", intro), Block("findings", tested)]
         if omitted:
             blocks.append(Block("omitted", omitted))
         content.insert(min(1, len(content)), Section("findings", "Findings", blocks))

@@ -50,6 +50,30 @@ def _protocol(data: RunData) -> str:
     return text
 
 
+def _data_rows(data: RunData) -> list[tuple[str, str]]:
+    """Header rows of a run on a dataset on disk (``meta.data``): where its frames came from."""
+    d = data.data_source
+    if d is None:
+        return []
+    split = f", split {d['split']}" if d.get("split") else ""
+    text = f"{d.get('root')} (layout {d.get('layout')}{split}): {d.get('dataset_frames')} frames"
+    conds = d.get("conditions") if isinstance(d.get("conditions"), list) else []
+    if conds:
+        text += " in conditions " + ", ".join(
+            f"{c.get('name')} ({c.get('frames')})" for c in conds if isinstance(c, dict)
+        )
+    size = d.get("size")
+    if isinstance(size, list) and len(size) == 2:
+        text += f"; a stream takes {d.get('stream_frames')} of them, at {size[0]}×{size[1]}"
+    rows = [("data", text)]
+    if d.get("labelled") is False:
+        rows.append(
+            ("labels", "none: mIoU is undefined; only label-free signals (entropy, collapse "
+             "by entropy) are reported")
+        )  # fmt: skip
+    return rows
+
+
 def _stream_rows(data: RunData) -> list[tuple[str, str]]:
     """Header rows for the protocol contract's stream, online and forgetting settings."""
     meta = data.meta
@@ -62,6 +86,12 @@ def _stream_rows(data: RunData) -> list[tuple[str, str]]:
         "video": "consecutive frames of one drive per seed",
         "iid": "frames drawn from many drives and shuffled" + (f" ({detail})" if detail else ""),
     }
+    if data.data_source is not None:
+        words = {
+            "video": "the dataset's frames in file order",
+            "iid": "the dataset's frames in a random order, seeded per seed",
+        }
+    rows += _data_rows(data)
     if isinstance(sampling, list) and sampling:
         first, *rest = (str(x) for x in sampling)
         text = f"{first}: {words.get(first, first)}; " + "; ".join(

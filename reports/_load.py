@@ -68,6 +68,13 @@ class RunData:
         """The run's own sampling: ``video`` unless it drew i.i.d. frames."""
         return main_sampling(self.meta)
 
+    @property
+    def data_source(self) -> dict[str, Any] | None:
+        """``meta.data``: the dataset on disk the run's frames came from, or None when they
+        came from the procedural world (a report on your data says nothing of the world)."""
+        d = self.meta.get("data")
+        return d if isinstance(d, dict) and d else None
+
     def sampling_of(self, cell: dict[str, Any]) -> str:
         """A cell's own sampling where it records one, else the run's."""
         s = cell.get("sampling")

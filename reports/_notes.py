@@ -73,6 +73,9 @@ def stream_words(data: RunData) -> str:
     parts = stream.get("label_shift")
     if isinstance(parts, list) and parts:
         return f"{what}frames of each of {len(parts)} domains in turn per seed (a label shift)"
+    if data.data_source is not None:
+        order = "in a seeded random order" if sampling == "iid" else "in file order"
+        return f"{what}frames of the dataset {order}"
     if sampling == "iid":
         return f"{what}frames drawn from {_drives(data)} per seed (sampling: iid)"
     return f"{what}consecutive frames of one drive per seed"
@@ -155,7 +158,11 @@ def clean_cost(data: RunData, heads: list[Headline], measured: str | None = None
     bs = data.scenario.get("batch_size")
     unit = f"{bs} " if bs else ""
     stream = data.meta.get("stream") if isinstance(data.meta.get("stream"), dict) else {}
-    if data.sampling == "iid":
+    if data.data_source is not None:
+        batch = f"a batch here is {unit}frames of the dataset" + (
+            " in a random order" if data.sampling == "iid" else ", consecutive in file order"
+        )
+    elif data.sampling == "iid":
         batch = (
             f"a batch here is {unit}frames of {_drives(data)} shuffled together, so the loss "
             "does not come from consecutive frames"

@@ -109,13 +109,16 @@ def shift_table(res: ProtocolResult, grid: Grid) -> Table | None:
     return t
 
 
-def label_shift_tables(ls: LabelShift, class_names: tuple[str, ...]) -> list[Table]:
-    """mIoU per domain, and the ground-truth class priors that drift between domains."""
+def label_shift_tables(
+    ls: LabelShift, class_names: tuple[str, ...], what: str = "Label shift"
+) -> list[Table]:
+    """mIoU per domain, and the ground-truth class priors that drift between domains (``what``
+    names the domains: ``Conditions`` for a dataset's conditions)."""
     keys = list(ls.miou)
     both = len({stream for _, stream in keys}) > 1
     out = [
         Table(
-            "Label shift: mIoU per domain",
+            f"{what}: mIoU per domain",
             "label-shift-miou",
             ["domain", *[f"{m}, {stream}" if both else f"{m} mIoU" for m, stream in keys]],
             [
@@ -139,7 +142,7 @@ def label_shift_tables(ls: LabelShift, class_names: tuple[str, ...]) -> list[Tab
         top = [i for i in sorted(top) if peak[i] > 0]
         out.append(
             Table(
-                "Label shift: class priors per domain",
+                f"{what}: class priors per domain",
                 "label-shift-prior",
                 ["domain", *[class_names[i] for i in top]],
                 [[d, *[pct(ls.prior[d][i]) for i in top]] for d in ls.domains if d in ls.prior],
@@ -162,6 +165,13 @@ def forgetting_table(rows: list[Forgetting], meta: dict[str, Any] | None) -> Tab
             + (f" from {', '.join(map(str, towns))}" if towns else "")
             + ", drives disjoint from training and test."
         )
+        source = meta.get("source_data")
+        if isinstance(source, dict):  # the run's own source data, not the world
+            split = f", split {source['split']}" if source.get("split") else ""
+            setup = (
+                f" The held-out frames: {frames} frames of the source data at "
+                f"{source.get('root')} (layout {source.get('layout')}{split})."
+            )
     t = Table(
         "Forgetting: clean source-domain mIoU before and after adaptation",
         "forgetting",

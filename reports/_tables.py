@@ -380,12 +380,18 @@ def world_table(data: RunData, grid: Grid, methods: list[str]) -> Table | None:
         return None
     gain_methods = [m for m in methods if any(m in s.gain for s in shifts)]
     shown = [m for m in methods if any(m in s.miou for s in shifts)]
+    natural = data.data_source is not None  # a dataset's own conditions (ACDC), uncorrupted
     t = Table(
-        "World shifts",
+        "Natural shifts" if natural else "World shifts",
         "world-shifts",
         ["shift", *[f"{m} mIoU" for m in shown], *[f"{m} gain" for m in gain_methods]],
         [],
-        "Shifts of the world itself with a clean camera. mIoU in %; gain = mIoU − "
+        (
+            "The dataset's own conditions, uncorrupted"
+            if natural
+            else "Shifts of the world itself with a clean camera"
+        )
+        + ". mIoU in %; gain = mIoU − "
         f"{data.baseline} mIoU on the same seed, in percentage points; clean = the unshifted "
         "stream.",
     )

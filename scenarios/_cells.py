@@ -13,14 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.common import stable_int  # re-exported: units and workers seed from it
+
 __all__ = ["Shift", "StreamSpec", "stable_int"]
-
-
-def stable_int(*parts: Any) -> int:
-    """A 32-bit integer derived from ``parts`` that is the same in every process and run
-    (Python's ``hash`` is salted per process, so it cannot seed anything)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 @dataclass(frozen=True)

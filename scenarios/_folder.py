@@ -32,7 +32,8 @@ FREE = ("name", "description", "samples", "baseline", "model")
 #: Keys added since run folders were first written, with the values older folders ran with.
 _DEFAULTS: dict[str, Any] = {
     "protocol": "reset_each_shift", "rounds": 1, "orders": 1, "sampling": "video",
-    "label_shift": [], "window": None, "forgetting": False, "online": None,
+    "label_shift": [], "window": None, "forgetting": False, "online": None, "data": None,
+    "source_data": None,
 }  # fmt: skip
 
 

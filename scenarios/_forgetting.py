@@ -37,12 +37,17 @@ FRAMES_PER_DRIVE = 24
 STRIDE = 6  # 4 frames a drive
 FORGETTING_STREAMS = 16
 
-# (height, width, frames) -> (images, labels), rendered once per process
-_CACHE: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+# (height, width, frames, source data) -> (images, labels), rendered once per process
+_CACHE: dict[tuple[int, int, int, str], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def forgetting_meta(frames: int, batch_size: int) -> dict[str, Any]:
-    """``meta.forgetting``: which frames and how they are scored."""
+def forgetting_meta(frames: int, batch_size: int,
+                    data: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """``meta.forgetting``: which frames and how they are scored (``data``: a scenario's
+    ``source_data``, whose frames replace the world's)."""
+    if data is not None:
+        draw = f"numpy default_rng({FORGETTING_SEED_BASE}).permutation(dataset frames)"
+        return {"frames": frames, "batch_size": batch_size, "source_data": data, "draw": draw}
     return {
         "frames": frames,
         "batch_size": batch_size,
@@ -62,13 +67,26 @@ class ForgettingFrames:
     """Held-out clean source-domain frames of one size, scored in batches."""
 
     def __init__(self, height: int, width: int, frames: int = FORGETTING_FRAMES,
-                 batch_size: int = 16) -> None:  # fmt: skip
+                 batch_size: int = 16, data: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.height, self.width = int(height), int(width)
         self.frames, self.batch_size = int(frames), int(batch_size)
+        self.data = data  # a scenario's ``source_data``: its frames replace the world's
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Images (N, H, W, 3) and labels (N, H, W), uint8, in scoring order."""
-        key = (self.height, self.width, self.frames)
+        key = (self.height, self.width, self.frames, repr(self.data))
+        if key not in _CACHE and self.data is not None:
+            from scenarios._datasource import DataReader, DataRendering
+
+            reader = DataReader(DataRendering(self.data, self.height, self.width))
+            try:
+                n = len(reader.dataset)
+                order = np.random.default_rng(FORGETTING_SEED_BASE).permutation(n)[: self.frames]
+                picked = [reader.read(int(i), int(i) + 1) for i in order]
+            finally:
+                reader.close()
+            _CACHE[key] = (np.concatenate([p[0] for p in picked]),
+                           np.concatenate([p[1] for p in picked]))  # fmt: skip
         if key not in _CACHE:
             images, labels = [], []
             for i in range(_streams(self.frames)):

@@ -20,6 +20,7 @@ from typing import Any
 from reports import make_cell_id
 from scenarios._cells import Shift
 from scenarios._closed import closed_units
+from scenarios._datasource import data_clean_stream, data_conditions, natural_shift
 from scenarios._protocols import (
     AdaptedStream,
     carried_stream,
@@ -32,7 +33,7 @@ from scenarios._protocols import (
 from scenarios._schema import Scenario
 from scenarios._sources import CleanStream, clean_stream, iid_description
 
-__all__ = ["Unit", "expand_cells", "plan_units", "protocol_plan", "protocol_shifts",
+__all__ = ["Unit", "data_meta", "expand_cells", "plan_units", "protocol_plan", "protocol_shifts",
            "stream_meta"]  # fmt: skip
 
 RESET = "reset_each_shift"
@@ -85,7 +86,10 @@ def _static(sc: Scenario, corruption: str | dict[str, Any], severity: float) -> 
 
 
 def protocol_shifts(sc: Scenario) -> list[Shift]:
-    """The shift list a carried protocol walks, in the listed order (gradual: its schedule)."""
+    """The shift list a carried protocol walks, in the listed order (gradual: its schedule);
+    with ``data:`` and no corruptions, the data as they are (ACDC: its conditions as parts)."""
+    if sc.data is not None and not sc.corruptions:
+        return [natural_shift(sc.data)]
     if sc.protocol == "gradual":
         return [_static(sc, c, s) for c, s in gradual_schedule(sc.corruptions)]
     return [_static(sc, c, s) for c in sc.corruptions for s in sc.severities]
@@ -118,6 +122,9 @@ def _cell(method: str, label: str, severity: float, seed: int, schedule: str, pr
 
 def _clean(sc: Scenario, seed: int, world: dict[str, Any], sampling: str,
            conditions: dict[str, Any] | None = None) -> CleanStream:  # fmt: skip
+    if sc.data is not None:
+        return data_clean_stream(sc.data, seed, sc.frames, sc.height, sc.width,
+                                 sampling=sampling)  # fmt: skip
     parts = [(p.label, dict(p.world)) for p in sc.label_shift]
     return clean_stream(world, seed, sc.frames, sc.height, sc.width, sampling=sampling,
                         parts=parts, conditions=conditions)  # fmt: skip
@@ -148,6 +155,12 @@ def _reset_units(
         sched = sim.make_schedule(spec.spec)
         pieces = [(int(a), int(b), str(lbl)) for a, b, lbl in sched.segments(clean.frames)]
         out.append((shift, clean, reset_stream(shift, clean, pieces, bool(sched.continual))))
+    if sc.data is not None:  # each ACDC condition is a natural shift of its own
+        for cond in data_conditions(sc.data):
+            clean = data_clean_stream(sc.data, seed, sc.frames, sc.height, sc.width,
+                                      sampling=sampling, condition=cond)  # fmt: skip
+            shift = natural_shift(sc.data, cond)
+            out.append((shift, clean, reset_stream(shift, clean)))
     for ws in sc.world_shifts:
         shift = Shift(kind="world", label=ws.label or "world", world=dict(ws.world),
                       schedule_kind="world")  # fmt: skip
@@ -233,14 +246,17 @@ def expand_cells(sc: Scenario) -> list[dict[str, Any]]:
 
 def protocol_plan(sc: Scenario) -> dict[str, Any]:
     """``meta.protocol_plan``: rounds, the shift list of every order, the stream length."""
+    per_shift = sc.frames * max(1, len(sc.label_shift))
+    if sc.data is not None:  # parts of a dataset differ in length
+        per_shift = _clean(sc, sc.seeds[0], {}, sc.samplings[0]).frames
     if sc.protocol == RESET:
         shifts = [_static(sc, c, s) for c in sc.corruptions for s in sc.severities]
         orders = [[f"{s.label} s{s.severity:g}" for s in shifts]]
-        frames = sc.frames * max(1, len(sc.label_shift))
+        frames = per_shift
     else:
         shifts = protocol_shifts(sc)
         orders = [[f"{s.label} s{s.severity:g}" for s in _ordered(sc, k)] for k in range(sc.orders)]
-        per_pass = len(orders[0]) * sc.frames * max(1, len(sc.label_shift))
+        per_pass = len(orders[0]) * per_shift
         frames = per_pass * (sc.rounds if sc.protocol != "mixed" else 1)
     return {
         "rounds": sc.rounds,
@@ -266,4 +282,28 @@ def stream_meta(sc: Scenario) -> dict[str, Any]:
         "window": sc.window,
         "iid": iid_description(sc.frames) if "iid" in sc.samplings else None,
         "label_shift": [{"label": p.label, "world": dict(p.world)} for p in sc.label_shift] or None,
+    }
+
+
+def data_meta(sc: Scenario) -> dict[str, Any] | None:
+    """``meta.data``: the dataset a run's frames come from (None for the world): the spec as
+    given, where it was found, its frame count and conditions, what the stream uses of it,
+    whether it has labels and depth, and the size frames are scored at."""
+    if sc.data is None:
+        return None
+    import sim
+    from scenarios._datasource import data_info
+
+    spec = sim.DataSpec.from_any(sc.data)
+    info = data_info(spec.to_dict())
+    return {
+        **spec.to_dict(),
+        "resolved_root": str(spec.root_path()),
+        "dataset_frames": info["frames"],
+        "stream_frames": _clean(sc, sc.seeds[0], {}, sc.samplings[0]).frames,
+        "conditions": [{"name": c, "frames": n} for c, n in info["conditions"]],
+        "labelled": info["labelled"],
+        "depth": info["depth"],
+        "size": [sc.height, sc.width],
+        "source_data": sc.source_data,
     }

@@ -30,7 +30,7 @@ from scenarios._folder import check_out, make_folder
 from scenarios._forgetting import FORGETTING_FRAMES, forgetting_meta
 from scenarios._measures import collapse_meta, recovery_meta
 from scenarios._online import CALIBRATION, calibrate, effective_eta, skipped_batches
-from scenarios._plan import Unit, plan_units, protocol_plan, stream_meta
+from scenarios._plan import Unit, data_meta, plan_units, protocol_plan, stream_meta
 from scenarios._schema import Scenario, ScenarioError, dump_yaml
 from scenarios._source_data import SourceFrames, source_data_problem
 from scenarios._validate import load_scenario
@@ -298,6 +298,7 @@ def run_scenario(
             "scenario": sc.resolved(),
             "versions": versions(),
             "model": prep.model_meta,
+            "data": data_meta(sc),
             "expected_cells": expected,
             "seeds": {
                 "scenario": list(sc.seeds),
@@ -331,7 +332,9 @@ def run_scenario(
             online=None if online is None else {"fallback": online["fallback"],
                                                 "skip": online["skipped_batches"]},
             forgetting=None if not sc.forgetting else {
-                "frames": FORGETTING_FRAMES, "batch_size": sc.window or sc.batch_size},
+                "frames": FORGETTING_FRAMES, "batch_size": sc.window or sc.batch_size,
+                "data": sc.source_data},
+            source_data=sc.source_data,
         )  # fmt: skip
         finished: set[str] = set()
 
@@ -443,7 +446,7 @@ def _online_meta(sc: Scenario, model: Any, stored: dict[str, Any] | None) -> dic
     source_ms = stored.get("source_ms_per_batch") if same else None
     missing = [m for m in sc.methods if m.key not in ratio]
     if missing:
-        source = SourceFrames(sc.height, sc.width, sc.batch_size)
+        source = SourceFrames(sc.height, sc.width, sc.batch_size, data=sc.source_data)
         measured = calibrate(
             model, [(m.key, m.name, dict(m.options)) for m in missing],
             _calibration_batch(sc, batch_frames),
@@ -490,7 +493,7 @@ def _run_meta(sc: Scenario, executor: str, workers: int,
         protocol_plan=protocol_plan(sc),
         stream=stream_meta(sc),
         online=online,
-        forgetting=forgetting_meta(FORGETTING_FRAMES, sc.window or sc.batch_size)
+        forgetting=forgetting_meta(FORGETTING_FRAMES, sc.window or sc.batch_size, sc.source_data)
         if sc.forgetting
         else None,
         recovery=recovery_meta(),

@@ -156,6 +156,11 @@ class Scenario(_Strict):
       shifted streams.
     - ``frames`` per cell, ``batch_size``, ``seeds``, ``height``, ``width``.
     - ``world``: ``sim.WorldConfig`` fields (town, time_of_day, weather, traffic, ...).
+    - ``data``: instead of the world, a dataset on disk (``{root, layout: cityscapes | acdc |
+      pairs | video, split, ...}``, ``sim.data.DataSpec``; ``${VAR}`` in a path reads an
+      environment variable); ``frames`` then caps the frames per part (all when left out) and
+      ``height: native`` keeps the first frame's size (``scenarios._datasource``).
+      ``source_data``: the same for held-out source frames (``forgetting``).
     - ``model``: a registered name or ``module:factory`` (default: the bundled default), a
       checkpoint path (``m.pt``: the checkpoint names its model), or ``{name, weights}``.
     - ``baseline``: the label of the reference method for gain and mCE (default: the first
@@ -190,6 +195,8 @@ class Scenario(_Strict):
     height: int = Field(default=128, ge=16, le=4096)
     width: int = Field(default=256, ge=16, le=4096)
     world: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    source_data: dict[str, Any] | None = None
     model: ModelSpec = Field(default_factory=ModelSpec)
     include_clean: bool = True
     per_frame: bool = True
@@ -267,7 +274,7 @@ class Scenario(_Strict):
                     f"protocol: {p} shapes the corruptions x severities list; schedule and "
                     "world_shifts run only under reset_each_shift"
                 )
-            if not self.corruptions:
+            if not self.corruptions and self.data is None:
                 raise ValueError(f"protocol: {p} needs corruptions to carry an adapter through")
         if p == "mixed" and self.label_shift:
             raise ValueError("label_shift: protocol mixed shuffles frames, so parts would mix")
@@ -281,6 +288,13 @@ class Scenario(_Strict):
                 "severities: protocol gradual walks CoTTA's integer severities (5..1, then "
                 "1..5..1 per type); remove severities"
             )
+        if self.data is not None:
+            for key in ("world", "world_shifts", "label_shift"):
+                if getattr(self, key):
+                    raise ValueError(
+                        f"data: frames come from the dataset, so {key} (the procedural world) "
+                        "does not apply; remove one of them"
+                    )
         if self.window is not None and self.batch_size != 1:
             raise ValueError(
                 f"window: a sliding window of frames replaces the batch; set batch_size: 1 "

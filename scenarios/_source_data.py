@@ -46,17 +46,33 @@ _CACHE: dict[tuple[int, int], list[np.ndarray]] = {}
 
 
 class SourceFrames:
-    """Source-domain frames of one size, served as float32 NCHW batches in [0, 1]."""
+    """Source-domain frames of one size, served as float32 NCHW batches in [0, 1].
+
+    ``data``: a scenario's ``source_data`` (a dataset on disk, ``sim.data.DataSpec``): its
+    frames in file order replace the world's, at most as many as it holds."""
 
     def __init__(
-        self, height: int, width: int, batch_size: int, max_frames: int = MAX_SOURCE_FRAMES
-    ) -> None:
+        self, height: int, width: int, batch_size: int, max_frames: int = MAX_SOURCE_FRAMES,
+        data: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.height, self.width = int(height), int(width)
         self.batch_size = int(batch_size)
         self.max_frames = int(max_frames)
+        self.data = data
+        self._reader: Any = None
+        if data is not None:
+            from scenarios._datasource import data_info
+
+            self.max_frames = min(self.max_frames, int(data_info(data)["frames"]))
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (uint8 H×W×3), rendering further streams when needed."""
+        if self.data is not None:
+            if self._reader is None:
+                from scenarios._datasource import DataReader, DataRendering
+
+                self._reader = DataReader(DataRendering(self.data, self.height, self.width))
+            return self._reader.read(index, index + 1)[0][0]
         frames = _CACHE.setdefault((self.height, self.width), [])
         while len(frames) <= index:
             stream = len(frames) // len(range(0, FRAMES_PER_STREAM, STRIDE))
@@ -79,11 +95,20 @@ class SourceFrames:
             stop = min(start + self.batch_size, self.max_frames)
             images = np.stack([self.frame(i) for i in range(start, stop)])
             yield torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def source_data_problem(scenario: Any) -> str | None:
     """Why ``scenario`` cannot give source-domain frames to methods that need them, or None.
 
-    Every scenario's frames come from the world, whose source domain is always renderable,
-    so today there is no such case; a scenario fed from elsewhere would say why here."""
+    A scenario on the world renders its source domain. A scenario on your data (``data:``)
+    needs ``source_data:``: the world is not the source domain of a model for your data."""
+    data, source = getattr(scenario, "data", None), getattr(scenario, "source_data", None)
+    if data is not None and source is None:
+        return (
+            "the frames come from data:, so the source frames come from source_data: {root, "
+            "layout, split} (your source split); add it"
+        )
     return None

@@ -5,8 +5,8 @@ A :class:`CleanStream` is the clean frame sequence every shift of a unit corrupt
 stream's frames as ``(rendering, frame)`` references in their *natural order*, cut into
 *parts* (the domains of a label-shift stream; one part otherwise). Protocols
 (``scenarios._protocols``) arrange these natural frames into adapted streams; they never ask
-where a frame comes from. Another source (a folder of images) is another way to build a
-``CleanStream``.
+where a frame comes from. Another source (a dataset on disk, ``scenarios._datasource``) is
+another way to build a ``CleanStream``.
 
 Sampling:
 
@@ -55,7 +55,7 @@ IID_WORLD_SEED_MIN = 1_000_000
 class CleanStream:
     """A unit's clean frames: renderings, natural order and domain parts."""
 
-    renderings: tuple[StreamSpec, ...]
+    renderings: tuple[StreamSpec, ...]  # or ``_datasource.DataRendering``s (a dataset)
     refs: tuple[tuple[int, int], ...]  # natural order: (rendering index, frame index)
     parts: tuple[tuple[int, int, str | None], ...]  # (start, stop, domain label) natural ranges
 
@@ -126,19 +126,34 @@ class FrameReader:
 
     def __init__(self, stream: CleanStream, cache: str | Path) -> None:
         self.stream = stream
-        self._readers = [StreamReader(ensure_stream(cache, spec)) for spec in stream.renderings]
+        # a rendering that needs no cache (a dataset on disk, ``scenarios._datasource``) opens
+        # its own reader; a drive of the world is rendered into the cache once
+        self._readers = [
+            spec.open_reader() if hasattr(spec, "open_reader")
+            else StreamReader(ensure_stream(cache, spec))
+            for spec in stream.renderings
+        ]  # fmt: skip
 
-    def read(self, natural: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Image (H, W, 3) uint8, labels (H, W) uint8, depth (H, W) float32 of one frame."""
+    def read(self, natural: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Image (H, W, 3) uint8, labels (H, W) uint8, depth (H, W) float32 of one frame
+        (depth None for a dataset without depth)."""
         r, i = self.stream.refs[natural]
         images, labels, depths = self._readers[r].read(i, i + 1)
-        return images[0], labels[0], depths[0]
+        return images[0], labels[0], None if depths is None else depths[0]
+
+    def labels(self, natural: int) -> np.ndarray:
+        """Labels (H, W) uint8 of one frame (a dataset's without decoding its image)."""
+        r, i = self.stream.refs[natural]
+        reader = self._readers[r]
+        if hasattr(reader, "read_labels"):
+            return reader.read_labels(i)
+        return reader.read(i, i + 1)[1][0]
 
     def class_set(self, num_classes: int = 19) -> np.ndarray:
         """Which classes the ground truth of the whole stream holds (bool, one per class)."""
         present = np.zeros(num_classes, bool)
         for natural in range(self.stream.frames):
-            _, labels, _ = self.read(natural)
+            labels = self.labels(natural)
             counts = np.bincount(labels.ravel(), minlength=256)[:num_classes]
             present |= counts > 0
         return present

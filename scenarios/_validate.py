@@ -46,7 +46,11 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             msg = _one_line(exc).removeprefix("corruption.").removeprefix("corruption: ")
             raise ScenarioError(f"{src}: corruptions[{i}]: {msg}") from None
     expanded = expand_corruptions(sc.corruptions)
-    if not expanded and not sc.schedule and not sc.world_shifts and not sc.include_clean:
+    # data alone run under a carried protocol, and ACDC's conditions are shifts of their own
+    natural = sc.data is not None and (
+        sc.protocol != "reset_each_shift" or sc.data.get("layout") == "acdc"
+    )
+    if not (expanded or sc.schedule or sc.world_shifts or sc.include_clean or natural):
         raise ScenarioError(
             f"{src}: corruptions: nothing to run (no corruptions, schedule, world_shifts or clean)"
         )
@@ -92,6 +96,8 @@ def check_names(sc: Scenario, src: str) -> Scenario:
     if dup:
         raise ScenarioError(f"{src}: schedule/world_shifts: labels repeat: {', '.join(dup)}")
 
+    data_fields = _check_data(src, sc, expanded) if sc.data is not None or sc.source_data else {}
+
     # methods, and the baseline among them
     _check_methods(src, sc)
     baseline = _baseline(src, sc)
@@ -106,8 +112,73 @@ def check_names(sc: Scenario, src: str) -> Scenario:
             "world_shifts": shifts,
             "baseline": baseline,
             "label_shift": parts,
+            **data_fields,
         }
     )
+
+
+def _data_error(src: str, key: str, exc: Exception) -> ScenarioError:
+    return ScenarioError(f"{src}: {key}: {_one_line(exc)}")
+
+
+def _check_data(src: str, sc: Scenario, corruptions: list[str]) -> dict[str, Any]:
+    """``data:``/``source_data:`` checked against the disk (root, layout, frames, the label
+    values of the frames the run uses, depth for depth-aware corruptions); returns the
+    normalised specs and, when ``frames`` was left out, the frames of the longest part."""
+    import sim
+    from scenarios._datasource import data_clean_stream, data_info
+
+    out: dict[str, Any] = {}
+    for key in ("data", "source_data"):
+        raw = getattr(sc, key)
+        if raw is None:
+            continue
+        try:
+            spec = sim.DataSpec.from_any(raw)
+            info = data_info(spec.to_dict())
+        except sim.DataError as exc:
+            raise _data_error(src, key, exc) from None
+        out[key] = spec.to_dict()
+        if key == "source_data" and not info["labelled"]:
+            raise ScenarioError(f"{src}: source_data: {spec.root} has no labels; held-out "
+                                "source frames are scored against their labels")  # fmt: skip
+    if sc.data is None:
+        return out
+    data = out["data"]
+    info = data_info(data)
+    if "frames" not in sc.model_fields_set:
+        parts = [n for _, n in info["conditions"]] or [info["frames"]]
+        out["frames"] = max(parts)
+    frames = out.get("frames", sc.frames)
+    for i, spec in enumerate(sc.schedule):
+        sched = sim.make_schedule(spec.spec)
+        if any(sched.state(k, frames).world is not None for k in (0, frames - 1)):
+            raise ScenarioError(
+                f"{src}: schedule[{i}]: an in-sim schedule ({sched.kind}) changes the world "
+                "as it renders; the frames of data: are recorded"
+            )
+    if not info["depth"]:
+        for c in corruptions:
+            if sim.corruption_info(c).needs_depth:
+                raise ScenarioError(
+                    f"{src}: corruptions: {c} needs depth, and the data at {sc.data.get('root')} "
+                    f"have none (layout {data['layout']}: {sim.DataSpec.from_any(data).expects})"
+                )
+    # every label file the run reads decodes, so a bad value fails here, not in a worker
+    try:
+        used: set[int] = set()
+        for sampling in sc.samplings:
+            for seed in sc.seeds:
+                stream = data_clean_stream(data, seed, frames, sc.height, sc.width,
+                                           sampling=sampling)  # fmt: skip
+                used |= {i for _, i in stream.refs}
+        if info["labelled"]:
+            dataset = sim.FolderDataset(data)
+            for i in sorted(used):
+                dataset.read_labels(i)
+    except sim.DataError as exc:
+        raise _data_error(src, "data", exc) from None
+    return out
 
 
 def _baseline(src: str, sc: Scenario) -> str | None:
@@ -265,6 +336,7 @@ def validate_scenario(
     data: dict[str, Any], *, source: str | Path = "<scenario>", check: bool = True
 ) -> Scenario:
     """Validate a scenario given as plain data (see ``load_scenario``)."""
+    data = _native(data, source, check)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -273,3 +345,24 @@ def validate_scenario(
     if check:
         scenario = check_names(scenario, str(source))
     return scenario
+
+
+def _native(data: dict[str, Any], source: str | Path, check: bool) -> dict[str, Any]:
+    """``height: native`` (or ``width: native``): both become the first frame's size of the
+    scenario's ``data`` (read from disk, so only when ``check``; otherwise the defaults)."""
+    if "native" not in (data.get("height"), data.get("width")):
+        return data
+    out = {k: v for k, v in data.items() if k not in ("height", "width")}
+    if not isinstance(data.get("data"), dict):
+        raise ScenarioError(f"{source}: height: native is the size of a dataset's frames; it "
+                            "needs data: {root, layout}")  # fmt: skip
+    if not check:
+        return out
+    import sim
+    from scenarios._datasource import native_size
+
+    try:
+        out["height"], out["width"] = native_size(sim.DataSpec.from_any(data["data"]).to_dict())
+    except sim.DataError as exc:
+        raise _data_error(str(source), "data", exc) from None
+    return out

@@ -23,6 +23,7 @@ import datetime as _dt
 import hashlib
 import io
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ class RunContext:
     online: dict[str, Any] | None = None
     #: Forgetting: ``{"frames": n, "batch_size": b}`` of held-out clean source frames, or None.
     forgetting: dict[str, Any] | None = None
+    #: A scenario's ``source_data`` (the source frames of methods that need them), or None.
+    source_data: dict[str, Any] | None = None
 
 
 @dataclass
@@ -210,7 +213,7 @@ def run_unit(
     model = load_model(ctx.model_name, model_state, ctx.device)
     methods = {key: (name, options) for key, name, options in ctx.methods}
     height, width = unit.clean.renderings[0].height, unit.clean.renderings[0].width
-    source = SourceFrames(height, width, ctx.batch_size)
+    source = SourceFrames(height, width, ctx.batch_size, data=ctx.source_data)
     runs = [MethodRun(c, _make_adapter(*methods[c["method"]], model, source)) for c in cells]
     oracle = None
     if ctx.online is not None:
@@ -244,6 +247,7 @@ def run_unit(
         if reader is not None and shared_error is None:
             keeps = _keeps(unit)
             folder = tempfile.gettempdir() if ctx.cache_dir is None else ctx.cache_dir
+            os.makedirs(folder, exist_ok=True)  # a dataset's stream renders nothing into it
             for shift in unit.stream.shifts():
                 key = (shift.label, shift.severity)
                 shift_frames[key] = ShiftFrames(shift, reader, unit.seed, keep=keeps[key],

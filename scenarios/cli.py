@@ -1,4 +1,4 @@
-"""The roadshift command line: run, report, export, list, preview, train.
+"""The roadshift command line: run, report, export, list, preview, train, and datasets out.
 
 Exit status: 0 all good, 1 some cells failed (the rest are stored), 2 bad input. Bad input is
 reported as one line on stderr (no traceback) and nothing is created.
@@ -73,6 +73,7 @@ def _severity(text: str) -> float:
 
 
 def _parser() -> _Parser:
+    from scenarios._dataset_commands import add_dataset_parsers
     from scenarios._train_data import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, SourceData
 
     p = _Parser(prog="roadshift", description=_plain(__doc__.splitlines()[0]))
@@ -180,6 +181,8 @@ def _parser() -> _Parser:
                    help="cpu, auto (CUDA when present), cuda or cuda:N (default: cpu: the bundled "
                    "weights are reproduced bit for bit on the CPU only)")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    add_dataset_parsers(sub)
     return p
 
 
@@ -381,6 +384,20 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_render_dataset(a: argparse.Namespace) -> int:
+    _own("sim")
+    from scenarios._dataset_commands import cmd_render_dataset
+
+    return cmd_render_dataset(a)
+
+
+def _cmd_corrupt_dataset(a: argparse.Namespace) -> int:
+    _own("sim")
+    from scenarios._dataset_commands import cmd_corrupt_dataset
+
+    return cmd_corrupt_dataset(a)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
@@ -388,6 +405,8 @@ _COMMANDS = {
     "list": _cmd_list,
     "preview": _cmd_preview,
     "train": _cmd_train,
+    "render-dataset": _cmd_render_dataset,
+    "corrupt-dataset": _cmd_corrupt_dataset,
 }
 
 
@@ -395,6 +414,9 @@ _COMMANDS = {
 _INTERRUPTED = {
     "run": "interrupted (run the same command again to resume: finished cells are kept)",
     "train": "interrupted (no checkpoint was written)",
+    "corrupt-dataset": "interrupted (run the same command again to resume: finished frames "
+    "are kept)",
+    "render-dataset": "interrupted (the output folder is incomplete: remove it and start again)",
 }
 
 

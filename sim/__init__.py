@@ -1,9 +1,10 @@
 """roadshift's simulator: a procedural driving world, its corruptions and Gymnasium environments.
 
-``import sim`` registers ``roadshift/DrivingStream-v0`` and ``roadshift/LaneKeeping-v0`` with
-Gymnasium (idempotently) and stays cheap: the world, the renderer, the corruptions and the
-controllers load on first use of a public name (module ``__getattr__``), so ``perception`` can
-use the pure-Python ``sim.common`` without them.
+``import sim`` registers ``roadshift/DrivingStream-v0``, ``roadshift/LaneKeeping-v0`` and
+``roadshift/FolderStream-v0`` with Gymnasium (idempotently) and stays cheap: the world, the
+renderer, the corruptions, the controllers and the dataset readers load on first use of a public
+name (module ``__getattr__``), so ``perception`` can use the pure-Python ``sim.common`` without
+them.
 """
 
 from __future__ import annotations
@@ -48,10 +49,18 @@ _LAZY = {
     "make_schedule": "sim.corruptions.schedules",
     "schedule_kinds": "sim.corruptions.schedules",
     "CorruptionWrapper": "sim.corruptions.wrapper",
+    "DATA_LAYOUTS": "sim.data.spec",
+    "DataError": "sim.data.spec",
+    "DataSpec": "sim.data.spec",
+    "FolderDataset": "sim.data.dataset",
+    "FolderStreamEnv": "sim.envs.folder",
+    "corrupt_dataset": "sim.data.corrupt",
+    "render_dataset": "sim.data.render",
 }
 
 __all__: list[str] = [
     "CLASS_NAMES",
+    "DATA_LAYOUTS",
     "IGNORE_INDEX",
     "PALETTE",
     "TIMES_OF_DAY",
@@ -61,8 +70,12 @@ __all__: list[str] = [
     "ClosedLoop",
     "CorruptionInfo",
     "CorruptionWrapper",
+    "DataError",
+    "DataSpec",
     "DriveResult",
     "DrivingStreamEnv",
+    "FolderDataset",
+    "FolderStreamEnv",
     "Frame",
     "LaneKeepingController",
     "LaneKeepingEnv",
@@ -75,6 +88,7 @@ __all__: list[str] = [
     "colorize",
     "contact_sheet",
     "corrupt",
+    "corrupt_dataset",
     "corrupt_frame",
     "corruption_groups",
     "corruption_info",
@@ -82,6 +96,7 @@ __all__: list[str] = [
     "get_corruption_names",
     "make_schedule",
     "register_envs",
+    "render_dataset",
     "render_stream",
     "schedule_kinds",
 ]

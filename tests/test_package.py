@@ -15,11 +15,12 @@ PACKAGES = ["sim", "perception", "scenarios", "reports"]
 
 #: Each package's whole public surface: adding or removing a name is a decision made here.
 PUBLIC = {
-    "sim": "CLASS_NAMES IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS WEATHER_PRESETS "
-    "ClosedLoop CorruptionInfo CorruptionWrapper DriveResult DrivingStreamEnv Frame "
-    "LaneKeepingController LaneKeepingEnv RoadPrior Schedule ShiftState Weather World "
-    "WorldConfig colorize contact_sheet corrupt corrupt_frame corruption_groups corruption_info "
-    "corruption_names get_corruption_names make_schedule register_envs render_stream "
+    "sim": "CLASS_NAMES DATA_LAYOUTS IGNORE_INDEX PALETTE TIMES_OF_DAY TOWNS TRAFFIC_LEVELS "
+    "WEATHER_PRESETS ClosedLoop CorruptionInfo CorruptionWrapper DataError DataSpec DriveResult "
+    "DrivingStreamEnv FolderDataset FolderStreamEnv Frame LaneKeepingController LaneKeepingEnv "
+    "RoadPrior Schedule ShiftState Weather World WorldConfig colorize contact_sheet corrupt "
+    "corrupt_dataset corrupt_frame corruption_groups corruption_info corruption_names "
+    "get_corruption_names make_schedule register_envs render_dataset render_stream "
     "schedule_kinds",
     "perception": "CLASS_NAMES COTTA_JITTER DEFAULT_MODEL DEVICE_CHOICES IGNORE_INDEX NORM_LAYERS "
     "NUM_CLASSES SAFETY_CLASSES Adapter AdapterInfo DenseAugment MethodTraits StreamMetrics "

@@ -54,3 +54,16 @@ def test_readme_protocol_keys_are_valid(tmp_path: Path) -> None:
     sc = scenarios.load_scenario(path)
     assert (sc.protocol, sc.rounds, sc.orders, sc.window) == ("continual", 10, 3, 8)
     assert sc.online.eta == 1.0 and sc.online.fallback == "last" and len(sc.label_shift) == 3
+
+
+def test_readme_data_scenario_is_valid() -> None:
+    """The scenario on your data parses with its data and source_data specs (the data and the
+    checkpoint it names are the reader's own, so only the schema is checked)."""
+    import yaml
+
+    from scenarios._validate import validate_scenario
+
+    data = yaml.safe_load(_block("(a test compares every cell).", "yaml"))
+    scenario = validate_scenario(data, check=False)
+    assert scenario.data == {"root": "${CITYSCAPES_ROOT}", "layout": "cityscapes", "split": "val"}
+    assert scenario.source_data is not None and scenario.source_data["split"] == "train"

@@ -12,6 +12,7 @@ from sim.common.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, PALETTE_R
 from sim.common.loading import load_object
 from sim.common.names import UnknownNameError, did_you_mean, unknown_name
 from sim.common.registry import Registry, call_ignoring_none
+from sim.common.seeding import stable_int
 
 __all__ = [
     "CLASS_NAMES",
@@ -23,5 +24,6 @@ __all__ = [
     "call_ignoring_none",
     "did_you_mean",
     "load_object",
+    "stable_int",
     "unknown_name",
 ]

@@ -49,7 +49,8 @@ class CorruptionWrapper(
       overrides ``corruption``/``severity``. World schedules (day_to_night, ...) call the
       unwrapped env's ``set_conditions`` before each step.
     - ``n_frames``: the stream length the schedule is laid out on (default: the env spec's
-      ``max_episode_steps``, else 1000). Frames past the end keep the last state.
+      ``max_episode_steps``, else the env's ``len()`` (a dataset's frame count), else 1000).
+      Frames past the end keep the last state.
     - ``scaling``: ``relative`` (default: spatial constants times ``min(H, W) / 224``) or
       ``absolute`` (the published constants in pixels, as Cityscapes-C).
 
@@ -104,7 +105,9 @@ class CorruptionWrapper(
             )
         if n_frames is None:
             spec_steps = getattr(env.spec, "max_episode_steps", None) if env.spec else None
-            n_frames = int(spec_steps) if spec_steps else DEFAULT_STREAM_FRAMES
+            # a stream of known length (roadshift/FolderStream-v0: its dataset) lays out on it
+            length = len(env.unwrapped) if hasattr(type(env.unwrapped), "__len__") else None
+            n_frames = int(spec_steps or length or DEFAULT_STREAM_FRAMES)
         if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
         self.n_frames = n_frames

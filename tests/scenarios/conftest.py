@@ -48,3 +48,17 @@ def comparable(store: Any) -> dict[str, Any]:
     """Everything a run stored that must not depend on timing, workers or interruptions."""
     cells = [{k: v for k, v in c.items() if k not in TIMING_FIELDS} for c in store.cells()]
     return {"cells": cells, "segments": store.segments(), "frames": store.frames()}
+
+
+@pytest.fixture
+def bundled_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny Cityscapes and ACDC folders behind ``CITYSCAPES_ROOT`` and ``ACDC_ROOT``, so the
+    bundled scenarios on your own data validate and plan (no real datasets in tests)."""
+    from ..sim.datasets import world_frames, write_acdc, write_cityscapes
+
+    root = tmp_path_factory.mktemp("bundled-data")
+    frames = world_frames(2)
+    write_cityscapes(root / "cityscapes", frames)
+    write_acdc(root / "acdc", {c: frames[:1] for c in ("fog", "night", "rain", "snow")})
+    monkeypatch.setenv("CITYSCAPES_ROOT", str(root / "cityscapes"))
+    monkeypatch.setenv("ACDC_ROOT", str(root / "acdc"))
