@@ -47,15 +47,16 @@ def _koschmieder(x: np.ndarray, depth: np.ndarray, beta: float, light: float) ->
 # ---------------------------------------------------------------------------------------------
 # fog
 
-#: Extinction beta (1/m) at severity 3; doubling per level, as Foggy Cityscapes' 0.005, 0.01,
-#: 0.02 (visibility about 600, 300, 150 m).
-FOG_BETA_S3 = 0.01
+#: Extinction beta (1/m) at severity 3, calibrated on roadseg_s_photo (docs/calibration.md:
+#: visibility 253 m); doubling per level, as Foggy Cityscapes' 0.005, 0.01, 0.02 (about 600,
+#: 300, 150 m).
+FOG_BETA_S3 = 0.01183
 FOG_BETA = ladder(FOG_BETA_S3, 2.0)
 
 
 @register("driving", needs_depth=True)
 def fog_depth(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.ndarray:
-    """Koschmieder fog with true depth, visibility (MOR) halving per level around 300 m at
+    """Koschmieder fog with true depth, visibility (MOR) halving per level around 253 m at
     severity 3; airlight .82."""
     return _koschmieder(x, ctx.depth, levels(FOG_BETA, s, 0.0), AIRLIGHT)
 
@@ -71,7 +72,7 @@ def rain_extinction(rate_mm_h: float) -> float:
 
 
 #: Rain rate (mm/h) at severity 3, doubling per level.
-RAIN_RATE_S3 = 25.0
+RAIN_RATE_S3 = 27.8  # mm/h, calibrated on roadseg_s_photo (docs/calibration.md)
 RAIN_RATE = ladder(RAIN_RATE_S3, 2.0)
 
 
@@ -124,7 +125,7 @@ def rain(x: np.ndarray, s: float, rng: np.random.Generator, ctx: Context) -> np.
 # night
 
 #: Scene illuminance (lux) at severity 3; falling 4x (2 stops) per level.
-NIGHT_LUX_S3 = 10.0
+NIGHT_LUX_S3 = 23.9  # calibrated on roadseg_s_photo (docs/calibration.md)
 NIGHT_LUX = ladder(NIGHT_LUX_S3, 0.25)
 DAY_LUX = 10_000.0  # the clean frames' exposure
 MAX_EXPOSURE_STOPS = 5.0  # longer exposure: 1 ms by day up to 32 ms
